@@ -1,0 +1,344 @@
+//! The JSONL cache: its lock, its index of done keys, and crash-safe appends.
+//!
+//! One [`CacheWriter`] owns the file for the whole run. Every record is one complete line,
+//! written with one `write` call; a failed write is cut back to the last complete record, so
+//! the file only ever holds whole records (plus, at worst, one torn line from a crash, which the
+//! next load skips).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::Fsync;
+use crate::input::{key_of_object, Key};
+
+/// The set of key hashes: 16 bytes a key, plus the hash table's slack.
+#[derive(Debug, Default)]
+pub struct KeyIndex(HashSet<u128, BuildHasherDefault<HashIsHash>>);
+
+impl KeyIndex {
+    /// Whether the key is in the set.
+    pub fn contains(&self, key: &Key) -> bool {
+        self.0.contains(&key.hash)
+    }
+
+    /// Adds the key; false if it was there already.
+    pub fn insert(&mut self, key: &Key) -> bool {
+        self.0.insert(key.hash)
+    }
+
+    /// How many keys are in the set.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The keys are XXH3 hashes already: hashing them again would only cost time.
+#[derive(Default)]
+pub struct HashIsHash(u64);
+
+impl Hasher for HashIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64 ^ (n >> 64) as u64;
+    }
+}
+
+/// What loading the cache found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The done keys.
+    pub index: KeyIndex,
+    /// Lines that hold no usable record: (line number, why); only the first few are kept.
+    pub bad_lines: Vec<(u64, String)>,
+    /// How many such lines there were in all.
+    pub bad_count: u64,
+    /// Whether the file ends without a newline (a torn last line).
+    pub torn_tail: bool,
+}
+
+impl Loaded {
+    /// One warning for all the unreadable lines, or `None` when there were none.
+    pub fn warning(&self, path: &Path) -> Option<String> {
+        let (first, why) = self.bad_lines.first()?;
+        let mut msg = format!(
+            "pararun: warning: {}:{first}: skipped {} unreadable cache line{} ({why})",
+            path.display(),
+            self.bad_count,
+            if self.bad_count == 1 { "" } else { "s" },
+        );
+        if self.bad_count > 1 {
+            let lines: Vec<String> = self.bad_lines.iter().map(|(n, _)| n.to_string()).collect();
+            msg += &format!(
+                "; lines {}{}",
+                lines.join(", "),
+                if self.bad_count > lines.len() as u64 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            );
+        }
+        msg += "; their items will run again if they are in the input";
+        Some(msg)
+    }
+}
+
+const BAD_LINES_KEPT: usize = 5;
+
+/// Reads every record's key from a cache stream. Unreadable lines are counted, never fatal.
+pub fn load(reader: impl io::Read, key_field: &str, path: &Path) -> Result<Loaded> {
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut loaded = Loaded::default();
+    let mut buf = Vec::with_capacity(256);
+    let mut seq = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read cache {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        seq += 1;
+        let complete = buf.last() == Some(&b'\n');
+        if !complete {
+            loaded.torn_tail = true;
+        }
+        let line = buf.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let problem = match std::str::from_utf8(line) {
+            _ if line.iter().all(|&b| b == 0) => "a line of NUL bytes".to_owned(),
+            Err(_) => "not UTF-8".to_owned(),
+            Ok(text) => match key_of_object(text, key_field) {
+                Ok(Some(key)) => {
+                    loaded.index.insert(&Key::new(key));
+                    continue;
+                }
+                Ok(None) => format!("no {key_field:?} field"),
+                Err(e) if !complete => format!("torn last line: {e}"),
+                Err(e) => format!("not a JSON record: {e}"),
+            },
+        };
+        loaded.bad_count += 1;
+        if loaded.bad_lines.len() < BAD_LINES_KEPT {
+            loaded.bad_lines.push((seq, problem));
+        }
+    }
+    Ok(loaded)
+}
+
+/// A cache write that did not happen; the run must stop (exit 2).
+#[derive(Debug)]
+pub struct WriteError(pub anyhow::Error);
+
+/// The single owner of the cache file during a run.
+pub struct CacheWriter {
+    file: File,
+    path: PathBuf,
+    /// The length of the file up to its last complete record.
+    len: u64,
+    needs_newline: bool,
+    fsync: Fsync,
+    dirty: bool,
+    last_sync: Instant,
+}
+
+impl CacheWriter {
+    /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
+    /// nothing, when another process holds the lock.
+    pub fn open(path: &Path, key_field: &str, fsync: Fsync) -> Result<(CacheWriter, Loaded)> {
+        let mut created = true;
+        let file = match OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(path)
+        {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                created = false;
+                OpenOptions::new().read(true).append(true).open(path)
+            }
+            other => other,
+        }
+        .with_context(|| format!("cannot open cache {} for appending", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "cache {} is in use by another pararun (it holds the file's lock); wait for it \
+                 to finish or use another --cache file",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock cache {}", path.display()))
+            }
+        }
+        if created && fsync != Fsync::Never {
+            sync_parent_dir(path)?;
+        }
+        let loaded = load(&file, key_field, path)?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("cannot stat cache {}", path.display()))?
+            .len();
+        let writer = CacheWriter {
+            file,
+            path: path.to_owned(),
+            len,
+            needs_newline: loaded.torn_tail,
+            fsync,
+            dirty: false,
+            last_sync: Instant::now(),
+        };
+        Ok((writer, loaded))
+    }
+
+    /// Appends one record (a complete line ending in `\n`) in a single write. On error the file
+    /// is cut back to its last complete record.
+    pub fn append(&mut self, record: &[u8]) -> Result<(), WriteError> {
+        debug_assert!(record.ends_with(b"\n"));
+        let prefixed;
+        let bytes = if self.needs_newline {
+            prefixed = [&b"\n"[..], record].concat();
+            &prefixed[..]
+        } else {
+            record
+        };
+        if let Err(e) = self.file.write_all(bytes) {
+            let cut = self.file.set_len(self.len);
+            let mut err = anyhow::Error::new(e).context(format!(
+                "cannot append to cache {} (disk full or file too large?)",
+                self.path.display()
+            ));
+            if let Err(cut) = cut {
+                err = err.context(format!(
+                    "and could not cut it back to its last complete record ({cut}); its last line may be torn"
+                ));
+            }
+            return Err(WriteError(err));
+        }
+        self.len += bytes.len() as u64;
+        self.needs_newline = false;
+        self.dirty = true;
+        if self.fsync == Fsync::Always {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// With `--fsync batch`: syncs when a second has passed since the last sync.
+    pub fn sync_if_due(&mut self) -> Result<(), WriteError> {
+        if self.fsync == Fsync::Batch && self.dirty && self.last_sync.elapsed() >= SYNC_EVERY {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The final sync at exit (except with `--fsync never`).
+    pub fn finish(&mut self) -> Result<(), WriteError> {
+        if self.fsync != Fsync::Never && self.dirty {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync; a failure is fatal and never retried, because the kernel may already have
+    /// dropped the dirty pages, so a later success would prove nothing.
+    fn sync(&mut self) -> Result<(), WriteError> {
+        self.file.sync_data().map_err(|e| {
+            WriteError(anyhow::Error::new(e).context(format!(
+                "cannot sync cache {} to disk; records since the last sync may not survive a power cut",
+                self.path.display()
+            )))
+        })?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+/// How often `--fsync batch` syncs at most.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Loads a cache's keys without locking or creating it (for `--dry-run`).
+pub fn load_read_only(path: &Path, key_field: &str) -> Result<Loaded> {
+    match File::open(path) {
+        Ok(file) => load(file, key_field, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read cache {}", path.display())),
+    }
+}
+
+/// Makes a newly created file's directory entry durable.
+fn sync_parent_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| {
+        format!(
+            "cannot sync directory {} after creating the cache",
+            dir.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &[u8]) -> Loaded {
+        load(text, "id", Path::new("c.jsonl")).unwrap()
+    }
+
+    #[test]
+    fn loads_keys_and_skips_damage() {
+        let loaded = load_str(
+            b"{\"id\":1}\n\0\0\0\n{\"x\":2}\ngarbage\n\n{\"id\":\"2\"}\n{\"id\":3,\"v\":[1,",
+        );
+        assert_eq!(loaded.index.len(), 2);
+        assert!(loaded.index.contains(&Key::new(1.into())));
+        assert!(loaded.index.contains(&Key::new("2".into())));
+        assert!(!loaded.index.contains(&Key::new(2.into())));
+        assert_eq!(loaded.bad_count, 4);
+        assert!(loaded.torn_tail);
+        let lines: Vec<u64> = loaded.bad_lines.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [2, 3, 4, 7]);
+        let warning = loaded.warning(Path::new("c.jsonl")).unwrap();
+        assert!(
+            warning.contains("c.jsonl:2: skipped 4 unreadable cache lines (a line of NUL bytes)"),
+            "{warning}"
+        );
+        assert!(warning.contains("lines 2, 3, 4, 7"), "{warning}");
+    }
+
+    #[test]
+    fn clean_cache_has_no_warning() {
+        let loaded = load_str(b"{\"id\":1}\n");
+        assert!(!loaded.torn_tail);
+        assert!(loaded.warning(Path::new("c")).is_none());
+    }
+}

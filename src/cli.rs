@@ -1,0 +1,294 @@
+//! The command-line definition: the only module that knows about clap.
+//!
+//! Doc comments here are the `--help` text, the man page and the completions, so they are
+//! written for users. `Cli::into_config` turns the parsed flags into the plain [`Config`] the
+//! engine takes; checks that span several flags live there and name the flags they involve.
+
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, ValueEnum, ValueHint};
+
+use crate::config::{parse_duration, Capture, Config, Format, Fsync, InputSource};
+
+const EXAMPLES: &str = "\
+Examples:
+  Run work.py on every JSONL item, 8 at a time, resumable:
+    cat items.jsonl | pararun -j 8 --cache out.jsonl -- python work.py <>
+
+  Pass one field of each item; the program is run directly, no shell:
+    pararun -i items.jsonl --cache out.jsonl -- ./score --text <text> --lang <lang>
+
+  One word after -- runs through sh -c, with every value shell-quoted:
+    pararun -i urls.txt --capture text -- 'curl -s <> | sha256sum'
+
+  Survive flaky children and record what still fails:
+    pararun -i items.jsonl --cache out.jsonl --retries 3 --timeout 2m \\
+      --failures failed.jsonl -- python call_api.py <>
+
+  See what would run, without running it:
+    pararun -i items.jsonl --cache out.jsonl --dry-run -- python work.py <>
+";
+
+/// Run a command over every item of a JSONL or line input, N at a time, with a crash-safe,
+/// resumable JSONL cache.
+///
+/// Each item (a JSON object per line, or a plain line) is put into COMMAND; the child's JSON
+/// stdout is its result, appended to the --cache file the moment the child finishes. Run the
+/// same command again and every item whose key is already in the cache is skipped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pararun",
+    version,
+    after_long_help = EXAMPLES,
+    after_help = "Use --help for the details of each option and examples.",
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    command: CommandArgs,
+    #[command(flatten)]
+    results: ResultArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+
+    /// The command to run for each item, after `--`.
+    ///
+    /// Placeholders: `<>` the item (the line as read), `<NAME>` a top-level field of a JSON
+    /// item, `<#>` the item's input line number, `<%>` the slot (1..N) running it. Several
+    /// words: the program is run directly and each placeholder is replaced inside its own
+    /// argument. One word (or --shell): run with `sh -c`, each value shell-quoted. With no
+    /// placeholder and no --stdin the item is appended as the last argument, as xargs does.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_hint = ValueHint::CommandWithArguments,
+        num_args = 1..
+    )]
+    cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
+struct InputArgs {
+    /// Read items from FILE instead of stdin (`-` is stdin).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    input: Option<PathBuf>,
+
+    /// How to read items: `auto` picks jsonl when the first non-blank line starts with `{`.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto, value_name = "FORMAT")]
+    format: FormatArg,
+
+    /// The top-level field that keys a JSON item and every cache record.
+    ///
+    /// Keys are compared as JSON values: `5` and `"5"` are different keys. A line item's key is
+    /// the line itself, stored under this name in its record.
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    key_field: String,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Command")]
+struct CommandArgs {
+    /// Children running at once [default: the number of CPUs].
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<NonZeroUsize>,
+
+    /// Write the item's input line to the child's stdin (otherwise stdin is /dev/null).
+    #[arg(long)]
+    stdin: bool,
+
+    /// Run the command through `sh -c` even when given as several words.
+    #[arg(long)]
+    shell: bool,
+
+    /// Print each command that would run (after skipping cached keys), shell-quoted, one per
+    /// line; run nothing and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Results and cache")]
+struct ResultArgs {
+    /// The JSONL cache: keys found in it are skipped; each new result is appended as it arrives.
+    ///
+    /// Created if missing. A torn or unreadable line is skipped with a warning, never fatal.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    cache: Option<PathBuf>,
+
+    /// What a child's stdout is: a JSON result, or text stored as a string.
+    #[arg(long, value_enum, default_value_t = CaptureArg::Json, value_name = "MODE")]
+    capture: CaptureArg,
+
+    /// How hard each cache append is pushed to disk (against power loss, not crashes: a crash
+    /// of pararun loses no finished result in any mode).
+    #[arg(long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
+    fsync: FsyncArg,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Faults")]
+struct FaultArgs {
+    /// Retry a failed item up to N more times; bad input is never retried.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    retries: u32,
+
+    /// Wait before the first retry, doubling (with jitter) on each further one, capped at 1m.
+    ///
+    /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
+    retry_delay: Duration,
+
+    /// Per attempt: on expiry the child's process group gets SIGTERM, then SIGKILL after
+    /// --kill-after.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    timeout: Option<Duration>,
+
+    /// Grace between SIGTERM and SIGKILL, for timeouts and for shutdown.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    kill_after: Duration,
+
+    /// Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    failures: Option<PathBuf>,
+
+    /// After N failed items start nothing new, let running ones finish, and exit 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_failures: Option<u64>,
+
+    /// Stop at the first failed item (the same as --max-failures 1).
+    #[arg(long)]
+    halt_on_error: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+struct OutputArgs {
+    /// Print no result records on stdout and no summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// jsonl when the first non-blank line starts with `{`, else lines.
+    Auto,
+    /// One JSON value per line.
+    Jsonl,
+    /// Each line is an item, keyed by itself.
+    Lines,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CaptureArg {
+    /// The child's stdout is one JSON document, or its last JSON line.
+    Json,
+    /// The child's stdout, as a string, is the result.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FsyncArg {
+    /// fdatasync after every record.
+    Always,
+    /// fdatasync at most once a second, and at exit.
+    Batch,
+    /// Leave it to the operating system.
+    Never,
+}
+
+impl Cli {
+    /// Checks the flags that depend on each other and senses the environment (CPU count)
+    /// once, producing the engine's [`Config`].
+    pub fn into_config(self) -> Result<Config> {
+        let jobs = match self.command.jobs {
+            Some(n) => n.get(),
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        if self.input.key_field.is_empty() {
+            bail!("--key-field must not be empty");
+        }
+        let input = match self.input.input {
+            None => InputSource::Stdin,
+            Some(p) if p.as_os_str() == "-" => InputSource::Stdin,
+            Some(p) => InputSource::File(p),
+        };
+        let max_failures = if self.faults.halt_on_error {
+            Some(1)
+        } else {
+            self.faults.max_failures
+        };
+        Ok(Config {
+            jobs,
+            input,
+            format: match self.input.format {
+                FormatArg::Auto => Format::Auto,
+                FormatArg::Jsonl => Format::Jsonl,
+                FormatArg::Lines => Format::Lines,
+            },
+            key_field: self.input.key_field,
+            command: self.cmd,
+            stdin: self.command.stdin,
+            shell: self.command.shell,
+            dry_run: self.command.dry_run,
+            cache: self.results.cache,
+            capture: match self.results.capture {
+                CaptureArg::Json => Capture::Json,
+                CaptureArg::Text => Capture::Text,
+            },
+            fsync: match self.results.fsync {
+                FsyncArg::Always => Fsync::Always,
+                FsyncArg::Batch => Fsync::Batch,
+                FsyncArg::Never => Fsync::Never,
+            },
+            retries: self.faults.retries,
+            retry_delay: self.faults.retry_delay,
+            timeout: self.faults.timeout,
+            kill_after: self.faults.kill_after,
+            failures: self.faults.failures,
+            max_failures,
+            quiet: self.output.quiet,
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn zero_jobs_is_rejected() {
+        let err = Cli::try_parse_from(["pararun", "-j", "0", "--", "true"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn child_flags_are_not_ours() {
+        let cli =
+            Cli::try_parse_from(["pararun", "-j", "2", "--", "grep", "-q", "--jobs"]).unwrap();
+        assert_eq!(cli.cmd, ["grep", "-q", "--jobs"]);
+    }
+
+    #[test]
+    fn halt_on_error_means_one_failure() {
+        let cli = Cli::try_parse_from(["pararun", "--halt-on-error", "--", "true"]).unwrap();
+        assert_eq!(cli.into_config().unwrap().max_failures, Some(1));
+    }
+}

@@ -1,0 +1,143 @@
+//! The engine's configuration: plain paths, numbers and enums, built once from the command line
+//! (or by a Rust caller) and passed by reference. Nothing here reads the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a run needs to know, decided before the first item is read.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Children running at once (at least 1).
+    pub jobs: usize,
+    /// Where items come from.
+    pub input: InputSource,
+    /// How input lines are read.
+    pub format: Format,
+    /// The top-level field that keys JSON items and cache records.
+    pub key_field: String,
+    /// The command template: one word means a shell script, several a direct argv.
+    pub command: Vec<String>,
+    /// Feed the item's line to the child's stdin.
+    pub stdin: bool,
+    /// Force `sh -c` even for several words.
+    pub shell: bool,
+    /// Print the commands instead of running them.
+    pub dry_run: bool,
+    /// The JSONL cache, if any.
+    pub cache: Option<PathBuf>,
+    /// How a child's stdout becomes its result.
+    pub capture: Capture,
+    /// Durability of cache appends.
+    pub fsync: Fsync,
+    /// Extra attempts for a failed item.
+    pub retries: u32,
+    /// Delay before the first retry (doubled for each further one).
+    pub retry_delay: Duration,
+    /// Per-attempt time limit.
+    pub timeout: Option<Duration>,
+    /// Grace between SIGTERM and SIGKILL.
+    pub kill_after: Duration,
+    /// Where failed items are appended as JSON lines.
+    pub failures: Option<PathBuf>,
+    /// Stop starting items after this many failures.
+    pub max_failures: Option<u64>,
+    /// No records on stdout, no summary.
+    pub quiet: bool,
+    /// Whether stderr is a terminal (sensed once, at the edge).
+    pub stderr_is_terminal: bool,
+}
+
+/// Where items are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    /// Standard input.
+    Stdin,
+    /// A file, read lazily.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for InputSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputSource::Stdin => f.write_str("<stdin>"),
+            InputSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// How input lines are interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Decide from the first non-blank line.
+    Auto,
+    /// One JSON value per line.
+    Jsonl,
+    /// Each line is an item keyed by itself.
+    Lines,
+}
+
+/// How a child's stdout becomes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// One JSON document, or the last JSON line.
+    Json,
+    /// The text itself, as a JSON string.
+    Text,
+}
+
+/// When cache appends are fdatasync'ed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every record.
+    Always,
+    /// At most once a second, and at exit.
+    Batch,
+    /// Never: the OS decides.
+    Never,
+}
+
+/// Parses a duration: a number of seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use e.g. 2.5, 500ms, 30s, 5m or 1h"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_durations() {
+        for bad in ["", "abc", "5d", "-1s", "1.2.3", "ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Spawning one child, feeding and reading it, and ending it: timeouts and shutdown signal the
+//! child's whole process group (SIGTERM, then SIGKILL after the grace period), so nothing it
+//! started outlives it.
+//!
+//! Each child leads a process group of its own, and a [`Watchdog`] kills those groups if
+//! pararun dies, so that even a SIGKILL of pararun leaves nothing running unattended.
+
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::progress::Progress;
+
+/// How far a shutdown has gone; children watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Keep running.
+    Run,
+    /// SIGTERM every group, SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL every group now.
+    Kill,
+}
+
+/// One child to start.
+pub struct Job {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(&'static str, String)>,
+    /// Bytes written to the child's stdin (then closed); `None` gives it /dev/null.
+    pub stdin: Option<Vec<u8>>,
+}
+
+/// Time limits of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The attempt's time limit.
+    pub timeout: Option<Duration>,
+    /// Grace between SIGTERM and SIGKILL.
+    pub kill_after: Duration,
+}
+
+/// Why a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// On its own.
+    Exited,
+    /// Killed by us when `--timeout` ran out.
+    TimedOut,
+    /// Killed by us because the run is shutting down.
+    Stopped,
+}
+
+/// What a finished child left.
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its whole stdout.
+    pub stdout: Vec<u8>,
+    /// The last lines of its stderr (all of which went through to our stderr).
+    pub stderr_tail: String,
+    /// Wall time from spawn to exit.
+    pub duration: Duration,
+    /// Why it ended.
+    pub ending: Ending,
+}
+
+impl Finished {
+    /// The signal that killed it, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+}
+
+const TAIL_BYTES: usize = 2048;
+
+/// Runs one child to its end, registering its group with the watchdog (if any) under its slot
+/// while it runs. An `Err` means it could not be started (or its pipes failed).
+pub async fn run(
+    job: Job,
+    limits: Limits,
+    mut stop: watch::Receiver<Stop>,
+    progress: &Progress,
+    guard: Option<(&Watchdog, usize)>,
+) -> io::Result<Finished> {
+    let mut std_cmd = std::process::Command::new(&job.argv[0]);
+    std_cmd
+        .args(&job.argv[1..])
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if job.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = tokio::process::Command::from(std_cmd).spawn()?;
+    let pid = child.id().map(|p| p as i32);
+    if let (Some((dog, slot)), Some(pid)) = (guard, pid) {
+        dog.set(slot, pid);
+    }
+
+    let stdin = child.stdin.take();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let feed = async move {
+        if let (Some(mut pipe), Some(bytes)) = (stdin, job.stdin) {
+            // A child that exits without reading its stdin is its own business, not an error.
+            let _ = pipe.write_all(&bytes).await;
+        }
+    };
+    let read_out = async move {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).await.map(|_| buf)
+    };
+    let read_err = async move {
+        let mut reader = BufReader::new(stderr);
+        let mut line = Vec::new();
+        let mut tail = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    progress.line(&line);
+                    tail.extend_from_slice(&line);
+                    if tail.len() > 2 * TAIL_BYTES {
+                        tail.drain(..tail.len() - TAIL_BYTES);
+                    }
+                }
+            }
+        }
+        tail
+    };
+    let all = async {
+        let (_, out, tail, status) = tokio::join!(feed, read_out, read_err, child.wait());
+        (out, tail, status)
+    };
+    tokio::pin!(all);
+
+    let deadline = limits
+        .timeout
+        .map(|t| tokio::time::Instant::from_std(start + t));
+    let mut ending = Ending::Exited;
+    let (out, tail, status) = tokio::select! {
+        done = &mut all => done,
+        _ = sleep_until(deadline) => {
+            ending = Ending::TimedOut;
+            terminate(pid, &mut all, limits.kill_after, &mut stop).await
+        }
+        _ = reached(&mut stop, Stop::Graceful) => {
+            ending = Ending::Stopped;
+            terminate(pid, &mut all, limits.kill_after, &mut stop).await
+        }
+    };
+    if let Some((dog, slot)) = guard {
+        dog.set(slot, 0);
+    }
+    let mut tail = &tail[tail.len().saturating_sub(TAIL_BYTES)..];
+    if let Some(nl) = tail.iter().position(|&b| b == b'\n') {
+        if tail.len() == TAIL_BYTES {
+            tail = &tail[nl + 1..];
+        }
+    }
+    Ok(Finished {
+        status: status?,
+        stdout: out?,
+        stderr_tail: String::from_utf8_lossy(tail).into_owned(),
+        duration: start.elapsed(),
+        ending,
+    })
+}
+
+/// Ends a child's group: SIGTERM, then SIGKILL after `grace` or as soon as the run escalates to
+/// [`Stop::Kill`]; returns once the child and its pipes are done.
+async fn terminate<F: std::future::Future + Unpin>(
+    pid: Option<i32>,
+    all: &mut F,
+    grace: Duration,
+    stop: &mut watch::Receiver<Stop>,
+) -> F::Output {
+    if *stop.borrow() == Stop::Kill {
+        signal_group(pid, libc::SIGKILL);
+        return all.await;
+    }
+    signal_group(pid, libc::SIGTERM);
+    tokio::select! {
+        done = &mut *all => return done,
+        _ = tokio::time::sleep(grace) => {}
+        _ = reached(stop, Stop::Kill) => {}
+    }
+    signal_group(pid, libc::SIGKILL);
+    all.await
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once the shutdown level is at least `level`; never, if the sender is gone.
+pub async fn reached(stop: &mut watch::Receiver<Stop>, level: Stop) {
+    if stop.wait_for(|s| *s >= level).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Sends `signal` to the process group led by `pid`.
+fn signal_group(pid: Option<i32>, signal: i32) {
+    if let Some(pid) = pid.filter(|&p| p > 0) {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours. The group may be
+        // gone already (ESRCH), which is fine.
+        unsafe {
+            libc::kill(-pid, signal);
+        }
+    }
+}
+
+/// Makes writing past a file-size limit return EFBIG (a clear error) instead of killing
+/// pararun with a half-written record. A no-op handler rather than SIG_IGN, because an ignored
+/// signal stays ignored in children, while a handled one is reset to default by exec.
+pub fn survive_file_size_limit() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: the handler is async-signal-safe (it does nothing); sigaction gets a fully
+    // initialised struct.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGXFSZ, &action, std::ptr::null_mut());
+    }
+}
+
+/// A watchdog process that SIGKILLs the process group of every running child once pararun is
+/// gone, however it went (even SIGKILL, even an OOM kill).
+///
+/// Linux's PR_SET_PDEATHSIG would reach only the direct child, not a shell's own children, and
+/// only by giving up the fast posix_spawn path; the watchdog covers whole groups. pararun tells
+/// it each slot's group over a pipe; when the pipe's last write end closes (pararun exited),
+/// the watchdog kills what is still registered and exits.
+pub struct Watchdog {
+    pipe: std::os::fd::OwnedFd,
+}
+
+impl Watchdog {
+    /// Forks the watchdog for `slots` slots. Call it before starting threads or opening files
+    /// the watchdog should not hold (it closes every descriptor but its pipe anyway).
+    pub fn start(slots: usize) -> io::Result<Watchdog> {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array on success. O_CLOEXEC keeps the write end
+        // out of children, so only pararun's own exit closes it.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Allocated before fork: the watchdog itself must not allocate.
+        let table = vec![0 as libc::pid_t; slots + 1];
+        // SAFETY: the child runs only async-signal-safe calls (see `watch`) and never returns.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => watch(fds[0], table),
+            _ => {
+                // SAFETY: fds[0] and fds[1] are open descriptors that nothing else owns.
+                unsafe {
+                    libc::close(fds[0]);
+                    Ok(Watchdog {
+                        pipe: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Records that `slot` now runs the group led by `pgid` (0: nothing).
+    pub fn set(&self, slot: usize, pgid: i32) {
+        use std::os::fd::AsRawFd;
+        let mut record = [0u8; 8];
+        record[..4].copy_from_slice(&(slot as u32).to_le_bytes());
+        record[4..].copy_from_slice(&pgid.to_le_bytes());
+        // SAFETY: writes 8 bytes from a live buffer; a pipe write that small is atomic. A dead
+        // watchdog (EPIPE) only means nobody will clean up after a crash: nothing to do here.
+        unsafe {
+            libc::write(self.pipe.as_raw_fd(), record.as_ptr().cast(), record.len());
+        }
+    }
+}
+
+/// The watchdog's body: between fork and _exit it uses only read, close, signal, kill and
+/// _exit, which are async-signal-safe, and the table allocated before the fork.
+fn watch(pipe: libc::c_int, mut table: Vec<libc::pid_t>) -> ! {
+    // SAFETY: plain system calls on integers and on stack buffers of the stated sizes.
+    unsafe {
+        for fd in 0..4096 {
+            if fd != pipe {
+                libc::close(fd);
+            }
+        }
+        // Ctrl-C and SIGTERM are pararun's to handle; the watchdog must outlive its shutdown.
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        let mut buf = [0u8; 4096];
+        let mut have = 0usize;
+        loop {
+            let n = libc::read(pipe, buf[have..].as_mut_ptr().cast(), buf.len() - have);
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            have += n as usize;
+            let whole = have / 8 * 8;
+            for record in buf[..whole].chunks_exact(8) {
+                let slot =
+                    u32::from_le_bytes([record[0], record[1], record[2], record[3]]) as usize;
+                let pgid = i32::from_le_bytes([record[4], record[5], record[6], record[7]]);
+                if let Some(entry) = table.get_mut(slot) {
+                    *entry = pgid;
+                }
+            }
+            buf.copy_within(whole..have, 0);
+            have -= whole;
+        }
+        for &pgid in &table {
+            if pgid > 0 {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+        libc::_exit(0)
+    }
+}

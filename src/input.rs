@@ -1,0 +1,354 @@
+//! Reading items and their keys, a line at a time.
+//!
+//! [`InputReader`] turns lines into [`Item`]s (or bad-input events) lazily; it never holds more
+//! than the current line. Keys are JSON values; their canonical text (compact JSON, as
+//! serde_json writes it) is what is hashed, so `5` and `"5"` are different keys.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+use anyhow::{Context, Result};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::config::Format;
+
+/// An item's key: its JSON value, canonical text and 128-bit hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The key as a JSON value, as written into records.
+    pub value: Value,
+    /// The compact JSON text of the value.
+    pub text: String,
+    /// XXH3-128 of `text`: what the cache index stores.
+    pub hash: u128,
+}
+
+impl Key {
+    /// Builds a key from its JSON value.
+    pub fn new(value: Value) -> Key {
+        let text = value.to_string();
+        let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+        Key { value, text, hash }
+    }
+
+    /// The key as handed to children in `PARARUN_KEY`: a string key bare, others as JSON.
+    pub fn env_text(&self) -> &str {
+        match &self.value {
+            Value::String(s) => s,
+            _ => &self.text,
+        }
+    }
+}
+
+/// One unit of work.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The 1-based input line number.
+    pub seq: u64,
+    /// The line as read, without its line ending.
+    pub line: String,
+    /// The parsed JSON value, for jsonl input.
+    pub value: Option<Value>,
+    /// The item's key.
+    pub key: Key,
+}
+
+/// What the reader yields for each non-blank line.
+#[derive(Debug)]
+pub enum InputEvent {
+    /// A usable item.
+    Item(Item),
+    /// A line that cannot become an item; it counts as a failed item.
+    Bad {
+        /// The 1-based line number.
+        seq: u64,
+        /// The line as read (lossily decoded).
+        line: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+}
+
+/// Reads items lazily from any byte stream.
+pub struct InputReader {
+    reader: Box<dyn BufRead + Send>,
+    format: Format,
+    key_field: String,
+    seq: u64,
+    buf: Vec<u8>,
+    peeked: Option<(u64, Vec<u8>)>,
+}
+
+impl InputReader {
+    /// Wraps a stream; with `Format::Auto` the format is settled by [`InputReader::resolve_format`]
+    /// or by the first line read.
+    pub fn new(source: Box<dyn Read + Send>, format: Format, key_field: &str) -> InputReader {
+        InputReader {
+            reader: Box::new(BufReader::with_capacity(256 * 1024, source)),
+            format,
+            key_field: key_field.to_owned(),
+            seq: 0,
+            buf: Vec::new(),
+            peeked: None,
+        }
+    }
+
+    /// Settles `Format::Auto` by looking at the first non-blank line (jsonl when it starts with
+    /// `{`), reading no further than that line. Blocks until that line arrives.
+    pub fn resolve_format(&mut self) -> Result<Format> {
+        if self.format == Format::Auto {
+            self.peeked = self.next_line()?;
+            self.format = match &self.peeked {
+                Some((_, line)) if line.trim_ascii().starts_with(b"{") => Format::Jsonl,
+                _ => Format::Lines,
+            };
+        }
+        Ok(self.format)
+    }
+
+    /// The next non-blank line with its number, or `None` at the end of the input.
+    fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .context("cannot read input")?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.seq += 1;
+            if self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+                if self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                }
+            }
+            if !self.buf.trim_ascii().is_empty() {
+                return Ok(Some((self.seq, std::mem::take(&mut self.buf))));
+            }
+        }
+    }
+
+    /// The next event, `Ok(None)` at the end, or an I/O error reading the input.
+    ///
+    /// `keep` is asked with each item's key before its JSON is fully parsed, so that skipped
+    /// items (cached, duplicate, other shard) cost only a key extraction.
+    pub fn next_event(&mut self, keep: &mut dyn FnMut(&Key) -> bool) -> Result<Option<InputEvent>> {
+        self.resolve_format()?;
+        loop {
+            let Some((seq, bytes)) = (match self.peeked.take() {
+                Some(p) => Some(p),
+                None => self.next_line()?,
+            }) else {
+                return Ok(None);
+            };
+            let line = match String::from_utf8(bytes) {
+                Ok(line) => line,
+                Err(e) => {
+                    return Ok(Some(InputEvent::Bad {
+                        seq,
+                        line: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                        reason: "the line is not valid UTF-8".into(),
+                    }))
+                }
+            };
+            let parsed = match self.format {
+                Format::Jsonl => parse_json_item(&line, &self.key_field, keep),
+                _ => {
+                    let key = Key::new(Value::String(line.clone()));
+                    Ok(keep(&key).then_some((key, None)))
+                }
+            };
+            match parsed {
+                Ok(Some((key, value))) => {
+                    return Ok(Some(InputEvent::Item(Item {
+                        seq,
+                        line,
+                        value,
+                        key,
+                    })))
+                }
+                Ok(None) => continue,
+                Err(reason) => return Ok(Some(InputEvent::Bad { seq, line, reason })),
+            }
+        }
+    }
+}
+
+/// Parses one jsonl item: its key first, then (if `keep` says so) the whole value.
+fn parse_json_item(
+    line: &str,
+    key_field: &str,
+    keep: &mut dyn FnMut(&Key) -> bool,
+) -> Result<Option<(Key, Option<Value>)>, String> {
+    if line.as_bytes().trim_ascii().starts_with(b"{") {
+        let key = match key_of_object(line, key_field) {
+            Ok(Some(value)) => Key::new(value),
+            Ok(None) => {
+                return Err(format!(
+                    "the object has no {key_field:?} field (--key-field)"
+                ))
+            }
+            Err(e) => return Err(format!("invalid JSON: {e}")),
+        };
+        if !keep(&key) {
+            return Ok(None);
+        }
+        let value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(Some((key, Some(value))))
+    } else {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        let key = Key::new(value.clone());
+        Ok(keep(&key).then_some((key, Some(value))))
+    }
+}
+
+/// Extracts `field` from a JSON object line without building the rest of it (the other values
+/// are only checked for syntax). `Ok(None)` when the object lacks the field.
+pub fn key_of_object(line: &str, field: &str) -> Result<Option<Value>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let key = KeyOnly(field).deserialize(&mut de)?;
+    de.end()?;
+    Ok(key)
+}
+
+struct KeyOnly<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for KeyOnly<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyOnly<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(is_key) = map.next_key_seed(FieldIs(self.0))? {
+            if is_key {
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Compares an object's field name with ours without allocating for it.
+struct FieldIs<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for FieldIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str, format: Format) -> Vec<InputEvent> {
+        let mut r = InputReader::new(
+            Box::new(std::io::Cursor::new(text.to_owned())),
+            format,
+            "id",
+        );
+        let mut out = Vec::new();
+        while let Some(ev) = r.next_event(&mut |_| true).unwrap() {
+            out.push(ev);
+        }
+        out
+    }
+
+    #[test]
+    fn key_extraction() {
+        assert_eq!(
+            key_of_object(r#"{"a":[1,{"id":9}],"id":"x"}"#, "id").unwrap(),
+            Some(Value::from("x"))
+        );
+        assert_eq!(
+            key_of_object(r#"{"id":5}"#, "id").unwrap(),
+            Some(Value::from(5))
+        );
+        assert_eq!(
+            key_of_object(r#"{"i\u0064":7}"#, "id").unwrap(),
+            Some(Value::from(7))
+        );
+        assert_eq!(key_of_object(r#"{"other":5}"#, "id").unwrap(), None);
+        assert!(key_of_object(r#"{"id":5"#, "id").is_err());
+        assert!(key_of_object(r#"{"id":5} x"#, "id").is_err());
+        assert!(key_of_object("[1]", "id").is_err());
+    }
+
+    #[test]
+    fn number_and_string_keys_differ() {
+        assert_ne!(
+            Key::new(Value::from(5)).hash,
+            Key::new(Value::from("5")).hash
+        );
+        assert_eq!(Key::new(Value::from("5")).env_text(), "5");
+        assert_eq!(Key::new(Value::from(5)).env_text(), "5");
+    }
+
+    #[test]
+    fn auto_detects_jsonl_and_skips_blank_lines() {
+        let events = read_all(
+            "\n  \n{\"id\":1}\r\n\n[2]\nnot json\n{\"x\":1}\n",
+            Format::Auto,
+        );
+        let summary: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                InputEvent::Item(i) => format!("{}:{}", i.seq, i.key.text),
+                InputEvent::Bad { seq, .. } => format!("{seq}:bad"),
+            })
+            .collect();
+        assert_eq!(summary, ["3:1", "5:[2]", "6:bad", "7:bad"]);
+    }
+
+    #[test]
+    fn auto_detects_lines() {
+        let events = read_all("a b\n{\"id\":1}\n", Format::Auto);
+        match &events[1] {
+            InputEvent::Item(i) => assert_eq!(i.key.value, Value::from("{\"id\":1}")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn skipped_keys_are_not_yielded() {
+        let mut r = InputReader::new(
+            Box::new(&b"{\"id\":1}\n{\"id\":2}\n"[..]),
+            Format::Jsonl,
+            "id",
+        );
+        let one = Key::new(Value::from(1)).hash;
+        let ev = r.next_event(&mut |k| k.hash != one).unwrap().unwrap();
+        assert!(matches!(ev, InputEvent::Item(i) if i.seq == 2));
+        assert!(r.next_event(&mut |_| true).unwrap().is_none());
+    }
+}

@@ -1,0 +1,214 @@
+//! pararun: run a command over every item of a JSONL or line input, N at a time, with a
+//! crash-safe, resumable JSONL cache.
+//!
+//! The binary is a thin shell around [`run`]; a Rust program can build a [`Config`] and call it
+//! the same way. Data flows one way: [`input`] reads items, the cache index filters them,
+//! [`template`] builds each command, [`exec`] runs it, and [`runner`] hands each outcome to the
+//! [`cache`], stdout and [`report`].
+
+#![deny(missing_docs)]
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod input;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod template;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+pub use config::Config;
+pub use report::Exit;
+
+use cache::{CacheWriter, KeyIndex, Loaded};
+use config::{Format, InputSource};
+use input::{InputEvent, InputReader, Key};
+use progress::Progress;
+use report::{FailureLog, Stats};
+use template::Template;
+
+/// Runs a whole job. `Err` is a setup error (bad flag combination, unreadable input, unusable
+/// cache), raised before any child starts; everything after that is reported through the
+/// returned [`Exit`].
+pub fn run(cfg: &Config) -> Result<Exit> {
+    let started = Instant::now();
+    // Forked first, while the process is small and holds no lock or thread.
+    let watchdog = if cfg.dry_run {
+        None
+    } else {
+        Some(exec::Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?)
+    };
+    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin);
+    if let Some(program) = template.literal_program() {
+        check_program(program)?;
+    }
+    let mut reader = open_input(cfg)?;
+    let format = reader.resolve_format()?;
+    if format == Format::Lines {
+        if let Some(field) = template.fields().next() {
+            bail!(
+                "the command uses <{field}>, a field of a JSON item, but the input is read as \
+                 plain lines; give JSONL input (or --format jsonl), or use <> for the whole line"
+            );
+        }
+    }
+    let stats = Arc::new(Stats::default());
+    let progress = Progress::new(
+        cfg.stderr_is_terminal && !cfg.quiet && !cfg.dry_run,
+        stats.clone(),
+    );
+
+    if cfg.dry_run {
+        let loaded = match &cfg.cache {
+            Some(path) => cache::load_read_only(path, &cfg.key_field)?,
+            None => Loaded::default(),
+        };
+        warn_cache(&loaded, cfg, &progress);
+        return dry_run(cfg, &template, reader, loaded.index, &stats, &progress);
+    }
+
+    let (cache, index) = match &cfg.cache {
+        Some(path) => {
+            let (writer, loaded) = CacheWriter::open(path, &cfg.key_field, cfg.fsync)?;
+            warn_cache(&loaded, cfg, &progress);
+            (Some(writer), loaded.index)
+        }
+        None => (None, KeyIndex::default()),
+    };
+    let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
+    exec::survive_file_size_limit();
+
+    let (tx, rx) = tokio::sync::mpsc::channel((cfg.jobs * 2).max(64));
+    let mut keep = filter(cfg, index, stats.clone());
+    // The reader runs on a thread of its own because reading stdin blocks and cannot be
+    // cancelled; it is not joined: at exit it may be parked in a read that never returns.
+    std::thread::Builder::new()
+        .name("pararun-input".into())
+        .spawn(move || loop {
+            let msg = match reader.next_event(&mut keep) {
+                Ok(Some(event)) => Ok(event),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let last = msg.is_err();
+            if tx.blocking_send(msg).is_err() || last {
+                break;
+            }
+        })
+        .context("cannot start the input thread")?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let runner = runner::Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
+    Ok(runtime.block_on(runner.run(rx, started)))
+}
+
+/// The skip rule: with a cache, a key already in it is skipped as cached, and a key seen
+/// earlier in this input as a duplicate. Without a cache every item runs, as with xargs.
+fn filter(cfg: &Config, cached: KeyIndex, stats: Arc<Stats>) -> impl FnMut(&Key) -> bool + Send {
+    let dedupe = cfg.cache.is_some();
+    let mut seen = KeyIndex::default();
+    move |key: &Key| {
+        if !dedupe {
+            true
+        } else if cached.contains(key) {
+            Stats::bump(&stats.cached);
+            false
+        } else if !seen.insert(key) {
+            Stats::bump(&stats.duplicates);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+fn open_input(cfg: &Config) -> Result<InputReader> {
+    let source: Box<dyn Read + Send> = match &cfg.input {
+        InputSource::Stdin => Box::new(std::io::stdin()),
+        InputSource::File(path) => Box::new(
+            File::open(path).with_context(|| format!("cannot open input {}", path.display()))?,
+        ),
+    };
+    Ok(InputReader::new(source, cfg.format, &cfg.key_field))
+}
+
+fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {
+    if let (Some(path), false) = (&cfg.cache, cfg.quiet) {
+        if let Some(warning) = loaded.warning(path) {
+            progress.line(warning.as_bytes());
+        }
+    }
+}
+
+/// Fails early, with exit 2, when a directly run program cannot be found, instead of failing
+/// every item.
+fn check_program(program: &str) -> Result<()> {
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    if !found {
+        bail!("command not found: {program:?} (not a file, and not on PATH)");
+    }
+    Ok(())
+}
+
+/// `--dry-run`: prints each command that would run, shell-quoted, one per line.
+fn dry_run(
+    cfg: &Config,
+    template: &Template,
+    mut reader: InputReader,
+    index: KeyIndex,
+    stats: &Arc<Stats>,
+    progress: &Progress,
+) -> Result<Exit> {
+    let mut keep = filter(cfg, index, stats.clone());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let input_name = cfg.input.to_string();
+    let mut failed = false;
+    while let Some(event) = reader.next_event(&mut keep)? {
+        let problem = match event {
+            InputEvent::Item(item) => match template.render(&item, 1) {
+                Ok(argv) => {
+                    match writeln!(out, "{}", shell_words::join(&argv)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(Exit::Success)
+                        }
+                        other => other.context("cannot write to stdout")?,
+                    }
+                    continue;
+                }
+                Err(template::MissingField(reason)) => (item.seq, reason),
+            },
+            InputEvent::Bad { seq, reason, .. } => (seq, reason),
+        };
+        failed = true;
+        progress.line(
+            format!(
+                "pararun: {input_name}:{}: bad-input: {}",
+                problem.0, problem.1
+            )
+            .as_bytes(),
+        );
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(if failed {
+        Exit::ItemsFailed
+    } else {
+        Exit::Success
+    })
+}

@@ -1,0 +1,635 @@
+//! Scheduling: the one loop that takes items from the reader, starts children in free slots,
+//! retries, reacts to signals, and hands each outcome to the cache, stdout and the report.
+//!
+//! The loop owns the cache writer, stdout and the failures file, so each is written by exactly
+//! one task. Every item ends in exactly one outcome: done, failed, cached, duplicate or
+//! unfinished (cut short by a shutdown, to run again next time).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Error;
+use serde_json::{Map, Value};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::cache::CacheWriter;
+use crate::config::{Capture, Config, Fsync};
+use crate::exec::{self, Ending, Finished, Job, Limits, Stop, Watchdog};
+use crate::input::{InputEvent, Item};
+use crate::progress::Progress;
+use crate::report::{
+    escape, failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats,
+};
+use crate::template::{MissingField, Template};
+
+/// What the input reader thread sends: an event, or the I/O error that ended the input.
+pub type InputMsg = Result<InputEvent, Error>;
+
+/// Retries longer than this are capped.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
+pub struct Runner<'a> {
+    cfg: &'a Config,
+    template: Template,
+    input_name: String,
+    stats: Arc<Stats>,
+    progress: Progress,
+    cache: Option<CacheWriter>,
+    failures: Option<FailureLog>,
+    print_records: bool,
+    stop_tx: watch::Sender<Stop>,
+    free_slots: Vec<usize>,
+    tasks: JoinSet<Done>,
+    retries: BinaryHeap<Reverse<Pending>>,
+    cause: Option<Cause>,
+    fatal: Option<Error>,
+    watchdog: Option<Arc<Watchdog>>,
+}
+
+/// Why the run stopped starting items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Interrupt,
+    Terminate,
+    BrokenPipe,
+    MaxFailures,
+    Fatal,
+}
+
+/// A finished attempt, returned by its task.
+struct Done {
+    slot: usize,
+    item: Item,
+    attempt: u32,
+    program: String,
+    result: io::Result<Finished>,
+}
+
+/// An item waiting to be retried; it holds no slot.
+struct Pending {
+    due: Instant,
+    item: Item,
+    attempt: u32,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.item.seq) == (other.due, other.item.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.item.seq).cmp(&(other.due, other.item.seq))
+    }
+}
+
+enum Event {
+    Signal(Cause),
+    Done(Done),
+    RetryDue,
+    Input(Option<InputMsg>),
+    SyncTick,
+}
+
+impl<'a> Runner<'a> {
+    /// Assembles a runner; nothing starts until [`Runner::run`].
+    pub fn new(
+        cfg: &'a Config,
+        template: Template,
+        stats: Arc<Stats>,
+        progress: Progress,
+        cache: Option<CacheWriter>,
+        failures: Option<FailureLog>,
+        watchdog: Option<Watchdog>,
+    ) -> Runner<'a> {
+        Runner {
+            cfg,
+            template,
+            input_name: cfg.input.to_string(),
+            stats,
+            progress,
+            cache,
+            failures,
+            print_records: !cfg.quiet,
+            stop_tx: watch::channel(Stop::Run).0,
+            free_slots: (1..=cfg.jobs).rev().collect(),
+            tasks: JoinSet::new(),
+            retries: BinaryHeap::new(),
+            cause: None,
+            fatal: None,
+            watchdog: watchdog.map(Arc::new),
+        }
+    }
+
+    /// Runs until the input is exhausted and every child is done, or until a stop; returns the
+    /// exit status. Signal handlers are installed before the first child starts.
+    pub async fn run(mut self, mut input: mpsc::Receiver<InputMsg>, started: Instant) -> Exit {
+        let (mut sigint, mut sigterm) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                self.progress
+                    .line(format!("pararun: cannot install signal handlers: {e}").as_bytes());
+                return Exit::Error;
+            }
+        };
+        let mut input_open = true;
+        let mut sync_tick = tokio::time::interval(crate::cache::SYNC_EVERY);
+        let batch_sync = self.cfg.fsync == Fsync::Batch && self.cache.is_some();
+        // Items waiting for a retry hold no slot, but they do hold memory: past this many, new
+        // input waits, so a run where everything fails cannot grow without bound.
+        let retry_cap = (self.cfg.jobs * 4).max(64);
+        loop {
+            if self.tasks.is_empty()
+                && (self.cause.is_some() || (!input_open && self.retries.is_empty()))
+            {
+                break;
+            }
+            let can_start = self.cause.is_none() && !self.free_slots.is_empty();
+            let next_retry = self.retries.peek().map(|p| p.0.due);
+            let want_input = can_start && input_open && self.retries.len() < retry_cap;
+            let event = tokio::select! {
+                biased;
+                _ = sigint.recv() => Event::Signal(Cause::Interrupt),
+                _ = sigterm.recv() => Event::Signal(Cause::Terminate),
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
+                    Ok(done) => Event::Done(done),
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                },
+                _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
+                msg = input.recv(), if want_input => Event::Input(msg),
+                _ = sync_tick.tick(), if batch_sync => Event::SyncTick,
+            };
+            match event {
+                Event::Signal(cause) => self.on_signal(cause),
+                Event::Done(done) => self.on_done(done),
+                Event::RetryDue => {
+                    let Reverse(p) = self.retries.pop().expect("a retry is due");
+                    self.start(p.item, p.attempt);
+                }
+                Event::Input(None) => input_open = false,
+                Event::Input(Some(Ok(InputEvent::Item(item)))) => self.start(item, 1),
+                Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
+                    let failure = Failure::new(Reason::BadInput, reason);
+                    let failed = FailedItem {
+                        key: None,
+                        seq,
+                        line: &line,
+                        attempts: 0,
+                    };
+                    self.fail(&failed, &failure);
+                }
+                Event::Input(Some(Err(e))) => {
+                    self.set_fatal(e.context(format!("reading {}", self.input_name)))
+                }
+                Event::SyncTick => {
+                    if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::sync_if_due) {
+                        self.set_fatal(e.0);
+                    }
+                }
+            }
+            self.progress.refresh();
+        }
+        for Reverse(_) in self.retries.drain() {
+            Stats::bump(&self.stats.unfinished);
+        }
+        if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
+            self.set_fatal(e.0);
+        }
+        self.progress.finish();
+        if let Some(err) = &self.fatal {
+            self.progress.line(format!("pararun: {err:#}").as_bytes());
+        }
+        if !self.cfg.quiet {
+            let summary = self
+                .stats
+                .summary(started.elapsed(), self.cfg.failures.as_deref());
+            self.progress.line(summary.as_bytes());
+        }
+        self.exit_status()
+    }
+
+    fn exit_status(&self) -> Exit {
+        match self.cause {
+            Some(Cause::Fatal) => Exit::Error,
+            Some(Cause::Interrupt) => Exit::Interrupted,
+            Some(Cause::Terminate) => Exit::Terminated,
+            Some(Cause::BrokenPipe) => Exit::BrokenPipe,
+            _ if Stats::get(&self.stats.failed) > 0 => Exit::ItemsFailed,
+            _ => Exit::Success,
+        }
+    }
+
+    /// Stops the run: nothing new starts, running children get SIGTERM (not for
+    /// `--max-failures`, which lets them finish). A second SIGINT kills them at once.
+    fn stop(&mut self, cause: Cause) {
+        let already = self.cause;
+        let signal_children = cause != Cause::MaxFailures;
+        if already.is_none() || already == Some(Cause::MaxFailures) {
+            self.cause = Some(cause);
+        } else if cause == Cause::Fatal {
+            self.cause = Some(Cause::Fatal);
+        }
+        if signal_children {
+            let level = if already == Some(Cause::Interrupt) && cause == Cause::Interrupt {
+                Stop::Kill
+            } else {
+                Stop::Graceful
+            };
+            self.stop_tx.send_if_modified(|s| {
+                let raise = level > *s;
+                if raise {
+                    *s = level;
+                }
+                raise
+            });
+        }
+    }
+
+    fn on_signal(&mut self, cause: Cause) {
+        let running = self.tasks.len();
+        let name = if cause == Cause::Interrupt {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        let msg = if self.cause == Some(Cause::Interrupt) && cause == Cause::Interrupt {
+            format!("pararun: second SIGINT: killing {running} running children now")
+        } else {
+            format!(
+                "pararun: {name}: starting nothing new; stopping {running} running children \
+                 (SIGTERM, SIGKILL after {}){}",
+                crate::report::human_duration(self.cfg.kill_after),
+                if cause == Cause::Interrupt {
+                    "; Ctrl-C again to kill them now"
+                } else {
+                    ""
+                }
+            )
+        };
+        self.progress.line(msg.as_bytes());
+        self.stop(cause);
+    }
+
+    fn set_fatal(&mut self, err: Error) {
+        if self.fatal.is_none() {
+            self.fatal = Some(err);
+        }
+        self.stop(Cause::Fatal);
+    }
+
+    /// Starts one attempt of `item` in a free slot.
+    fn start(&mut self, item: Item, attempt: u32) {
+        let Some(slot) = self.free_slots.pop() else {
+            unreachable!("start is only called with a free slot")
+        };
+        if let Some(max) = self.cfg.max_failures {
+            if Stats::get(&self.stats.failed) >= max {
+                self.free_slots.push(slot);
+                Stats::bump(&self.stats.unfinished);
+                return;
+            }
+        }
+        if attempt == 1 {
+            Stats::bump(&self.stats.ran);
+        } else {
+            Stats::bump(&self.stats.retries);
+        }
+        let argv = match self.template.render(&item, slot) {
+            Ok(argv) => argv,
+            Err(MissingField(reason)) => {
+                self.free_slots.push(slot);
+                let failure = Failure::new(Reason::BadInput, reason);
+                self.fail(&failed_item(&item, attempt), &failure);
+                return;
+            }
+        };
+        let job = Job {
+            env: vec![
+                ("PARARUN_KEY", item.key.env_text().to_owned()),
+                ("PARARUN_SEQ", item.seq.to_string()),
+                ("PARARUN_SLOT", slot.to_string()),
+                ("PARARUN_ATTEMPT", attempt.to_string()),
+            ],
+            stdin: self.cfg.stdin.then(|| {
+                let mut line = item.line.clone().into_bytes();
+                line.push(b'\n');
+                line
+            }),
+            argv,
+        };
+        let limits = Limits {
+            timeout: self.cfg.timeout,
+            kill_after: self.cfg.kill_after,
+        };
+        let stop = self.stop_tx.subscribe();
+        let progress = self.progress.clone();
+        let program = job.argv[0].clone();
+        let watchdog = self.watchdog.clone();
+        self.tasks.spawn(async move {
+            let guard = watchdog.as_deref().map(|dog| (dog, slot));
+            let result = exec::run(job, limits, stop, &progress, guard).await;
+            Done {
+                slot,
+                item,
+                attempt,
+                program,
+                result,
+            }
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        self.free_slots.push(done.slot);
+        let outcome = match done.result {
+            Ok(finished) => self.judge(&done.item, finished),
+            Err(e) => Outcome::Failed(Failure::new(
+                Reason::Spawn,
+                format!("cannot start {}: {e}", escape(&done.program)),
+            )),
+        };
+        match outcome {
+            Outcome::Record(record) => self.record(&done.item, record),
+            Outcome::Unfinished => Stats::bump(&self.stats.unfinished),
+            Outcome::Failed(failure) => {
+                if failure.reason.retryable()
+                    && done.attempt <= self.cfg.retries
+                    && self.cause.is_none()
+                {
+                    let delay = retry_delay(self.cfg.retry_delay, done.attempt, done.item.seq);
+                    self.retries.push(Reverse(Pending {
+                        due: Instant::now() + delay,
+                        item: done.item,
+                        attempt: done.attempt + 1,
+                    }));
+                } else {
+                    self.fail(&failed_item(&done.item, done.attempt), &failure);
+                }
+            }
+        }
+    }
+
+    /// Decides what a finished child means.
+    fn judge(&self, item: &Item, finished: Finished) -> Outcome {
+        let base = |reason, detail: String| Failure {
+            reason,
+            detail,
+            code: finished.status.code(),
+            signal: finished.signal(),
+            stderr_tail: finished.stderr_tail.clone(),
+            duration: finished.duration,
+        };
+        if finished.ending == Ending::TimedOut {
+            let limit = self.cfg.timeout.unwrap_or_default();
+            return Outcome::Failed(base(
+                Reason::Timeout,
+                format!("timed out after {}", crate::report::human_duration(limit)),
+            ));
+        }
+        if !finished.status.success() {
+            if finished.ending == Ending::Stopped {
+                return Outcome::Unfinished;
+            }
+            return Outcome::Failed(match (finished.status.code(), finished.signal()) {
+                (Some(code), _) => base(Reason::Exit, format!("exit code {code}")),
+                (None, Some(sig)) => {
+                    base(Reason::Signal, format!("killed by {}", signal_name(sig)))
+                }
+                (None, None) => base(Reason::Exit, format!("ended with {}", finished.status)),
+            });
+        }
+        let result = match self.cfg.capture {
+            Capture::Text => {
+                let text = String::from_utf8_lossy(&finished.stdout);
+                Ok(Value::String(
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                ))
+            }
+            Capture::Json => parse_result(&finished.stdout),
+        };
+        match result {
+            Ok(value) => Outcome::Record(make_record(&self.cfg.key_field, &item.key.value, value)),
+            Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
+        }
+    }
+
+    /// Appends a record to the cache (first: durability) and then to stdout.
+    fn record(&mut self, item: &Item, mut record: String) {
+        record.push('\n');
+        if self.cause == Some(Cause::Fatal) {
+            Stats::bump(&self.stats.unfinished);
+            return;
+        }
+        if let Some(cache) = &mut self.cache {
+            if let Err(e) = cache.append(record.as_bytes()) {
+                Stats::bump(&self.stats.unfinished);
+                self.progress.line(
+                    format!(
+                        "pararun: item {} ({}:{}) is not done: its record could not be written",
+                        item.key.text, self.input_name, item.seq
+                    )
+                    .as_bytes(),
+                );
+                self.set_fatal(e.0);
+                return;
+            }
+        }
+        Stats::bump(&self.stats.succeeded);
+        if self.print_records {
+            let mut out = io::stdout().lock();
+            if let Err(e) = out.write_all(record.as_bytes()).and_then(|()| out.flush()) {
+                self.print_records = false;
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache
+                    // keeps every result that finishes meanwhile.
+                    self.stop(Cause::BrokenPipe);
+                } else {
+                    self.set_fatal(Error::new(e).context("cannot write to stdout"));
+                }
+            }
+        }
+    }
+
+    /// Counts, reports and logs an item that failed for good.
+    fn fail(&mut self, item: &FailedItem<'_>, failure: &Failure) {
+        Stats::bump(&self.stats.failed);
+        self.progress
+            .line(failure_message(item, failure, &self.input_name).as_bytes());
+        if let Some(log) = &mut self.failures {
+            if let Err(e) = log.append(item, failure) {
+                self.failures = None;
+                self.set_fatal(e);
+            }
+        }
+        if let Some(max) = self.cfg.max_failures {
+            if Stats::get(&self.stats.failed) >= max && self.cause.is_none() {
+                self.progress.line(
+                    format!(
+                        "pararun: {max} failed item{}: starting nothing new (--max-failures)",
+                        if max == 1 { "" } else { "s" }
+                    )
+                    .as_bytes(),
+                );
+                self.stop(Cause::MaxFailures);
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Record(String),
+    Failed(Failure),
+    Unfinished,
+}
+
+fn failed_item(item: &Item, attempts: u32) -> FailedItem<'_> {
+    FailedItem {
+        key: Some(&item.key.value),
+        seq: item.seq,
+        line: &item.line,
+        attempts,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The wait before attempt `attempt + 1`: `base` doubled per earlier retry, ±25% jitter (so that
+/// a burst of failures does not retry in lockstep), capped at one minute.
+fn retry_delay(base: Duration, attempt: u32, seq: u64) -> Duration {
+    let doubled = base.saturating_mul(1u32 << (attempt - 1).min(20));
+    let noise = xxhash_rust::xxh3::xxh3_64(
+        &[seq.to_le_bytes(), u64::from(attempt).to_le_bytes(), nanos()].concat(),
+    );
+    let factor = 0.75 + (noise % 1000) as f64 / 2000.0;
+    doubled.mul_f64(factor).min(MAX_RETRY_DELAY)
+}
+
+fn nanos() -> [u8; 8] {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.subsec_nanos() as u64).to_le_bytes()
+}
+
+/// A child's JSON result: its whole stdout when that is one JSON document, else its last
+/// non-empty line when that is JSON (so log lines before it are fine).
+pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
+    let text = String::from_utf8_lossy(stdout);
+    if text.trim().is_empty() {
+        return Err(
+            "empty stdout (expected a JSON result; use --capture text for plain text)".into(),
+        );
+    }
+    if let Ok(value) = serde_json::from_str(&text) {
+        return Ok(value);
+    }
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).map_err(|e| {
+        let excerpt: String = last.chars().take(120).collect();
+        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
+    })
+}
+
+/// The cache record: the result object with the key field first, set to the item's key; any
+/// other result is wrapped as `{"<key-field>": KEY, "result": VALUE}`.
+pub fn make_record(key_field: &str, key: &Value, result: Value) -> String {
+    let mut record = Map::new();
+    record.insert(key_field.to_owned(), key.clone());
+    match result {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                if name != key_field {
+                    record.insert(name, value);
+                }
+            }
+        }
+        other => {
+            record.insert("result".to_owned(), other);
+        }
+    }
+    Value::Object(record).to_string()
+}
+
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    format!("{name} (signal {sig})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_from_stdout() {
+        assert_eq!(parse_result(b"{\n  \"a\": 1\n}\n"), Ok(json!({"a": 1})));
+        assert_eq!(
+            parse_result(b"loading...\nstep 2\n{\"a\":1}\n\n"),
+            Ok(json!({"a": 1}))
+        );
+        assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
+        assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
+        assert!(parse_result(b"{\"a\":1}\ndone\n")
+            .unwrap_err()
+            .contains("\"done\""));
+    }
+
+    #[test]
+    fn records_put_the_key_first() {
+        assert_eq!(
+            make_record("id", &json!(5), json!({"z": 1, "id": "other", "a": 2})),
+            r#"{"id":5,"z":1,"a":2}"#
+        );
+        assert_eq!(
+            make_record("k", &json!("x"), json!([1])),
+            r#"{"k":"x","result":[1]}"#
+        );
+    }
+
+    #[test]
+    fn retry_delays_double_with_jitter_and_cap() {
+        let base = Duration::from_secs(1);
+        for attempt in 1..=3u32 {
+            let d = retry_delay(base, attempt, 9).as_secs_f64();
+            let nominal = f64::from(1u32 << (attempt - 1));
+            assert!(d >= nominal * 0.75 && d <= nominal * 1.25, "{attempt}: {d}");
+        }
+        assert_eq!(retry_delay(base, 30, 1), MAX_RETRY_DELAY);
+    }
+}
