@@ -1,0 +1,9 @@
+//! Integration tests: every file drives the real binary for one capability.
+
+mod util;
+
+mod core;
+mod faults;
+mod generated;
+mod resume;
+mod signals;
