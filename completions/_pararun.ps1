@@ -1,0 +1,55 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'pararun'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'pararun' {
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Read items from FILE instead of stdin (`-` is stdin)')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Read items from FILE instead of stdin (`-` is stdin)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to read items: `auto` picks jsonl when the first non-blank line starts with `{`')
+            [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The top-level field that keys a JSON item and every cache record')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives')
+            [CompletionResult]::new('--capture', '--capture', [CompletionResultType]::ParameterName, 'What a child''s stdout is: a JSON result, or text stored as a string')
+            [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retry a failed item up to N more times; bad input is never retried')
+            [CompletionResult]::new('--retry-delay', '--retry-delay', [CompletionResultType]::ParameterName, 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per attempt: on expiry the child''s process group gets SIGTERM, then SIGKILL after --kill-after')
+            [CompletionResult]::new('--kill-after', '--kill-after', [CompletionResultType]::ParameterName, 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown')
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)')
+            [CompletionResult]::new('--max-failures', '--max-failures', [CompletionResultType]::ParameterName, 'After N failed items start nothing new, let running ones finish, and exit 1')
+            [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)')
+            [CompletionResult]::new('--shell', '--shell', [CompletionResultType]::ParameterName, 'Run the command through `sh -c` even when given as several words')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing')
+            [CompletionResult]::new('--halt-on-error', '--halt-on-error', [CompletionResultType]::ParameterName, 'Stop at the first failed item (the same as --max-failures 1)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print no result records on stdout and no summary on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print no result records on stdout and no summary on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,49 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[pararun] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'pararun'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'pararun'= {
+            cand -i 'Read items from FILE instead of stdin (`-` is stdin)'
+            cand --input 'Read items from FILE instead of stdin (`-` is stdin)'
+            cand --format 'How to read items: `auto` picks jsonl when the first non-blank line starts with `{`'
+            cand --key-field 'The top-level field that keys a JSON item and every cache record'
+            cand -j 'Children running at once [default: the number of CPUs]'
+            cand --jobs 'Children running at once [default: the number of CPUs]'
+            cand --cache 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives'
+            cand --capture 'What a child''s stdout is: a JSON result, or text stored as a string'
+            cand --fsync 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)'
+            cand --retries 'Retry a failed item up to N more times; bad input is never retried'
+            cand --retry-delay 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m'
+            cand --timeout 'Per attempt: on expiry the child''s process group gets SIGTERM, then SIGKILL after --kill-after'
+            cand --kill-after 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown'
+            cand --failures 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)'
+            cand --max-failures 'After N failed items start nothing new, let running ones finish, and exit 1'
+            cand --stdin 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)'
+            cand --shell 'Run the command through `sh -c` even when given as several words'
+            cand --dry-run 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
+            cand --halt-on-error 'Stop at the first failed item (the same as --max-failures 1)'
+            cand -q 'Print no result records on stdout and no summary on stderr'
+            cand --quiet 'Print no result records on stdout and no summary on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

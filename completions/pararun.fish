@@ -1,0 +1,25 @@
+complete -c pararun -s i -l input -d 'Read items from FILE instead of stdin (`-` is stdin)' -r -F
+complete -c pararun -l format -d 'How to read items: `auto` picks jsonl when the first non-blank line starts with `{`' -r -f -a "auto\t'jsonl when the first non-blank line starts with `{`, else lines'
+jsonl\t'One JSON value per line'
+lines\t'Each line is an item, keyed by itself'"
+complete -c pararun -l key-field -d 'The top-level field that keys a JSON item and every cache record' -r
+complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
+complete -c pararun -l cache -d 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives' -r -F
+complete -c pararun -l capture -d 'What a child\'s stdout is: a JSON result, or text stored as a string' -r -f -a "json\t'The child\'s stdout is one JSON document, or its last JSON line'
+text\t'The child\'s stdout, as a string, is the result'"
+complete -c pararun -l fsync -d 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)' -r -f -a "always\t'fdatasync after every record'
+batch\t'fdatasync at most once a second, and at exit'
+never\t'Leave it to the operating system'"
+complete -c pararun -l retries -d 'Retry a failed item up to N more times; bad input is never retried' -r
+complete -c pararun -l retry-delay -d 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m' -r
+complete -c pararun -l timeout -d 'Per attempt: on expiry the child\'s process group gets SIGTERM, then SIGKILL after --kill-after' -r
+complete -c pararun -l kill-after -d 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown' -r
+complete -c pararun -l failures -d 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)' -r -F
+complete -c pararun -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
+complete -c pararun -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
+complete -c pararun -l shell -d 'Run the command through `sh -c` even when given as several words'
+complete -c pararun -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
+complete -c pararun -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
+complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary on stderr'
+complete -c pararun -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pararun -s V -l version -d 'Print version'
