@@ -23,7 +23,7 @@ _pararun() {
 
     case "${cmd}" in
         pararun)
-            opts="-i -j -q -h -V --input --format --key-field --jobs --stdin --shell --dry-run --cache --capture --fsync --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --quiet --help --version"
+            opts="-i -j -q -h -V --input --format --key-field --shard --jobs --stdin --shell --rate --burst --dry-run --cache --capture --fsync --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -67,11 +67,23 @@ _pararun() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --burst)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -3,7 +3,10 @@ complete -c pararun -l format -d 'How to read items: `auto` picks jsonl when the
 jsonl\t'One JSON value per line'
 lines\t'Each line is an item, keyed by itself'"
 complete -c pararun -l key-field -d 'The top-level field that keys a JSON item and every cache record' -r
+complete -c pararun -l shard -d 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)' -r
 complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
+complete -c pararun -l rate -d 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too' -r
+complete -c pararun -l burst -d 'With --rate: how many items may start back to back after a pause' -r
 complete -c pararun -l cache -d 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives' -r -F
 complete -c pararun -l capture -d 'What a child\'s stdout is: a JSON result, or text stored as a string' -r -f -a "json\t'The child\'s stdout is one JSON document, or its last JSON line'
 text\t'The child\'s stdout, as a string, is the result'"

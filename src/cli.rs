@@ -12,7 +12,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, ValueEnum, ValueHint};
 
-use crate::config::{parse_duration, Capture, Config, Format, Fsync, InputSource};
+use crate::config::{
+    parse_duration, parse_rate, parse_shard, Capture, Config, Format, Fsync, InputSource, Rate,
+    Shard,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -94,6 +97,14 @@ struct InputArgs {
     /// the line itself, stored under this name in its record.
     #[arg(long, default_value = "id", value_name = "NAME")]
     key_field: String,
+
+    /// Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N).
+    ///
+    /// The hash is XXH3-64 of the key's compact JSON text, the same on every machine and
+    /// version, so N runs with 0/N .. N-1/N split any input into disjoint parts. Other items
+    /// are skipped and counted as "other shards". Example: `--shard $SLURM_ARRAY_TASK_ID/4`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +121,15 @@ struct CommandArgs {
     /// Run the command through `sh -c` even when given as several words.
     #[arg(long)]
     shell: bool,
+
+    /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
+    /// spaced; retries count too.
+    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    rate: Option<Duration>,
+
+    /// With --rate: how many items may start back to back after a pause.
+    #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
+    burst: u32,
 
     /// Print each command that would run (after skipping cached keys), shell-quoted, one per
     /// line; run nothing and write nothing.
@@ -259,6 +279,11 @@ impl Cli {
             max_failures,
             quiet: self.output.quiet,
             stderr_is_terminal: std::io::stderr().is_terminal(),
+            shard: self.input.shard,
+            rate: self.command.rate.map(|interval| Rate {
+                interval,
+                burst: self.command.burst,
+            }),
         })
     }
 }

@@ -45,6 +45,57 @@ pub struct Config {
     pub quiet: bool,
     /// Whether stderr is a terminal (sensed once, at the edge).
     pub stderr_is_terminal: bool,
+    /// Run only this shard of the keys.
+    pub shard: Option<Shard>,
+    /// Start at most this many items per unit of time.
+    pub rate: Option<Rate>,
+}
+
+/// `--shard I/N`: this run owns the keys whose hash is I modulo N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0 <= index < count`.
+    pub index: u64,
+    /// How many shards there are.
+    pub count: u64,
+}
+
+/// Parses `I/N` with `0 <= I < N`.
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let bad = || format!("{text:?} is not a shard: use I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let index: u64 = i.trim().parse().map_err(|_| bad())?;
+    let count: u64 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+/// `--rate N/UNIT`: the spacing between starts, and how many may start back to back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Time between two starts at the steady rate.
+    pub interval: Duration,
+    /// Starts allowed at once after an idle spell (`--burst`, at least 1).
+    pub burst: u32,
+}
+
+/// Parses `N/s`, `N/m` or `N/h` (N may be fractional: `0.5/s`) into a start interval.
+pub fn parse_rate(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a rate: use N/s, N/m or N/h, e.g. 10/s");
+    let (n, unit) = text.split_once('/').ok_or_else(bad)?;
+    let n: f64 = n.trim().parse().map_err(|_| bad())?;
+    let unit = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(unit / n).map_err(|_| bad())
 }
 
 /// Where items are read from.
@@ -132,6 +183,26 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("0/4"), Ok(Shard { index: 0, count: 4 }));
+        assert_eq!(parse_shard("3/4"), Ok(Shard { index: 3, count: 4 }));
+        for bad in ["4/4", "a/b", "1", "-1/4", "0/0", "1/", "/2"] {
+            assert!(parse_shard(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10/s"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_rate("30/m"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_rate("0.5/s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_rate("3600/h"), Ok(Duration::from_secs(1)));
+        for bad in ["10", "10/d", "0/s", "-1/s", "x/s", "inf/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 
     #[test]

@@ -32,6 +32,11 @@ impl Key {
         Key { value, text, hash }
     }
 
+    /// The shard (0..count) that owns this key: XXH3-64 of the compact JSON text, modulo count.
+    pub fn shard(&self, count: u64) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(self.text.as_bytes()) % count
+    }
+
     /// The key as handed to children in `PARARUN_KEY`: a string key bare, others as JSON.
     pub fn env_text(&self) -> &str {
         match &self.value {
@@ -312,6 +317,15 @@ mod tests {
         );
         assert_eq!(Key::new(Value::from("5")).env_text(), "5");
         assert_eq!(Key::new(Value::from(5)).env_text(), "5");
+    }
+
+    #[test]
+    fn shard_hash_is_fixed() {
+        // Pinned values, checked against Python's `xxhash.xxh3_64_intdigest`: every machine and
+        // every version must agree on them.
+        assert_eq!(xxhash_rust::xxh3::xxh3_64(b"1"), 0x65cd25028f98f158);
+        assert_eq!(Key::new(Value::from(1)).shard(4), 0x65cd25028f98f158 % 4);
+        assert_eq!(Key::new(Value::from("a")).shard(4), 3);
     }
 
     #[test]

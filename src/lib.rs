@@ -114,13 +114,18 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     Ok(runtime.block_on(runner.run(rx, started)))
 }
 
-/// The skip rule: with a cache, a key already in it is skipped as cached, and a key seen
-/// earlier in this input as a duplicate. Without a cache every item runs, as with xargs.
+/// The skip rule: a key another shard owns is skipped; with a cache, a key already in it is
+/// skipped as cached, and a key seen earlier in this input as a duplicate. Without a cache
+/// every item runs, as with xargs.
 fn filter(cfg: &Config, cached: KeyIndex, stats: Arc<Stats>) -> impl FnMut(&Key) -> bool + Send {
     let dedupe = cfg.cache.is_some();
+    let shard = cfg.shard;
     let mut seen = KeyIndex::default();
     move |key: &Key| {
-        if !dedupe {
+        if shard.is_some_and(|s| key.shard(s.count) != s.index) {
+            Stats::bump(&stats.other_shards);
+            false
+        } else if !dedupe {
             true
         } else if cached.contains(key) {
             Stats::bump(&stats.cached);

@@ -60,6 +60,8 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     /// Attempts beyond the first.
     pub retries: AtomicU64,
+    /// Items skipped because another shard owns them.
+    pub other_shards: AtomicU64,
     /// Items cut short by a shutdown: neither done nor failed, they run again next time.
     pub unfinished: AtomicU64,
 }
@@ -96,6 +98,10 @@ impl Stats {
             Self::get(&self.duplicates),
             human_duration(elapsed),
         );
+        let other = Self::get(&self.other_shards);
+        if other > 0 {
+            line += &format!(", {other} other shards");
+        }
         let unfinished = Self::get(&self.unfinished);
         if unfinished > 0 {
             line += &format!("; {unfinished} unfinished (they run again next time)");

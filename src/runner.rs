@@ -50,6 +50,9 @@ pub struct Runner<'a> {
     cause: Option<Cause>,
     fatal: Option<Error>,
     watchdog: Option<Arc<Watchdog>>,
+    /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
+    /// number): a start is allowed once it is within `burst - 1` intervals of now.
+    rate_tat: Instant,
 }
 
 /// Why the run stopped starting items.
@@ -99,6 +102,7 @@ enum Event {
     Signal(Cause),
     Done(Done),
     RetryDue,
+    RateReady,
     Input(Option<InputMsg>),
     SyncTick,
 }
@@ -130,6 +134,7 @@ impl<'a> Runner<'a> {
             cause: None,
             fatal: None,
             watchdog: watchdog.map(Arc::new),
+            rate_tat: Instant::now(),
         }
     }
 
@@ -159,7 +164,9 @@ impl<'a> Runner<'a> {
             {
                 break;
             }
-            let can_start = self.cause.is_none() && !self.free_slots.is_empty();
+            let slot_free = self.cause.is_none() && !self.free_slots.is_empty();
+            let rate_wait = self.rate_wait();
+            let can_start = slot_free && rate_wait.is_none();
             let next_retry = self.retries.peek().map(|p| p.0.due);
             let want_input = can_start && input_open && self.retries.len() < retry_cap;
             let event = tokio::select! {
@@ -171,6 +178,7 @@ impl<'a> Runner<'a> {
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 },
                 _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
+                _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
                 msg = input.recv(), if want_input => Event::Input(msg),
                 _ = sync_tick.tick(), if batch_sync => Event::SyncTick,
             };
@@ -181,6 +189,7 @@ impl<'a> Runner<'a> {
                     let Reverse(p) = self.retries.pop().expect("a retry is due");
                     self.start(p.item, p.attempt);
                 }
+                Event::RateReady => {}
                 Event::Input(None) => input_open = false,
                 Event::Input(Some(Ok(InputEvent::Item(item)))) => self.start(item, 1),
                 Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
@@ -292,6 +301,16 @@ impl<'a> Runner<'a> {
         self.stop(Cause::Fatal);
     }
 
+    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    fn rate_wait(&self) -> Option<Instant> {
+        let rate = self.cfg.rate?;
+        let allowed = self
+            .rate_tat
+            .checked_sub(rate.interval * (rate.burst - 1))
+            .unwrap_or(self.rate_tat);
+        (allowed > Instant::now()).then_some(allowed)
+    }
+
     /// Starts one attempt of `item` in a free slot.
     fn start(&mut self, item: Item, attempt: u32) {
         let Some(slot) = self.free_slots.pop() else {
@@ -318,6 +337,9 @@ impl<'a> Runner<'a> {
                 return;
             }
         };
+        if let Some(rate) = self.cfg.rate {
+            self.rate_tat = self.rate_tat.max(Instant::now()) + rate.interval;
+        }
         let job = Job {
             env: vec![
                 ("PARARUN_KEY", item.key.env_text().to_owned()),

@@ -5,5 +5,7 @@ mod util;
 mod core;
 mod faults;
 mod generated;
+mod rate;
 mod resume;
+mod shard;
 mod signals;
