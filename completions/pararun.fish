@@ -19,10 +19,15 @@ complete -c pararun -l timeout -d 'Per attempt: on expiry the child\'s process g
 complete -c pararun -l kill-after -d 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown' -r
 complete -c pararun -l failures -d 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)' -r -F
 complete -c pararun -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
+complete -c pararun -l total -d 'The number of items, for the bar\'s ETA [default: counted in the background when the input is a regular file]' -r
+complete -c pararun -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
 complete -c pararun -l shell -d 'Run the command through `sh -c` even when given as several words'
 complete -c pararun -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
 complete -c pararun -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
-complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary on stderr'
+complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr'
+complete -c pararun -s k -l keep-order -d 'Print records on stdout in input order (the cache still gets them as they finish)'
+complete -c pararun -l progress -d 'Show the progress bar even when stderr is not a terminal'
+complete -c pararun -l no-progress -d 'Show no progress bar and no progress lines'
 complete -c pararun -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pararun -s V -l version -d 'Print version'

@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, ValueEnum, ValueHint};
 
 use crate::config::{
-    parse_duration, parse_rate, parse_shard, Capture, Config, Format, Fsync, InputSource, Rate,
-    Shard,
+    parse_duration, parse_rate, parse_shard, Capture, Config, Display, Format, Fsync, InputSource,
+    Rate, Shard,
 };
 
 const EXAMPLES: &str = "\
@@ -70,6 +70,7 @@ pub struct Cli {
     /// argument. One word (or --shell): run with `sh -c`, each value shell-quoted. With no
     /// placeholder and no --stdin the item is appended as the last argument, as xargs does.
     #[arg(
+        help_heading = "Command",
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -88,7 +89,7 @@ struct InputArgs {
     input: Option<PathBuf>,
 
     /// How to read items: `auto` picks jsonl when the first non-blank line starts with `{`.
-    #[arg(long, value_enum, default_value_t = FormatArg::Auto, value_name = "FORMAT")]
+    #[arg(hide_short_help = true, long, value_enum, default_value_t = FormatArg::Auto, value_name = "FORMAT")]
     format: FormatArg,
 
     /// The top-level field that keys a JSON item and every cache record.
@@ -119,7 +120,7 @@ struct CommandArgs {
     stdin: bool,
 
     /// Run the command through `sh -c` even when given as several words.
-    #[arg(long)]
+    #[arg(hide_short_help = true, long)]
     shell: bool,
 
     /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
@@ -128,7 +129,7 @@ struct CommandArgs {
     rate: Option<Duration>,
 
     /// With --rate: how many items may start back to back after a pause.
-    #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
+    #[arg(hide_short_help = true, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
     burst: u32,
 
     /// Print each command that would run (after skipping cached keys), shell-quoted, one per
@@ -152,7 +153,7 @@ struct ResultArgs {
 
     /// How hard each cache append is pushed to disk (against power loss, not crashes: a crash
     /// of pararun loses no finished result in any mode).
-    #[arg(long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
+    #[arg(hide_short_help = true, long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
     fsync: FsyncArg,
 }
 
@@ -166,7 +167,7 @@ struct FaultArgs {
     /// Wait before the first retry, doubling (with jitter) on each further one, capped at 1m.
     ///
     /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(hide_short_help = true, long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
     retry_delay: Duration,
 
     /// Per attempt: on expiry the child's process group gets SIGTERM, then SIGKILL after
@@ -175,7 +176,7 @@ struct FaultArgs {
     timeout: Option<Duration>,
 
     /// Grace between SIGTERM and SIGKILL, for timeouts and for shutdown.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(hide_short_help = true, long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
     kill_after: Duration,
 
     /// Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...).
@@ -187,16 +188,39 @@ struct FaultArgs {
     max_failures: Option<u64>,
 
     /// Stop at the first failed item (the same as --max-failures 1).
-    #[arg(long)]
+    #[arg(hide_short_help = true, long)]
     halt_on_error: bool,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 struct OutputArgs {
-    /// Print no result records on stdout and no summary on stderr.
+    /// Print no result records on stdout and no summary or progress on stderr.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print records on stdout in input order (the cache still gets them as they finish).
+    ///
+    /// At most 4 x --jobs results wait behind a slow item; past that, new items wait.
+    #[arg(short = 'k', long)]
+    keep_order: bool,
+
+    /// Show the progress bar even when stderr is not a terminal.
+    #[arg(hide_short_help = true, long, overrides_with = "no_progress")]
+    progress: bool,
+
+    /// Show no progress bar and no progress lines.
+    #[arg(hide_short_help = true, long, overrides_with = "progress")]
+    no_progress: bool,
+
+    /// The number of items, for the bar's ETA [default: counted in the background when the
+    /// input is a regular file].
+    #[arg(hide_short_help = true, long, value_name = "N")]
+    total: Option<u64>,
+
+    /// When stderr is not a terminal, print a plain progress line this often.
+    #[arg(hide_short_help = true, long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    log_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -278,7 +302,20 @@ impl Cli {
             failures: self.faults.failures,
             max_failures,
             quiet: self.output.quiet,
-            stderr_is_terminal: std::io::stderr().is_terminal(),
+            display: if self.output.quiet || self.output.no_progress {
+                Display::Off
+            } else if self.output.progress || std::io::stderr().is_terminal() {
+                Display::Bar {
+                    color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                    forced: !std::io::stderr().is_terminal(),
+                }
+            } else if self.output.log_interval.is_zero() {
+                Display::Off
+            } else {
+                Display::Log(self.output.log_interval)
+            },
+            total: self.output.total,
+            keep_order: self.output.keep_order,
             shard: self.input.shard,
             rate: self.command.rate.map(|interval| Rate {
                 interval,

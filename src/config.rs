@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::progress::Display;
+
 /// Everything a run needs to know, decided before the first item is read.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,8 +45,12 @@ pub struct Config {
     pub max_failures: Option<u64>,
     /// No records on stdout, no summary.
     pub quiet: bool,
-    /// Whether stderr is a terminal (sensed once, at the edge).
-    pub stderr_is_terminal: bool,
+    /// How progress is shown on stderr (decided at the edge from the terminal and flags).
+    pub display: Display,
+    /// The number of items, when the user knows it (`--total`).
+    pub total: Option<u64>,
+    /// Print records in input order rather than completion order.
+    pub keep_order: bool,
     /// Run only this shard of the keys.
     pub shard: Option<Shard>,
     /// Start at most this many items per unit of time.

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod input;
+pub mod output;
 pub mod progress;
 pub mod report;
 pub mod runner;
@@ -62,10 +63,23 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         }
     }
     let stats = Arc::new(Stats::default());
-    let progress = Progress::new(
-        cfg.stderr_is_terminal && !cfg.quiet && !cfg.dry_run,
-        stats.clone(),
-    );
+    let display = if cfg.dry_run {
+        progress::Display::Off
+    } else {
+        cfg.display
+    };
+    let progress = Progress::new(display, stats.clone(), cfg.total);
+    if let (None, InputSource::File(path), false) =
+        (cfg.total, &cfg.input, display == progress::Display::Off)
+    {
+        // Counted on a thread of its own so that the first job does not wait for it.
+        let (path, progress) = (path.clone(), progress.clone());
+        std::thread::spawn(move || {
+            if let Some(total) = progress::count_items(&path) {
+                progress.set_total(total);
+            }
+        });
+    }
 
     if cfg.dry_run {
         let loaded = match &cfg.cache {

@@ -1,43 +1,114 @@
 //! Everything pararun writes to stderr goes through [`Progress`], so that child stderr lines and
 //! warnings print above the bar, whole, and never through it.
 //!
-//! The wrapper holds an `Option<ProgressBar>`: callers never branch on whether a bar is shown.
+//! Three displays: an indicatif bar (stderr is a terminal, or `--progress`), a plain line every
+//! `--log-interval` (stderr is a file or pipe: cron, CI), or nothing (`-q`, `--no-progress`).
+//! The wrapper holds an `Option<ProgressBar>`: callers never branch on which is shown.
 
 use std::io::Write;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::Stats;
+use crate::report::{human_duration, Stats};
 
-/// The stderr writer and (optional) progress bar of one run. Cheap to clone.
-#[derive(Clone)]
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    stats: Arc<Stats>,
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// A live bar on stderr; `color` unless `NO_COLOR` is set.
+    Bar {
+        /// Whether the bar may use colour.
+        color: bool,
+        /// Draw even when stderr is not a terminal (`--progress`).
+        forced: bool,
+    },
+    /// A plain line on stderr at this interval.
+    Log(Duration),
+    /// Nothing but the summary.
+    Off,
 }
 
+/// The stderr writer and progress display of one run. Cheap to clone.
+#[derive(Clone)]
+pub struct Progress {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bar: Option<ProgressBar>,
+    color: bool,
+    log_every: Option<Duration>,
+    stats: Arc<Stats>,
+    /// The number of items, once known (0: not known).
+    total: AtomicU64,
+    started: Instant,
+    last_log: Mutex<Instant>,
+}
+
+/// How often the bar's counts are refreshed when nothing else happens.
+const BAR_REFRESH: Duration = Duration::from_millis(200);
+
 impl Progress {
-    /// A bar on stderr when `show` is set, otherwise plain stderr.
-    pub fn new(show: bool, stats: Arc<Stats>) -> Progress {
-        let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {pos} done {msg} [{elapsed_precise}] {per_sec}",
-                )
-                .expect("the progress template is valid"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        });
-        let progress = Progress { bar, stats };
-        progress.refresh();
+    /// A display for a run; `total` is the number of items when known up front.
+    pub fn new(display: Display, stats: Arc<Stats>, total: Option<u64>) -> Progress {
+        let (bar, color, log_every) = match display {
+            Display::Bar { color, forced } => {
+                // indicatif hides a bar whose stderr is not a terminal; a term-like target does
+                // not ask, which is what --progress wants.
+                let target = if forced {
+                    ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)
+                } else {
+                    ProgressDrawTarget::stderr_with_hz(10)
+                };
+                let bar = ProgressBar::with_draw_target(None, target);
+                bar.enable_steady_tick(Duration::from_millis(100));
+                (Some(bar), color, None)
+            }
+            Display::Log(every) => (None, false, Some(every)),
+            Display::Off => (None, false, None),
+        };
+        let progress = Progress {
+            inner: Arc::new(Inner {
+                bar,
+                color,
+                log_every,
+                stats,
+                total: AtomicU64::new(0),
+                started: Instant::now(),
+                last_log: Mutex::new(Instant::now()),
+            }),
+        };
+        progress.set_total(total.unwrap_or(0));
         progress
     }
 
-    /// Writes one whole line (the trailing newline is added if missing) to stderr.
+    /// Sets the number of items (0: unknown), e.g. once a background count of the input ends.
+    pub fn set_total(&self, total: u64) {
+        self.inner.total.store(total, Ordering::Relaxed);
+        if let Some(bar) = &self.inner.bar {
+            let (c1, c2) = if self.inner.color {
+                (".cyan", ".green")
+            } else {
+                ("", "")
+            };
+            let template = if total > 0 {
+                bar.set_length(total);
+                format!("{{spinner{c2}}} [{{elapsed_precise}}] {{bar:30{c1}}} {{pos}}/{{len}} {{msg}} ETA {{eta}}")
+            } else {
+                format!("{{spinner{c2}}} [{{elapsed_precise}}] {{pos}} done {{msg}}")
+            };
+            bar.set_style(
+                ProgressStyle::with_template(&template)
+                    .expect("the progress templates are valid")
+                    .progress_chars("=> "),
+            );
+            self.refresh();
+        }
+    }
+
+    /// Writes one whole line (the trailing newline is added if missing) to stderr, above the bar.
     pub fn line(&self, text: &[u8]) {
         let mut buf = Vec::with_capacity(text.len() + 1);
         buf.extend_from_slice(text);
@@ -48,29 +119,145 @@ impl Progress {
             // A closed stderr must not stop the run; there is nowhere left to report it.
             let _ = std::io::stderr().lock().write_all(&buf);
         };
-        match &self.bar {
+        match &self.inner.bar {
             Some(bar) => bar.suspend(write),
             None => write(),
         }
     }
 
+    /// How often [`Progress::tick`] wants to be called, if at all.
+    pub fn tick_every(&self) -> Option<Duration> {
+        match (&self.inner.bar, self.inner.log_every) {
+            (Some(_), _) => Some(BAR_REFRESH),
+            (None, every) => every,
+        }
+    }
+
+    /// Refreshes the bar, or prints the log line when its interval has passed.
+    pub fn tick(&self) {
+        self.refresh();
+        if let Some(every) = self.inner.log_every {
+            let mut last = self
+                .inner
+                .last_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= every {
+                *last = Instant::now();
+                drop(last);
+                self.line(self.log_line().as_bytes());
+            }
+        }
+    }
+
     /// Updates the bar from the counters.
     pub fn refresh(&self) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.stats.settled());
+        if let Some(bar) = &self.inner.bar {
+            let s = &self.inner.stats;
+            bar.set_position(s.settled());
             bar.set_message(format!(
-                "({} ok, {} failed, {} cached)",
-                Stats::get(&self.stats.succeeded),
-                Stats::get(&self.stats.failed),
-                Stats::get(&self.stats.cached),
+                "({} ok, {} failed, {} cached) {:.1}/s",
+                Stats::get(&s.succeeded),
+                Stats::get(&s.failed),
+                Stats::get(&s.cached),
+                self.rate(),
             ));
         }
     }
 
+    /// Items run (not skipped) per second since the start.
+    fn rate(&self) -> f64 {
+        let s = &self.inner.stats;
+        let ran = Stats::get(&s.succeeded) + Stats::get(&s.failed);
+        ran as f64 / self.inner.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// The plain progress line for logs: counts, rate, elapsed time and ETA.
+    fn log_line(&self) -> String {
+        let s = &self.inner.stats;
+        let settled = s.settled();
+        let elapsed = self.inner.started.elapsed();
+        let rate = self.rate();
+        let total = self.inner.total.load(Ordering::Relaxed);
+        let mut line = if total > 0 {
+            format!(
+                "pararun: progress {settled}/{total} ({:.0}%)",
+                settled as f64 * 100.0 / total as f64
+            )
+        } else {
+            format!("pararun: progress {settled} done")
+        };
+        line += &format!(
+            ": {} ok, {} failed, {} cached; {rate:.1}/s; elapsed {}",
+            Stats::get(&s.succeeded),
+            Stats::get(&s.failed),
+            Stats::get(&s.cached),
+            human_duration(elapsed),
+        );
+        if total > settled && rate > 0.0 {
+            let eta = Duration::from_secs_f64((total - settled) as f64 / rate);
+            line += &format!("; ETA {}", human_duration(eta));
+        }
+        line
+    }
+
     /// Removes the bar before the summary is printed.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.inner.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Counts the items of an input file (its non-blank lines) for the bar's total, reading it
+/// separately from the items themselves; `None` if it cannot be read.
+pub fn count_items(path: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut count, mut blank) = (0u64, true);
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                count += u64::from(!blank);
+                blank = true;
+            } else if !b.is_ascii_whitespace() {
+                blank = false;
+            }
+        }
+    }
+    Some(count + u64::from(!blank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_non_blank_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        std::fs::write(&path, "a\n\n  \nb\r\nc").unwrap();
+        assert_eq!(count_items(&path), Some(3));
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(count_items(&path), Some(0));
+    }
+
+    #[test]
+    fn log_line_reads_well() {
+        let stats = Arc::new(Stats::default());
+        Stats::bump(&stats.succeeded);
+        Stats::bump(&stats.cached);
+        let p = Progress::new(Display::Off, stats, Some(4));
+        let line = p.log_line();
+        assert!(
+            line.starts_with("pararun: progress 2/4 (50%): 1 ok, 0 failed, 1 cached;"),
+            "{line}"
+        );
+        assert!(line.contains("ETA"), "{line}");
     }
 }

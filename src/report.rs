@@ -77,12 +77,13 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Items accounted for so far: done, failed or skipped.
+    /// Items accounted for so far: done, failed or skipped for any reason.
     pub fn settled(&self) -> u64 {
         Self::get(&self.succeeded)
             + Self::get(&self.failed)
             + Self::get(&self.cached)
             + Self::get(&self.duplicates)
+            + Self::get(&self.other_shards)
     }
 
     /// The one-line summary printed at the end of a run.

@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use crate::cache::CacheWriter;
 use crate::config::{Capture, Config, Fsync};
 use crate::exec::{self, Ending, Finished, Job, Limits, Stop, Watchdog};
 use crate::input::{InputEvent, Item};
+use crate::output::Output;
 use crate::progress::Progress;
 use crate::report::{
     escape, failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats,
@@ -42,7 +43,9 @@ pub struct Runner<'a> {
     progress: Progress,
     cache: Option<CacheWriter>,
     failures: Option<FailureLog>,
-    print_records: bool,
+    output: Output,
+    /// The ordinal the next item taken from the input gets (its place in input order).
+    next_ordinal: u64,
     stop_tx: watch::Sender<Stop>,
     free_slots: Vec<usize>,
     tasks: JoinSet<Done>,
@@ -67,6 +70,7 @@ enum Cause {
 
 /// A finished attempt, returned by its task.
 struct Done {
+    ordinal: u64,
     slot: usize,
     item: Item,
     attempt: u32,
@@ -77,6 +81,7 @@ struct Done {
 /// An item waiting to be retried; it holds no slot.
 struct Pending {
     due: Instant,
+    ordinal: u64,
     item: Item,
     attempt: u32,
 }
@@ -105,6 +110,7 @@ enum Event {
     RateReady,
     Input(Option<InputMsg>),
     SyncTick,
+    ProgressTick,
 }
 
 impl<'a> Runner<'a> {
@@ -126,7 +132,8 @@ impl<'a> Runner<'a> {
             progress,
             cache,
             failures,
-            print_records: !cfg.quiet,
+            output: Output::new(!cfg.quiet, cfg.keep_order, cfg.jobs * 4),
+            next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
             free_slots: (1..=cfg.jobs).rev().collect(),
             tasks: JoinSet::new(),
@@ -155,6 +162,10 @@ impl<'a> Runner<'a> {
         let mut input_open = true;
         let mut sync_tick = tokio::time::interval(crate::cache::SYNC_EVERY);
         let batch_sync = self.cfg.fsync == Fsync::Batch && self.cache.is_some();
+        let progress_every = self.progress.tick_every();
+        let mut progress_tick =
+            tokio::time::interval(progress_every.unwrap_or(Duration::from_secs(3600)));
+        progress_tick.tick().await;
         // Items waiting for a retry hold no slot, but they do hold memory: past this many, new
         // input waits, so a run where everything fails cannot grow without bound.
         let retry_cap = (self.cfg.jobs * 4).max(64);
@@ -168,7 +179,10 @@ impl<'a> Runner<'a> {
             let rate_wait = self.rate_wait();
             let can_start = slot_free && rate_wait.is_none();
             let next_retry = self.retries.peek().map(|p| p.0.due);
-            let want_input = can_start && input_open && self.retries.len() < retry_cap;
+            let want_input = can_start
+                && input_open
+                && self.retries.len() < retry_cap
+                && self.output.window_open(self.next_ordinal);
             let event = tokio::select! {
                 biased;
                 _ = sigint.recv() => Event::Signal(Cause::Interrupt),
@@ -181,18 +195,23 @@ impl<'a> Runner<'a> {
                 _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
                 msg = input.recv(), if want_input => Event::Input(msg),
                 _ = sync_tick.tick(), if batch_sync => Event::SyncTick,
+                _ = progress_tick.tick(), if progress_every.is_some() => Event::ProgressTick,
             };
             match event {
                 Event::Signal(cause) => self.on_signal(cause),
                 Event::Done(done) => self.on_done(done),
                 Event::RetryDue => {
                     let Reverse(p) = self.retries.pop().expect("a retry is due");
-                    self.start(p.item, p.attempt);
+                    self.start(p.ordinal, p.item, p.attempt);
                 }
                 Event::RateReady => {}
                 Event::Input(None) => input_open = false,
-                Event::Input(Some(Ok(InputEvent::Item(item)))) => self.start(item, 1),
+                Event::Input(Some(Ok(InputEvent::Item(item)))) => {
+                    let ordinal = self.take_ordinal();
+                    self.start(ordinal, item, 1);
+                }
                 Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
+                    let ordinal = self.take_ordinal();
                     let failure = Failure::new(Reason::BadInput, reason);
                     let failed = FailedItem {
                         key: None,
@@ -200,11 +219,12 @@ impl<'a> Runner<'a> {
                         line: &line,
                         attempts: 0,
                     };
-                    self.fail(&failed, &failure);
+                    self.fail(ordinal, &failed, &failure);
                 }
                 Event::Input(Some(Err(e))) => {
                     self.set_fatal(e.context(format!("reading {}", self.input_name)))
                 }
+                Event::ProgressTick => self.progress.tick(),
                 Event::SyncTick => {
                     if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::sync_if_due) {
                         self.set_fatal(e.0);
@@ -213,8 +233,11 @@ impl<'a> Runner<'a> {
             }
             self.progress.refresh();
         }
-        for Reverse(_) in self.retries.drain() {
-            Stats::bump(&self.stats.unfinished);
+        for Reverse(pending) in std::mem::take(&mut self.retries) {
+            self.unfinished(pending.ordinal);
+        }
+        if let Err(e) = self.output.finish() {
+            self.stdout_failed(e);
         }
         if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
             self.set_fatal(e.0);
@@ -301,6 +324,34 @@ impl<'a> Runner<'a> {
         self.stop(Cause::Fatal);
     }
 
+    fn take_ordinal(&mut self) -> u64 {
+        self.next_ordinal += 1;
+        self.next_ordinal - 1
+    }
+
+    /// Hands an item's outcome to stdout (a record, or `None` for no record).
+    fn emit(&mut self, ordinal: u64, record: Option<&str>) {
+        if let Err(e) = self.output.resolve(ordinal, record) {
+            self.stdout_failed(e);
+        }
+    }
+
+    fn stdout_failed(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache keeps
+            // every result that finishes meanwhile.
+            self.stop(Cause::BrokenPipe);
+        } else {
+            self.set_fatal(Error::new(e).context("cannot write to stdout"));
+        }
+    }
+
+    /// An item cut short by a shutdown: no record, no failure; it runs again next time.
+    fn unfinished(&mut self, ordinal: u64) {
+        Stats::bump(&self.stats.unfinished);
+        self.emit(ordinal, None);
+    }
+
     /// With `--rate`, the moment the next start is allowed, if that is still to come.
     fn rate_wait(&self) -> Option<Instant> {
         let rate = self.cfg.rate?;
@@ -312,14 +363,14 @@ impl<'a> Runner<'a> {
     }
 
     /// Starts one attempt of `item` in a free slot.
-    fn start(&mut self, item: Item, attempt: u32) {
+    fn start(&mut self, ordinal: u64, item: Item, attempt: u32) {
         let Some(slot) = self.free_slots.pop() else {
             unreachable!("start is only called with a free slot")
         };
         if let Some(max) = self.cfg.max_failures {
             if Stats::get(&self.stats.failed) >= max {
                 self.free_slots.push(slot);
-                Stats::bump(&self.stats.unfinished);
+                self.unfinished(ordinal);
                 return;
             }
         }
@@ -333,7 +384,7 @@ impl<'a> Runner<'a> {
             Err(MissingField(reason)) => {
                 self.free_slots.push(slot);
                 let failure = Failure::new(Reason::BadInput, reason);
-                self.fail(&failed_item(&item, attempt), &failure);
+                self.fail(ordinal, &failed_item(&item, attempt), &failure);
                 return;
             }
         };
@@ -366,6 +417,7 @@ impl<'a> Runner<'a> {
             let guard = watchdog.as_deref().map(|dog| (dog, slot));
             let result = exec::run(job, limits, stop, &progress, guard).await;
             Done {
+                ordinal,
                 slot,
                 item,
                 attempt,
@@ -385,8 +437,8 @@ impl<'a> Runner<'a> {
             )),
         };
         match outcome {
-            Outcome::Record(record) => self.record(&done.item, record),
-            Outcome::Unfinished => Stats::bump(&self.stats.unfinished),
+            Outcome::Record(record) => self.record(done.ordinal, &done.item, record),
+            Outcome::Unfinished => self.unfinished(done.ordinal),
             Outcome::Failed(failure) => {
                 if failure.reason.retryable()
                     && done.attempt <= self.cfg.retries
@@ -395,11 +447,16 @@ impl<'a> Runner<'a> {
                     let delay = retry_delay(self.cfg.retry_delay, done.attempt, done.item.seq);
                     self.retries.push(Reverse(Pending {
                         due: Instant::now() + delay,
+                        ordinal: done.ordinal,
                         item: done.item,
                         attempt: done.attempt + 1,
                     }));
                 } else {
-                    self.fail(&failed_item(&done.item, done.attempt), &failure);
+                    self.fail(
+                        done.ordinal,
+                        &failed_item(&done.item, done.attempt),
+                        &failure,
+                    );
                 }
             }
         }
@@ -450,15 +507,14 @@ impl<'a> Runner<'a> {
     }
 
     /// Appends a record to the cache (first: durability) and then to stdout.
-    fn record(&mut self, item: &Item, mut record: String) {
+    fn record(&mut self, ordinal: u64, item: &Item, mut record: String) {
         record.push('\n');
         if self.cause == Some(Cause::Fatal) {
-            Stats::bump(&self.stats.unfinished);
+            self.unfinished(ordinal);
             return;
         }
         if let Some(cache) = &mut self.cache {
             if let Err(e) = cache.append(record.as_bytes()) {
-                Stats::bump(&self.stats.unfinished);
                 self.progress.line(
                     format!(
                         "pararun: item {} ({}:{}) is not done: its record could not be written",
@@ -467,28 +523,18 @@ impl<'a> Runner<'a> {
                     .as_bytes(),
                 );
                 self.set_fatal(e.0);
+                self.unfinished(ordinal);
                 return;
             }
         }
         Stats::bump(&self.stats.succeeded);
-        if self.print_records {
-            let mut out = io::stdout().lock();
-            if let Err(e) = out.write_all(record.as_bytes()).and_then(|()| out.flush()) {
-                self.print_records = false;
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache
-                    // keeps every result that finishes meanwhile.
-                    self.stop(Cause::BrokenPipe);
-                } else {
-                    self.set_fatal(Error::new(e).context("cannot write to stdout"));
-                }
-            }
-        }
+        self.emit(ordinal, Some(&record));
     }
 
     /// Counts, reports and logs an item that failed for good.
-    fn fail(&mut self, item: &FailedItem<'_>, failure: &Failure) {
+    fn fail(&mut self, ordinal: u64, item: &FailedItem<'_>, failure: &Failure) {
         Stats::bump(&self.stats.failed);
+        self.emit(ordinal, None);
         self.progress
             .line(failure_message(item, failure, &self.input_name).as_bytes());
         if let Some(log) = &mut self.failures {

@@ -2,9 +2,13 @@
 
 mod util;
 
+mod cli;
 mod core;
+mod examples;
 mod faults;
 mod generated;
+mod order;
+mod progress;
 mod rate;
 mod resume;
 mod shard;

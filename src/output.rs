@@ -1,0 +1,115 @@
+//! Stdout: one JSON record per line, in completion order or, with `--keep-order`, in input
+//! order. This module is the only writer of stdout during a run.
+//!
+//! In input order, every item the scheduler receives gets an ordinal and must be resolved
+//! exactly once (with a record, or with nothing when it failed or was cut short); records wait
+//! until every earlier ordinal is resolved. The scheduler asks [`Output::window_open`] before
+//! taking a new item, so at most a window of results is ever held back.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+/// The stdout writer of one run.
+pub struct Output {
+    print: bool,
+    keep_order: bool,
+    window: u64,
+    next_to_print: u64,
+    held: BTreeMap<u64, Option<String>>,
+}
+
+impl Output {
+    /// `print` false discards records (`-q`); `window` bounds what `keep_order` holds back.
+    pub fn new(print: bool, keep_order: bool, window: usize) -> Output {
+        Output {
+            print,
+            keep_order,
+            window: window as u64,
+            next_to_print: 0,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the item with ordinal `next` may start: always, unless input order is kept and
+    /// a window of items after the oldest unresolved one is already out.
+    pub fn window_open(&self, next: u64) -> bool {
+        !self.keep_order || next < self.next_to_print + self.window
+    }
+
+    /// Resolves the item with `ordinal`: `record` is its line (ending in `\n`), or `None` when
+    /// it produced no record. Errors are stdout's (a broken pipe among them); after one, records
+    /// are no longer printed.
+    pub fn resolve(&mut self, ordinal: u64, record: Option<&str>) -> io::Result<()> {
+        if !self.keep_order {
+            return match record {
+                Some(line) => self.write(line),
+                None => Ok(()),
+            };
+        }
+        self.held.insert(ordinal, record.map(str::to_owned));
+        let mut ready = String::new();
+        while let Some(entry) = self.held.remove(&self.next_to_print) {
+            if let Some(line) = entry {
+                ready += &line;
+            }
+            self.next_to_print += 1;
+        }
+        if ready.is_empty() {
+            Ok(())
+        } else {
+            self.write(&ready)
+        }
+    }
+
+    /// At the end of a run: prints whatever is still held, in order, gaps and all.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let rest: String = std::mem::take(&mut self.held)
+            .into_values()
+            .flatten()
+            .collect();
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            self.write(&rest)
+        }
+    }
+
+    fn write(&mut self, text: &str) -> io::Result<()> {
+        if !self.print {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        if result.is_err() {
+            self.print = false;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_bounds_what_is_held() {
+        let mut out = Output::new(false, true, 3);
+        assert!(out.window_open(2));
+        assert!(!out.window_open(3));
+        out.resolve(1, Some("b\n")).unwrap();
+        out.resolve(2, None).unwrap();
+        assert_eq!(out.held.len(), 2);
+        out.resolve(0, Some("a\n")).unwrap();
+        assert!(out.held.is_empty());
+        assert_eq!(out.next_to_print, 3);
+        assert!(out.window_open(5));
+    }
+
+    #[test]
+    fn completion_order_holds_nothing() {
+        let mut out = Output::new(false, false, 1);
+        out.resolve(5, Some("x\n")).unwrap();
+        assert!(out.held.is_empty());
+        assert!(out.window_open(100));
+    }
+}
