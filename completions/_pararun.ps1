@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--log-interval', '--log-interval', [CompletionResultType]::ParameterName, 'When stderr is not a terminal, print a plain progress line this often')
             [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)')
             [CompletionResult]::new('--shell', '--shell', [CompletionResultType]::ParameterName, 'Run the command through `sh -c` even when given as several words')
+            [CompletionResult]::new('--persistent', '--persistent', [CompletionResultType]::ParameterName, 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing')
             [CompletionResult]::new('--halt-on-error', '--halt-on-error', [CompletionResultType]::ParameterName, 'Stop at the first failed item (the same as --max-failures 1)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print no result records on stdout and no summary or progress on stderr')

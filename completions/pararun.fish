@@ -23,6 +23,7 @@ complete -c pararun -l total -d 'The number of items, for the bar\'s ETA [defaul
 complete -c pararun -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
 complete -c pararun -l shell -d 'Run the command through `sh -c` even when given as several words'
+complete -c pararun -l persistent -d 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout'
 complete -c pararun -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
 complete -c pararun -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
 complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr'

@@ -123,6 +123,15 @@ struct CommandArgs {
     #[arg(hide_short_help = true, long)]
     shell: bool,
 
+    /// Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as
+    /// one line on its stdin (the JSON line, or a JSON string for lines input), and the worker
+    /// answers with one JSON line on stdout.
+    ///
+    /// A worker that exits, times out or answers with something that is not JSON fails its item
+    /// and is restarted. Only the `<%>` placeholder may be used; PARARUN_SLOT is set.
+    #[arg(long)]
+    persistent: bool,
+
     /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
     /// spaced; retries count too.
     #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
@@ -267,6 +276,9 @@ impl Cli {
             Some(p) if p.as_os_str() == "-" => InputSource::Stdin,
             Some(p) => InputSource::File(p),
         };
+        if self.command.persistent && self.command.stdin {
+            bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
+        }
         let max_failures = if self.faults.halt_on_error {
             Some(1)
         } else {
@@ -316,6 +328,7 @@ impl Cli {
             },
             total: self.output.total,
             keep_order: self.output.keep_order,
+            persistent: self.command.persistent,
             shard: self.input.shard,
             rate: self.command.rate.map(|interval| Rate {
                 interval,

@@ -51,6 +51,8 @@ pub struct Config {
     pub total: Option<u64>,
     /// Print records in input order rather than completion order.
     pub keep_order: bool,
+    /// Run the command once per slot as a long-lived worker fed one item per stdin line.
+    pub persistent: bool,
     /// Run only this shard of the keys.
     pub shard: Option<Shard>,
     /// Start at most this many items per unit of time.

@@ -8,9 +8,11 @@
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::ChildStderr;
 use tokio::sync::watch;
 
 use crate::progress::Progress;
@@ -88,20 +90,8 @@ pub async fn run(
     progress: &Progress,
     guard: Option<(&Watchdog, usize)>,
 ) -> io::Result<Finished> {
-    let mut std_cmd = std::process::Command::new(&job.argv[0]);
-    std_cmd
-        .args(&job.argv[1..])
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if job.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
     let start = Instant::now();
-    let mut child = tokio::process::Command::from(std_cmd).spawn()?;
+    let mut child = command(&job.argv, &job.env, job.stdin.is_some()).spawn()?;
     let pid = child.id().map(|p| p as i32);
     if let (Some((dog, slot)), Some(pid)) = (guard, pid) {
         dog.set(slot, pid);
@@ -110,6 +100,7 @@ pub async fn run(
     let stdin = child.stdin.take();
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
+    let tail = Mutex::new(Tail::default());
     let feed = async move {
         if let (Some(mut pipe), Some(bytes)) = (stdin, job.stdin) {
             // A child that exits without reading its stdin is its own business, not an error.
@@ -120,28 +111,14 @@ pub async fn run(
         let mut buf = Vec::new();
         stdout.read_to_end(&mut buf).await.map(|_| buf)
     };
-    let read_err = async move {
-        let mut reader = BufReader::new(stderr);
-        let mut line = Vec::new();
-        let mut tail = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    progress.line(&line);
-                    tail.extend_from_slice(&line);
-                    if tail.len() > 2 * TAIL_BYTES {
-                        tail.drain(..tail.len() - TAIL_BYTES);
-                    }
-                }
-            }
-        }
-        tail
-    };
     let all = async {
-        let (_, out, tail, status) = tokio::join!(feed, read_out, read_err, child.wait());
-        (out, tail, status)
+        let (_, out, _, status) = tokio::join!(
+            feed,
+            read_out,
+            pump_stderr(stderr, progress, &tail),
+            child.wait()
+        );
+        (out, status)
     };
     tokio::pin!(all);
 
@@ -149,7 +126,7 @@ pub async fn run(
         .timeout
         .map(|t| tokio::time::Instant::from_std(start + t));
     let mut ending = Ending::Exited;
-    let (out, tail, status) = tokio::select! {
+    let (out, status) = tokio::select! {
         done = &mut all => done,
         _ = sleep_until(deadline) => {
             ending = Ending::TimedOut;
@@ -163,24 +140,84 @@ pub async fn run(
     if let Some((dog, slot)) = guard {
         dog.set(slot, 0);
     }
-    let mut tail = &tail[tail.len().saturating_sub(TAIL_BYTES)..];
-    if let Some(nl) = tail.iter().position(|&b| b == b'\n') {
-        if tail.len() == TAIL_BYTES {
-            tail = &tail[nl + 1..];
-        }
-    }
+    let stderr_tail = lock(&tail).text();
     Ok(Finished {
         status: status?,
         stdout: out?,
-        stderr_tail: String::from_utf8_lossy(tail).into_owned(),
+        stderr_tail,
         duration: start.elapsed(),
         ending,
     })
 }
 
+/// A child's command: its own process group, stdout and stderr piped, stdin piped or
+/// /dev/null.
+pub(crate) fn command(
+    argv: &[String],
+    env: &[(&'static str, String)],
+    pipe_stdin: bool,
+) -> tokio::process::Command {
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if pipe_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    tokio::process::Command::from(cmd)
+}
+
+/// The last lines of a child's stderr, for failure reports.
+#[derive(Debug, Default)]
+pub struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, line: &[u8]) {
+        self.0.extend_from_slice(line);
+        if self.0.len() > 2 * TAIL_BYTES {
+            self.0.drain(..self.0.len() - TAIL_BYTES);
+        }
+    }
+
+    /// At most the last 2 KiB, starting at a line boundary when cut.
+    pub fn text(&self) -> String {
+        let mut tail = &self.0[self.0.len().saturating_sub(TAIL_BYTES)..];
+        if tail.len() == TAIL_BYTES {
+            if let Some(nl) = tail.iter().position(|&b| b == b'\n') {
+                tail = &tail[nl + 1..];
+            }
+        }
+        String::from_utf8_lossy(tail).into_owned()
+    }
+}
+
+pub(crate) fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Passes a child's stderr through to ours a whole line at a time, keeping its tail.
+pub(crate) async fn pump_stderr(stderr: ChildStderr, progress: &Progress, tail: &Mutex<Tail>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                progress.line(&line);
+                lock(tail).push(&line);
+            }
+        }
+    }
+}
+
 /// Ends a child's group: SIGTERM, then SIGKILL after `grace` or as soon as the run escalates to
 /// [`Stop::Kill`]; returns once the child and its pipes are done.
-async fn terminate<F: std::future::Future + Unpin>(
+pub(crate) async fn terminate<F: std::future::Future + Unpin>(
     pid: Option<i32>,
     all: &mut F,
     grace: Duration,
@@ -200,7 +237,7 @@ async fn terminate<F: std::future::Future + Unpin>(
     all.await
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -215,7 +252,7 @@ pub async fn reached(stop: &mut watch::Receiver<Stop>, level: Stop) {
 }
 
 /// Sends `signal` to the process group led by `pid`.
-fn signal_group(pid: Option<i32>, signal: i32) {
+pub(crate) fn signal_group(pid: Option<i32>, signal: i32) {
     if let Some(pid) = pid.filter(|&p| p > 0) {
         // SAFETY: kill(2) takes plain integers and touches no memory of ours. The group may be
         // gone already (ESRCH), which is fine.

@@ -16,8 +16,10 @@ pub mod input;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod result;
 pub mod runner;
 pub mod template;
+pub mod worker;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -48,7 +50,15 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     } else {
         Some(exec::Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?)
     };
-    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin);
+    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent);
+    if cfg.persistent {
+        if let Err(placeholder) = template.render_worker(1) {
+            bail!(
+                "{placeholder} cannot be used with --persistent: a worker gets its items on \
+                 stdin, one per line; only <%> (the slot) may appear in the command"
+            );
+        }
+    }
     if let Some(program) = template.literal_program() {
         check_program(program)?;
     }

@@ -12,21 +12,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Error;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
-use crate::config::{Capture, Config, Fsync};
-use crate::exec::{self, Ending, Finished, Job, Limits, Stop, Watchdog};
+use crate::config::{Config, Fsync};
+use crate::exec::{self, Finished, Job, Limits, Stop, Watchdog};
 use crate::input::{InputEvent, Item};
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::report::{
     escape, failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats,
 };
+use crate::result::{judge_process, judge_reply, Outcome};
 use crate::template::{MissingField, Template};
+use crate::worker::{Reply, Worker};
 
 /// What the input reader thread sends: an event, or the I/O error that ended the input.
 pub type InputMsg = Result<InputEvent, Error>;
@@ -56,6 +58,8 @@ pub struct Runner<'a> {
     /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
     /// number): a start is allowed once it is within `burst - 1` intervals of now.
     rate_tat: Instant,
+    /// With `--persistent`, each slot's idle worker (index: slot).
+    workers: Vec<Option<Worker>>,
 }
 
 /// Why the run stopped starting items.
@@ -75,7 +79,22 @@ struct Done {
     item: Item,
     attempt: u32,
     program: String,
-    result: io::Result<Finished>,
+    result: Attempt,
+}
+
+/// What an attempt's task brings back.
+enum Attempt {
+    /// A per-item child ended (or could not start).
+    Process(io::Result<Finished>),
+    /// A persistent worker replied (or could not start).
+    Worker(io::Result<WorkerAttempt>),
+}
+
+struct WorkerAttempt {
+    reply: Reply,
+    worker: Worker,
+    stderr_tail: String,
+    duration: Duration,
 }
 
 /// An item waiting to be retried; it holds no slot.
@@ -142,6 +161,7 @@ impl<'a> Runner<'a> {
             fatal: None,
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
+            workers: (0..=cfg.jobs).map(|_| None).collect(),
         }
     }
 
@@ -239,6 +259,7 @@ impl<'a> Runner<'a> {
         if let Err(e) = self.output.finish() {
             self.stdout_failed(e);
         }
+        self.shut_down_workers().await;
         if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
             self.set_fatal(e.0);
         }
@@ -253,6 +274,19 @@ impl<'a> Runner<'a> {
             self.progress.line(summary.as_bytes());
         }
         self.exit_status()
+    }
+
+    /// Ends every idle worker: EOF on stdin, then SIGTERM and SIGKILL if it lingers.
+    async fn shut_down_workers(&mut self) {
+        let mut ending = JoinSet::new();
+        for worker in self.workers.iter_mut().filter_map(Option::take) {
+            ending.spawn(worker.shutdown(self.cfg.kill_after, self.stop_tx.subscribe()));
+        }
+        while let Some(joined) = ending.join_next().await {
+            if let Err(e) = joined {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
     }
 
     fn exit_status(&self) -> Exit {
@@ -405,6 +439,10 @@ impl<'a> Runner<'a> {
             }),
             argv,
         };
+        if self.cfg.persistent {
+            self.start_on_worker(ordinal, item, attempt, slot);
+            return;
+        }
         let limits = Limits {
             timeout: self.cfg.timeout,
             kill_after: self.cfg.kill_after,
@@ -415,7 +453,7 @@ impl<'a> Runner<'a> {
         let watchdog = self.watchdog.clone();
         self.tasks.spawn(async move {
             let guard = watchdog.as_deref().map(|dog| (dog, slot));
-            let result = exec::run(job, limits, stop, &progress, guard).await;
+            let result = Attempt::Process(exec::run(job, limits, stop, &progress, guard).await);
             Done {
                 ordinal,
                 slot,
@@ -427,11 +465,71 @@ impl<'a> Runner<'a> {
         });
     }
 
+    /// Sends an item to the slot's worker, starting one if there is none (or it exited).
+    fn start_on_worker(&mut self, ordinal: u64, item: Item, attempt: u32, slot: usize) {
+        let argv = match self.template.render_worker(slot) {
+            Ok(argv) => argv,
+            Err(_) => unreachable!("the worker command was checked at setup"),
+        };
+        let request = match &item.value {
+            Some(_) => item.line.clone(),
+            None => Value::String(item.line.clone()).to_string(),
+        };
+        let idle = self.workers[slot].take();
+        let (timeout, kill_after) = (self.cfg.timeout, self.cfg.kill_after);
+        let mut stop = self.stop_tx.subscribe();
+        let progress = self.progress.clone();
+        let watchdog = self.watchdog.clone();
+        let program = argv[0].clone();
+        self.tasks.spawn(async move {
+            let worker = match idle.map(|mut w| (w.alive(), w)) {
+                Some((true, worker)) => Ok(worker),
+                _ => Worker::spawn(&argv, slot, &progress, watchdog.as_deref()),
+            };
+            let result = match worker {
+                Ok(mut worker) => {
+                    let started = Instant::now();
+                    let reply = worker
+                        .call(request.as_bytes(), timeout, kill_after, &mut stop)
+                        .await;
+                    Ok(WorkerAttempt {
+                        reply,
+                        stderr_tail: worker.stderr_tail(),
+                        duration: started.elapsed(),
+                        worker,
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            Done {
+                ordinal,
+                slot,
+                item,
+                attempt,
+                program,
+                result: Attempt::Worker(result),
+            }
+        });
+    }
+
     fn on_done(&mut self, done: Done) {
         self.free_slots.push(done.slot);
         let outcome = match done.result {
-            Ok(finished) => self.judge(&done.item, finished),
-            Err(e) => Outcome::Failed(Failure::new(
+            Attempt::Process(Ok(finished)) => judge_process(self.cfg, &done.item, finished),
+            Attempt::Worker(Ok(w)) => {
+                let outcome = judge_reply(self.cfg, &done.item, w.reply, w.stderr_tail, w.duration);
+                if matches!(outcome, Outcome::Record(_)) {
+                    self.workers[done.slot] = Some(w.worker);
+                } else {
+                    // Dead, or out of step with the protocol: the slot gets a new worker.
+                    w.worker.kill();
+                    if let Some(dog) = &self.watchdog {
+                        dog.set(done.slot, 0);
+                    }
+                }
+                outcome
+            }
+            Attempt::Process(Err(e)) | Attempt::Worker(Err(e)) => Outcome::Failed(Failure::new(
                 Reason::Spawn,
                 format!("cannot start {}: {e}", escape(&done.program)),
             )),
@@ -459,50 +557,6 @@ impl<'a> Runner<'a> {
                     );
                 }
             }
-        }
-    }
-
-    /// Decides what a finished child means.
-    fn judge(&self, item: &Item, finished: Finished) -> Outcome {
-        let base = |reason, detail: String| Failure {
-            reason,
-            detail,
-            code: finished.status.code(),
-            signal: finished.signal(),
-            stderr_tail: finished.stderr_tail.clone(),
-            duration: finished.duration,
-        };
-        if finished.ending == Ending::TimedOut {
-            let limit = self.cfg.timeout.unwrap_or_default();
-            return Outcome::Failed(base(
-                Reason::Timeout,
-                format!("timed out after {}", crate::report::human_duration(limit)),
-            ));
-        }
-        if !finished.status.success() {
-            if finished.ending == Ending::Stopped {
-                return Outcome::Unfinished;
-            }
-            return Outcome::Failed(match (finished.status.code(), finished.signal()) {
-                (Some(code), _) => base(Reason::Exit, format!("exit code {code}")),
-                (None, Some(sig)) => {
-                    base(Reason::Signal, format!("killed by {}", signal_name(sig)))
-                }
-                (None, None) => base(Reason::Exit, format!("ended with {}", finished.status)),
-            });
-        }
-        let result = match self.cfg.capture {
-            Capture::Text => {
-                let text = String::from_utf8_lossy(&finished.stdout);
-                Ok(Value::String(
-                    text.trim_end_matches(['\n', '\r']).to_owned(),
-                ))
-            }
-            Capture::Json => parse_result(&finished.stdout),
-        };
-        match result {
-            Ok(value) => Outcome::Record(make_record(&self.cfg.key_field, &item.key.value, value)),
-            Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
         }
     }
 
@@ -558,12 +612,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-enum Outcome {
-    Record(String),
-    Failed(Failure),
-    Unfinished,
-}
-
 fn failed_item(item: &Item, attempts: u32) -> FailedItem<'_> {
     FailedItem {
         key: Some(&item.key.value),
@@ -598,97 +646,9 @@ fn nanos() -> [u8; 8] {
     (t.subsec_nanos() as u64).to_le_bytes()
 }
 
-/// A child's JSON result: its whole stdout when that is one JSON document, else its last
-/// non-empty line when that is JSON (so log lines before it are fine).
-pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
-    let text = String::from_utf8_lossy(stdout);
-    if text.trim().is_empty() {
-        return Err(
-            "empty stdout (expected a JSON result; use --capture text for plain text)".into(),
-        );
-    }
-    if let Ok(value) = serde_json::from_str(&text) {
-        return Ok(value);
-    }
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(last).map_err(|e| {
-        let excerpt: String = last.chars().take(120).collect();
-        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
-    })
-}
-
-/// The cache record: the result object with the key field first, set to the item's key; any
-/// other result is wrapped as `{"<key-field>": KEY, "result": VALUE}`.
-pub fn make_record(key_field: &str, key: &Value, result: Value) -> String {
-    let mut record = Map::new();
-    record.insert(key_field.to_owned(), key.clone());
-    match result {
-        Value::Object(fields) => {
-            for (name, value) in fields {
-                if name != key_field {
-                    record.insert(name, value);
-                }
-            }
-        }
-        other => {
-            record.insert("result".to_owned(), other);
-        }
-    }
-    Value::Object(record).to_string()
-}
-
-fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {sig}"),
-    };
-    format!("{name} (signal {sig})")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn results_from_stdout() {
-        assert_eq!(parse_result(b"{\n  \"a\": 1\n}\n"), Ok(json!({"a": 1})));
-        assert_eq!(
-            parse_result(b"loading...\nstep 2\n{\"a\":1}\n\n"),
-            Ok(json!({"a": 1}))
-        );
-        assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
-        assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
-        assert!(parse_result(b"{\"a\":1}\ndone\n")
-            .unwrap_err()
-            .contains("\"done\""));
-    }
-
-    #[test]
-    fn records_put_the_key_first() {
-        assert_eq!(
-            make_record("id", &json!(5), json!({"z": 1, "id": "other", "a": 2})),
-            r#"{"id":5,"z":1,"a":2}"#
-        );
-        assert_eq!(
-            make_record("k", &json!("x"), json!([1])),
-            r#"{"k":"x","result":[1]}"#
-        );
-    }
 
     #[test]
     fn retry_delays_double_with_jitter_and_cap() {

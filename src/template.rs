@@ -87,6 +87,33 @@ impl Template {
         }
     }
 
+    /// The argv of a persistent worker for `slot`: only `<%>` may appear in it, since the items
+    /// go to the worker's stdin. `Err` names the first placeholder that cannot be used.
+    pub fn render_worker(&self, slot: usize) -> Result<Vec<String>, String> {
+        let word = |parts: &[Part]| -> Result<String, String> {
+            let mut out = String::new();
+            for part in parts {
+                match part {
+                    Part::Lit(text) => out += text,
+                    Part::Slot => out += &slot.to_string(),
+                    Part::Item => return Err("<>".into()),
+                    Part::Seq => return Err("<#>".into()),
+                    Part::Field(name) => return Err(format!("<{name}>")),
+                }
+            }
+            Ok(out)
+        };
+        let words = self
+            .words
+            .iter()
+            .map(|w| word(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match self.mode {
+            Mode::Direct => words,
+            Mode::Shell => vec!["sh".into(), "-c".into(), words.join(" ")],
+        })
+    }
+
     /// The argv for one item run in `slot`.
     pub fn render(&self, item: &Item, slot: usize) -> Result<Vec<String>, MissingField> {
         match self.mode {
@@ -303,6 +330,14 @@ mod tests {
             t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
             ["./work.sh", r#"{"id":1}"#]
         );
+    }
+
+    #[test]
+    fn workers_take_only_the_slot() {
+        let t = Template::parse(&words(&["python3", "w.py", "--slot=<%>"]), false, true);
+        assert_eq!(t.render_worker(2).unwrap(), ["python3", "w.py", "--slot=2"]);
+        let t = Template::parse(&words(&["python3", "w.py", "<text>"]), false, true);
+        assert_eq!(t.render_worker(1).unwrap_err(), "<text>");
     }
 
     #[test]

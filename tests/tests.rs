@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod generated;
 mod order;
+mod persistent;
 mod progress;
 mod rate;
 mod resume;

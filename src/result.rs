@@ -1,0 +1,221 @@
+//! What an attempt means: success with a record, a failure with its reason, or unfinished.
+//!
+//! Pure decisions on what a child (or a persistent worker) left behind; nothing here writes.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{Capture, Config};
+use crate::exec::{Ending, Finished};
+use crate::input::Item;
+use crate::report::{escape, human_duration, Failure, Reason};
+use crate::worker::Reply;
+
+/// The verdict on one attempt.
+pub enum Outcome {
+    /// Success: the record line (without its newline).
+    Record(String),
+    /// A failure, maybe to be retried.
+    Failed(Failure),
+    /// Cut short by a shutdown: neither done nor failed.
+    Unfinished,
+}
+
+/// Judges a per-item child that has ended.
+pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
+    let base = |reason, detail: String| Failure {
+        reason,
+        detail,
+        code: finished.status.code(),
+        signal: finished.signal(),
+        stderr_tail: finished.stderr_tail.clone(),
+        duration: finished.duration,
+    };
+    if finished.ending == Ending::TimedOut {
+        return Outcome::Failed(base(Reason::Timeout, timed_out(cfg)));
+    }
+    if !finished.status.success() {
+        if finished.ending == Ending::Stopped {
+            return Outcome::Unfinished;
+        }
+        let (reason, detail) = status_failure(finished.status);
+        return Outcome::Failed(base(reason, detail));
+    }
+    match result_of(cfg, &finished.stdout) {
+        Ok(value) => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+        Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
+    }
+}
+
+/// Judges a persistent worker's reply. Anything but a record means the worker must go.
+pub fn judge_reply(
+    cfg: &Config,
+    item: &Item,
+    reply: Reply,
+    stderr_tail: String,
+    duration: Duration,
+) -> Outcome {
+    let failure = |reason, detail: String, status: Option<ExitStatus>| {
+        Outcome::Failed(Failure {
+            reason,
+            detail,
+            code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            stderr_tail: stderr_tail.clone(),
+            duration,
+        })
+    };
+    match reply {
+        Reply::Answer(line) => match result_of(cfg, &line) {
+            Ok(value) => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+            Err(why) => failure(
+                Reason::BadOutput,
+                format!("the worker's answer is unusable, so it is restarted: {why}"),
+                None,
+            ),
+        },
+        Reply::Died(Ok(status)) => {
+            let (reason, detail) = status_failure(status);
+            let reason = if status.success() {
+                Reason::Exit
+            } else {
+                reason
+            };
+            failure(
+                reason,
+                format!("the worker ended before answering ({detail}); it is restarted"),
+                Some(status),
+            )
+        }
+        Reply::Died(Err(e)) => failure(Reason::Exit, format!("the worker was lost: {e}"), None),
+        Reply::TimedOut => failure(
+            Reason::Timeout,
+            timed_out(cfg) + "; the worker is restarted",
+            None,
+        ),
+        Reply::Stopped => Outcome::Unfinished,
+    }
+}
+
+fn timed_out(cfg: &Config) -> String {
+    format!(
+        "timed out after {}",
+        human_duration(cfg.timeout.unwrap_or_default())
+    )
+}
+
+fn status_failure(status: ExitStatus) -> (Reason, String) {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (Reason::Exit, format!("exit code {code}")),
+        (None, Some(sig)) => (Reason::Signal, format!("killed by {}", signal_name(sig))),
+        (None, None) => (Reason::Exit, format!("ended with {status}")),
+    }
+}
+
+fn result_of(cfg: &Config, stdout: &[u8]) -> Result<Value, String> {
+    match cfg.capture {
+        Capture::Text => {
+            let text = String::from_utf8_lossy(stdout);
+            Ok(Value::String(
+                text.trim_end_matches(['\n', '\r']).to_owned(),
+            ))
+        }
+        Capture::Json => parse_result(stdout),
+    }
+}
+
+/// A child's JSON result: its whole stdout when that is one JSON document, else its last
+/// non-empty line when that is JSON (so log lines before it are fine).
+pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
+    let text = String::from_utf8_lossy(stdout);
+    if text.trim().is_empty() {
+        return Err(
+            "empty stdout (expected a JSON result; use --capture text for plain text)".into(),
+        );
+    }
+    if let Ok(value) = serde_json::from_str(&text) {
+        return Ok(value);
+    }
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).map_err(|e| {
+        let excerpt: String = last.chars().take(120).collect();
+        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
+    })
+}
+
+/// The cache record: the result object with the key field first, set to the item's key; any
+/// other result is wrapped as `{"<key-field>": KEY, "result": VALUE}`.
+pub fn make_record(key_field: &str, key: &Value, result: Value) -> String {
+    let mut record = Map::new();
+    record.insert(key_field.to_owned(), key.clone());
+    match result {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                if name != key_field {
+                    record.insert(name, value);
+                }
+            }
+        }
+        other => {
+            record.insert("result".to_owned(), other);
+        }
+    }
+    Value::Object(record).to_string()
+}
+
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    format!("{name} (signal {sig})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_from_stdout() {
+        assert_eq!(parse_result(b"{\n  \"a\": 1\n}\n"), Ok(json!({"a": 1})));
+        assert_eq!(
+            parse_result(b"loading...\nstep 2\n{\"a\":1}\n\n"),
+            Ok(json!({"a": 1}))
+        );
+        assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
+        assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
+        assert!(parse_result(b"{\"a\":1}\ndone\n")
+            .unwrap_err()
+            .contains("\"done\""));
+    }
+
+    #[test]
+    fn records_put_the_key_first() {
+        assert_eq!(
+            make_record("id", &json!(5), json!({"z": 1, "id": "other", "a": 2})),
+            r#"{"id":5,"z":1,"a":2}"#
+        );
+        assert_eq!(
+            make_record("k", &json!("x"), json!([1])),
+            r#"{"k":"x","result":[1]}"#
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! Persistent workers (issue 6): one process per slot, one line in and one line out per item,
+//! restarted when they die, time out or answer nonsense.
+
+use serde_json::json;
+
+use crate::util::{keys, TestEnv};
+
+/// A worker that logs its start, answers `{"double": 2*n}` for `{"id":..,"n":n}` items (or the
+/// length of a string item), and misbehaves on request.
+const WORKER: &str = r#"
+import json, os, sys, time
+with open("starts.log", "a") as f:
+    f.write(os.environ["PARARUN_SLOT"] + "\n")
+for line in sys.stdin:
+    item = json.loads(line)
+    if isinstance(item, str):
+        print(json.dumps({"len": len(item), "slot": os.environ["PARARUN_SLOT"]}), flush=True)
+        continue
+    action = item.get("do")
+    if action == "crash" and not os.path.exists("crashed"):
+        open("crashed", "w").close()
+        print("crashing", file=sys.stderr, flush=True)
+        os._exit(7)
+    if action == "hang" and not os.path.exists("hung"):
+        open("hung", "w").close()
+        time.sleep(60)
+    if action == "garbage":
+        print("this is not json", flush=True)
+        continue
+    print(json.dumps({"double": 2 * item.get("n", 0)}), flush=True)
+"#;
+
+fn worker(env: &TestEnv) -> String {
+    env.write("worker.py", WORKER).to_str().unwrap().to_owned()
+}
+
+#[test]
+fn items_go_to_long_lived_workers() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let input: String = (1..=50)
+        .map(|i| format!("{{\"id\":{i},\"n\":{i}}}\n"))
+        .collect();
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "3",
+            "--cache",
+            "c.jsonl",
+            "--",
+            "python3",
+            &w,
+        ])
+        .stdin(input)
+        .run();
+    out.success().stderr_has("ran 50 (50 succeeded, 0 failed)");
+    let mut records = env.json_lines("c.jsonl");
+    records.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(records.len(), 50);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["double"], json!(2 * (i as i64 + 1)));
+    }
+    // Three workers for fifty items, one per slot.
+    let mut starts: Vec<String> = env.read("starts.log").lines().map(str::to_owned).collect();
+    starts.sort();
+    assert_eq!(starts, ["1", "2", "3"]);
+}
+
+#[test]
+fn lines_input_arrives_as_json_strings() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--", "python3", &w])
+        .stdin("héllo \"world\"\n$(x) `y`\n")
+        .run();
+    out.success();
+    let mut records = out.records();
+    records.sort_by_key(|r| r["id"].to_string());
+    assert_eq!(
+        records,
+        [
+            json!({"id": "$(x) `y`", "len": 8, "slot": "1"}),
+            json!({"id": "héllo \"world\"", "len": 13, "slot": "1"})
+        ]
+    );
+}
+
+#[test]
+fn a_worker_that_dies_mid_item_fails_it_and_is_restarted() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let input =
+        "{\"id\":1,\"n\":1}\n{\"id\":2,\"do\":\"crash\"}\n{\"id\":3,\"n\":3}\n{\"id\":4,\"n\":4}\n";
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "1",
+            "--cache",
+            "c.jsonl",
+            "--failures",
+            "f.jsonl",
+            "--",
+            "python3",
+            &w,
+        ])
+        .stdin(input)
+        .run();
+    out.code(1).stderr_has("crashing\n").stderr_has(
+        "item 2 (<stdin>:2) failed: exit: the worker ended before answering (exit code 7)",
+    );
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "3", "4"]);
+    assert_eq!(
+        env.read("starts.log").lines().count(),
+        2,
+        "the worker was not restarted once"
+    );
+    let failure = &env.json_lines("f.jsonl")[0];
+    assert_eq!(failure["exit_code"], json!(7));
+    assert_eq!(failure["stderr_tail"], json!("crashing\n"));
+}
+
+#[test]
+fn retries_run_on_a_fresh_worker() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "1",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "1ms",
+            "--cache",
+            "c.jsonl",
+        ])
+        .args(["--", "python3", &w])
+        .stdin("{\"id\":1,\"do\":\"crash\",\"n\":5}\n")
+        .run();
+    out.success();
+    assert_eq!(env.json_lines("c.jsonl"), [json!({"id": 1, "double": 10})]);
+}
+
+#[test]
+fn a_timeout_kills_and_restarts_the_worker() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let input = "{\"id\":1,\"do\":\"hang\"}\n{\"id\":2,\"n\":2}\n";
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "1",
+            "--timeout",
+            "300ms",
+            "--kill-after",
+            "100ms",
+            "--cache",
+            "c.jsonl",
+        ])
+        .args(["--", "python3", &w])
+        .stdin(input)
+        .run();
+    out.code(1)
+        .stderr_has("item 1 (<stdin>:1) failed: timeout: timed out after 300ms");
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["2"]);
+    assert_eq!(env.read("starts.log").lines().count(), 2);
+}
+
+#[test]
+fn a_worker_answering_garbage_is_replaced() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let input = "{\"id\":1,\"do\":\"garbage\"}\n{\"id\":2,\"n\":2}\n";
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--", "python3", &w])
+        .stdin(input)
+        .run();
+    out.code(1)
+        .stderr_has("failed: bad-output: the worker's answer is unusable");
+    assert_eq!(out.records(), [json!({"id": 2, "double": 4})]);
+    assert_eq!(env.read("starts.log").lines().count(), 2);
+}
+
+#[test]
+fn item_placeholders_are_usage_errors() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["--persistent", "--", "python3", "w.py", "<text>"])
+        .stdin("{\"id\":1}\n")
+        .run()
+        .code(2)
+        .stderr_has("<text> cannot be used with --persistent");
+    env.cmd()
+        .args(["--persistent", "--stdin", "--", "cat"])
+        .run()
+        .code(2)
+        .stderr_has("--stdin and --persistent do not go together");
+}
+
+#[test]
+fn the_bundled_worker_example_works() {
+    let env = TestEnv::new();
+    let items = format!("{}/examples/items.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let w = format!("{}/examples/worker.py", env!("CARGO_MANIFEST_DIR"));
+    env.cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "4",
+            "-i",
+            &items,
+            "--cache",
+            "out.jsonl",
+            "--",
+            "python3",
+            &w,
+        ])
+        .run()
+        .success();
+    let records = env.json_lines("out.jsonl");
+    assert_eq!(records.len(), 20);
+    assert!(records
+        .iter()
+        .any(|r| r["id"] == 1 && r["upper"] == "THE QUICK BROWN FOX"));
+}
