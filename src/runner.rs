@@ -87,7 +87,7 @@ enum Attempt {
     /// A per-item child ended (or could not start).
     Process(io::Result<Finished>),
     /// A persistent worker replied (or could not start).
-    Worker(io::Result<WorkerAttempt>),
+    Worker(io::Result<Box<WorkerAttempt>>),
 }
 
 struct WorkerAttempt {
@@ -492,12 +492,12 @@ impl<'a> Runner<'a> {
                     let reply = worker
                         .call(request.as_bytes(), timeout, kill_after, &mut stop)
                         .await;
-                    Ok(WorkerAttempt {
+                    Ok(Box::new(WorkerAttempt {
                         reply,
                         stderr_tail: worker.stderr_tail(),
                         duration: started.elapsed(),
                         worker,
-                    })
+                    }))
                 }
                 Err(e) => Err(e),
             };
