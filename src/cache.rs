@@ -5,65 +5,16 @@
 //! the file only ever holds whole records (plus, at worst, one torn line from a crash, which the
 //! next load skips).
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::config::Fsync;
+use crate::index::KeyIndex;
 use crate::input::{key_of_object, Key};
-
-/// The set of key hashes: 16 bytes a key, plus the hash table's slack.
-#[derive(Debug, Default)]
-pub struct KeyIndex(HashSet<u128, BuildHasherDefault<HashIsHash>>);
-
-impl KeyIndex {
-    /// Whether the key is in the set.
-    pub fn contains(&self, key: &Key) -> bool {
-        self.0.contains(&key.hash)
-    }
-
-    /// Adds the key; false if it was there already.
-    pub fn insert(&mut self, key: &Key) -> bool {
-        self.0.insert(key.hash)
-    }
-
-    /// How many keys are in the set.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// The keys are XXH3 hashes already: hashing them again would only cost time.
-#[derive(Default)]
-pub struct HashIsHash(u64);
-
-impl Hasher for HashIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64 ^ (n >> 64) as u64;
-    }
-}
 
 /// What loading the cache found.
 #[derive(Debug, Default)]
@@ -108,16 +59,21 @@ impl Loaded {
 const BAD_LINES_KEPT: usize = 5;
 
 /// Reads every record's key from a cache stream. Unreadable lines are counted, never fatal.
-pub fn load(reader: impl io::Read, key_field: &str, path: &Path) -> Result<Loaded> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut loaded = Loaded::default();
+/// The stream is read twice: a quick count of its lines first sizes the index exactly.
+pub fn load(mut file: impl Read + Seek, key_field: &str, path: &Path) -> Result<Loaded> {
+    let context = || format!("cannot read cache {}", path.display());
+    let lines = count_lines(&mut file).with_context(context)?;
+    file.rewind().with_context(context)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut loaded = Loaded {
+        index: KeyIndex::with_capacity(lines),
+        ..Loaded::default()
+    };
     let mut buf = Vec::with_capacity(256);
     let mut seq = 0u64;
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read cache {}", path.display()))?;
+        let n = reader.read_until(b'\n', &mut buf).with_context(context)?;
         if n == 0 {
             break;
         }
@@ -149,6 +105,19 @@ pub fn load(reader: impl io::Read, key_field: &str, path: &Path) -> Result<Loade
         }
     }
     Ok(loaded)
+}
+
+fn count_lines(file: &mut impl Read) -> io::Result<usize> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A cache write that did not happen; the run must stop (exit 2).
@@ -311,7 +280,7 @@ mod tests {
     use super::*;
 
     fn load_str(text: &[u8]) -> Loaded {
-        load(text, "id", Path::new("c.jsonl")).unwrap()
+        load(io::Cursor::new(text), "id", Path::new("c.jsonl")).unwrap()
     }
 
     #[test]

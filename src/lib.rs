@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod exec;
+pub mod index;
 pub mod input;
 pub mod output;
 pub mod progress;
@@ -32,8 +33,9 @@ use anyhow::{bail, Context, Result};
 pub use config::Config;
 pub use report::Exit;
 
-use cache::{CacheWriter, KeyIndex, Loaded};
+use cache::{CacheWriter, Loaded};
 use config::{Format, InputSource};
+use index::KeyIndex;
 use input::{InputEvent, InputReader, Key};
 use progress::Progress;
 use report::{FailureLog, Stats};

@@ -1,0 +1,144 @@
+//! The index of keys: a set of 128-bit key hashes in one flat table.
+//!
+//! Open addressing with linear probing in a `Vec<u128>`, sized exactly for a known number of
+//! keys (the cache's line count, an estimate of the input's), filled to at most 85%: about 19
+//! bytes a key. A general-purpose hash map would add a control byte a slot and round its size
+//! up to a power of two, up to twice the memory.
+
+use crate::input::Key;
+
+/// The most a table is filled before it grows.
+const MAX_LOAD: f64 = 0.85;
+
+/// A set of key hashes. Hash 0 marks an empty slot, so a key hashing to 0 is stored as 1: with
+/// 128-bit hashes that merges two keys with probability 2^-127, which is none.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    slots: Vec<u128>,
+    len: usize,
+}
+
+impl KeyIndex {
+    /// A set with room for `keys` keys before it has to grow.
+    pub fn with_capacity(keys: usize) -> KeyIndex {
+        KeyIndex {
+            slots: vec![0; slots_for(keys)],
+            len: 0,
+        }
+    }
+
+    /// Whether the key is in the set.
+    pub fn contains(&self, key: &Key) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let hash = stored(key.hash);
+        let mut i = self.home(hash);
+        loop {
+            match self.slots[i] {
+                0 => return false,
+                h if h == hash => return true,
+                _ => i = (i + 1) % self.slots.len(),
+            }
+        }
+    }
+
+    /// Adds the key; false if it was there already.
+    pub fn insert(&mut self, key: &Key) -> bool {
+        if (self.len + 1) as f64 > self.slots.len() as f64 * MAX_LOAD {
+            self.grow();
+        }
+        let inserted = self.put(stored(key.hash));
+        self.len += usize::from(inserted);
+        inserted
+    }
+
+    /// How many keys are in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The slot a hash starts probing at: a multiply-shift of its low half onto the table,
+    /// which needs no power-of-two size.
+    fn home(&self, hash: u128) -> usize {
+        ((u128::from(hash as u64) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    fn put(&mut self, hash: u128) -> bool {
+        let mut i = self.home(hash);
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = hash;
+                    return true;
+                }
+                h if h == hash => return false,
+                _ => i = (i + 1) % self.slots.len(),
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(&mut self.slots, vec![0; slots_for((self.len + 1) * 2)]);
+        for hash in old.into_iter().filter(|&h| h != 0) {
+            self.put(hash);
+        }
+    }
+}
+
+fn slots_for(keys: usize) -> usize {
+    ((keys as f64 / MAX_LOAD).ceil() as usize).max(16)
+}
+
+fn stored(hash: u128) -> u128 {
+    hash.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn insert_contains_and_grow() {
+        let mut index = KeyIndex::default();
+        let keys: Vec<Key> = (0..10_000).map(|i| Key::new(Value::from(i))).collect();
+        for key in &keys {
+            assert!(index.insert(key));
+        }
+        for key in &keys {
+            assert!(!index.insert(key), "inserted twice");
+            assert!(index.contains(key));
+        }
+        assert_eq!(index.len(), 10_000);
+        assert!(!index.contains(&Key::new(Value::from("0"))));
+    }
+
+    #[test]
+    fn exact_capacity_does_not_grow() {
+        let mut index = KeyIndex::with_capacity(1000);
+        let slots = index.slots.len();
+        for i in 0..1000 {
+            index.insert(&Key::new(Value::from(i)));
+        }
+        assert_eq!(index.slots.len(), slots);
+        assert!(slots * 16 <= 1000 * 19 + 16 * 16);
+    }
+
+    #[test]
+    fn hash_zero_is_kept() {
+        let mut index = KeyIndex::default();
+        let zero = Key {
+            value: Value::Null,
+            text: "null".into(),
+            hash: 0,
+        };
+        assert!(index.insert(&zero));
+        assert!(index.contains(&zero));
+    }
+}
