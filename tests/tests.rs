@@ -14,3 +14,4 @@ mod rate;
 mod resume;
 mod shard;
 mod signals;
+mod slurm;
