@@ -182,6 +182,22 @@ impl InputReader {
     }
 }
 
+/// Estimates how many lines a file holds from its size and the lines in its first 64 KiB, to
+/// size the index of keys seen in this input; 0 when it cannot tell.
+pub fn estimate_lines(path: &std::path::Path) -> usize {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut head = Vec::with_capacity(1 << 16);
+    if file.by_ref().take(1 << 16).read_to_end(&mut head).is_err() || head.is_empty() {
+        return 0;
+    }
+    let lines = head.iter().filter(|&&b| b == b'\n').count().max(1);
+    (size as f64 / head.len() as f64 * lines as f64) as usize
+}
+
 /// Parses one jsonl item: its key first, then (if `keep` says so) the whole value.
 fn parse_json_item(
     line: &str,

@@ -146,7 +146,16 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 fn filter(cfg: &Config, cached: KeyIndex, stats: Arc<Stats>) -> impl FnMut(&Key) -> bool + Send {
     let dedupe = cfg.cache.is_some();
     let shard = cfg.shard;
-    let mut seen = KeyIndex::default();
+    // Sized up front from the input file (when there is one), so the set rarely has to grow
+    // (growing holds the old and the new table at once).
+    let expected = match (&cfg.input, dedupe) {
+        (InputSource::File(path), true) => {
+            let lines = input::estimate_lines(path).saturating_sub(cached.len());
+            lines / cfg.shard.map_or(1, |s| s.count as usize)
+        }
+        _ => 0,
+    };
+    let mut seen = KeyIndex::with_capacity(expected);
     move |key: &Key| {
         if shard.is_some_and(|s| key.shard(s.count) != s.index) {
             Stats::bump(&stats.other_shards);
