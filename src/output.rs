@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use crate::progress::Progress;
+
 /// The stdout writer of one run.
 pub struct Output {
     print: bool,
@@ -16,17 +18,20 @@ pub struct Output {
     window: u64,
     next_to_print: u64,
     held: BTreeMap<u64, Option<String>>,
+    progress: Progress,
 }
 
 impl Output {
     /// `print` false discards records (`-q`); `window` bounds what `keep_order` holds back.
-    pub fn new(print: bool, keep_order: bool, window: usize) -> Output {
+    /// Writes clear `progress`'s bar first, in case stdout is the bar's terminal.
+    pub fn new(print: bool, keep_order: bool, window: usize, progress: Progress) -> Output {
         Output {
             print,
             keep_order,
             window: window as u64,
             next_to_print: 0,
             held: BTreeMap::new(),
+            progress,
         }
     }
 
@@ -78,8 +83,10 @@ impl Output {
         if !self.print {
             return Ok(());
         }
-        let mut out = io::stdout().lock();
-        let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        let result = self.progress.suspend(|| {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        });
         if result.is_err() {
             self.print = false;
         }
@@ -91,9 +98,14 @@ impl Output {
 mod tests {
     use super::*;
 
+    fn quiet(keep_order: bool, window: usize) -> Output {
+        let progress = Progress::new(crate::progress::Display::Off, Default::default(), None);
+        Output::new(false, keep_order, window, progress)
+    }
+
     #[test]
     fn the_window_bounds_what_is_held() {
-        let mut out = Output::new(false, true, 3);
+        let mut out = quiet(true, 3);
         assert!(out.window_open(2));
         assert!(!out.window_open(3));
         out.resolve(1, Some("b\n")).unwrap();
@@ -107,7 +119,7 @@ mod tests {
 
     #[test]
     fn completion_order_holds_nothing() {
-        let mut out = Output::new(false, false, 1);
+        let mut out = quiet(false, 1);
         out.resolve(5, Some("x\n")).unwrap();
         assert!(out.held.is_empty());
         assert!(out.window_open(100));

@@ -115,10 +115,15 @@ impl Progress {
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
         }
-        let write = || {
+        self.suspend(|| {
             // A closed stderr must not stop the run; there is nowhere left to report it.
             let _ = std::io::stderr().lock().write_all(&buf);
-        };
+        });
+    }
+
+    /// Runs `write` with the bar cleared, so that output to the terminal (stdout too, when it
+    /// is the same terminal) never mixes with the bar.
+    pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
         match &self.inner.bar {
             Some(bar) => bar.suspend(write),
             None => write(),

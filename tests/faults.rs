@@ -39,6 +39,33 @@ echo "{\"attempt\": $PARARUN_ATTEMPT}""#,
 }
 
 #[test]
+fn a_waiting_retry_holds_no_slot() {
+    let env = TestEnv::new();
+    // One slot: while `a` waits for its retry, `b` runs in it.
+    let child = env.script(
+        "child.sh",
+        r#"echo "$PARARUN_KEY $PARARUN_ATTEMPT" >> attempts.log
+[ "$PARARUN_KEY" = a ] && [ "$PARARUN_ATTEMPT" = 1 ] && exit 1
+echo {}"#,
+    );
+    env.cmd()
+        .args([
+            "-j",
+            "1",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "300ms",
+            "--",
+            child.as_str(),
+        ])
+        .stdin("a\nb\n")
+        .run()
+        .success();
+    assert_eq!(env.read("attempts.log"), "a 1\nb 1\na 2\n");
+}
+
+#[test]
 fn retries_run_out_and_the_failures_file_says_why() {
     let env = TestEnv::new();
     let out = env

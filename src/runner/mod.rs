@@ -12,29 +12,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Error;
-use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
-use crate::exec::{self, Finished, Job, Limits, Stop, Watchdog};
+use crate::exec::{Stop, Watchdog};
 use crate::input::{InputEvent, Item};
 use crate::output::Output;
 use crate::progress::Progress;
-use crate::report::{
-    escape, failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats,
-};
-use crate::result::{judge_process, judge_reply, Outcome};
-use crate::template::{MissingField, Template};
-use crate::worker::{Reply, Worker};
+use crate::report::{failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats};
+use crate::template::Template;
+use crate::worker::Worker;
+
+mod attempt;
+mod retry;
+
+use attempt::Done;
+use retry::{retry_delay, Pending};
 
 /// What the input reader thread sends: an event, or the I/O error that ended the input.
 pub type InputMsg = Result<InputEvent, Error>;
-
-/// Retries longer than this are capped.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
 pub struct Runner<'a> {
@@ -72,56 +71,6 @@ enum Cause {
     Fatal,
 }
 
-/// A finished attempt, returned by its task.
-struct Done {
-    ordinal: u64,
-    slot: usize,
-    item: Item,
-    attempt: u32,
-    program: String,
-    result: Attempt,
-}
-
-/// What an attempt's task brings back.
-enum Attempt {
-    /// A per-item child ended (or could not start).
-    Process(io::Result<Finished>),
-    /// A persistent worker replied (or could not start).
-    Worker(io::Result<Box<WorkerAttempt>>),
-}
-
-struct WorkerAttempt {
-    reply: Reply,
-    worker: Worker,
-    stderr_tail: String,
-    duration: Duration,
-}
-
-/// An item waiting to be retried; it holds no slot.
-struct Pending {
-    due: Instant,
-    ordinal: u64,
-    item: Item,
-    attempt: u32,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.item.seq) == (other.due, other.item.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.item.seq).cmp(&(other.due, other.item.seq))
-    }
-}
-
 enum Event {
     Signal(Cause),
     Done(Done),
@@ -143,6 +92,7 @@ impl<'a> Runner<'a> {
         failures: Option<FailureLog>,
         watchdog: Option<Watchdog>,
     ) -> Runner<'a> {
+        let output = Output::new(!cfg.quiet, cfg.keep_order, cfg.jobs * 4, progress.clone());
         Runner {
             cfg,
             template,
@@ -151,7 +101,7 @@ impl<'a> Runner<'a> {
             progress,
             cache,
             failures,
-            output: Output::new(!cfg.quiet, cfg.keep_order, cfg.jobs * 4),
+            output,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
             free_slots: (1..=cfg.jobs).rev().collect(),
@@ -167,7 +117,7 @@ impl<'a> Runner<'a> {
 
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
     /// exit status. Signal handlers are installed before the first child starts.
-    pub async fn run(mut self, mut input: mpsc::Receiver<InputMsg>, started: Instant) -> Exit {
+    pub async fn run(mut self, mut input: mpsc::Receiver<Vec<InputMsg>>, started: Instant) -> Exit {
         let (mut sigint, mut sigterm) = match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -180,6 +130,7 @@ impl<'a> Runner<'a> {
             }
         };
         let mut input_open = true;
+        let mut batch = std::collections::VecDeque::new();
         let mut sync_tick = tokio::time::interval(crate::cache::SYNC_EVERY);
         let batch_sync = self.cfg.fsync == Fsync::Batch && self.cache.is_some();
         let progress_every = self.progress.tick_every();
@@ -203,7 +154,10 @@ impl<'a> Runner<'a> {
                 && input_open
                 && self.retries.len() < retry_cap
                 && self.output.window_open(self.next_ordinal);
-            let event = tokio::select! {
+            let event = if want_input && !batch.is_empty() {
+                Event::Input(batch.pop_front())
+            } else {
+                tokio::select! {
                 biased;
                 _ = sigint.recv() => Event::Signal(Cause::Interrupt),
                 _ = sigterm.recv() => Event::Signal(Cause::Terminate),
@@ -213,9 +167,16 @@ impl<'a> Runner<'a> {
                 },
                 _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
                 _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
-                msg = input.recv(), if want_input => Event::Input(msg),
+                msg = input.recv(), if want_input => match msg {
+                    Some(msgs) => {
+                        batch.extend(msgs);
+                        continue;
+                    }
+                    None => Event::Input(None),
+                },
                 _ = sync_tick.tick(), if batch_sync => Event::SyncTick,
                 _ = progress_tick.tick(), if progress_every.is_some() => Event::ProgressTick,
+                }
             };
             match event {
                 Event::Signal(cause) => self.on_signal(cause),
@@ -396,170 +357,6 @@ impl<'a> Runner<'a> {
         (allowed > Instant::now()).then_some(allowed)
     }
 
-    /// Starts one attempt of `item` in a free slot.
-    fn start(&mut self, ordinal: u64, item: Item, attempt: u32) {
-        let Some(slot) = self.free_slots.pop() else {
-            unreachable!("start is only called with a free slot")
-        };
-        if let Some(max) = self.cfg.max_failures {
-            if Stats::get(&self.stats.failed) >= max {
-                self.free_slots.push(slot);
-                self.unfinished(ordinal);
-                return;
-            }
-        }
-        if attempt == 1 {
-            Stats::bump(&self.stats.ran);
-        } else {
-            Stats::bump(&self.stats.retries);
-        }
-        let argv = match self.template.render(&item, slot) {
-            Ok(argv) => argv,
-            Err(MissingField(reason)) => {
-                self.free_slots.push(slot);
-                let failure = Failure::new(Reason::BadInput, reason);
-                self.fail(ordinal, &failed_item(&item, attempt), &failure);
-                return;
-            }
-        };
-        if let Some(rate) = self.cfg.rate {
-            self.rate_tat = self.rate_tat.max(Instant::now()) + rate.interval;
-        }
-        let job = Job {
-            env: vec![
-                ("PARARUN_KEY", item.key.env_text().to_owned()),
-                ("PARARUN_SEQ", item.seq.to_string()),
-                ("PARARUN_SLOT", slot.to_string()),
-                ("PARARUN_ATTEMPT", attempt.to_string()),
-            ],
-            stdin: self.cfg.stdin.then(|| {
-                let mut line = item.line.clone().into_bytes();
-                line.push(b'\n');
-                line
-            }),
-            argv,
-        };
-        if self.cfg.persistent {
-            self.start_on_worker(ordinal, item, attempt, slot);
-            return;
-        }
-        let limits = Limits {
-            timeout: self.cfg.timeout,
-            kill_after: self.cfg.kill_after,
-        };
-        let stop = self.stop_tx.subscribe();
-        let progress = self.progress.clone();
-        let program = job.argv[0].clone();
-        let watchdog = self.watchdog.clone();
-        self.tasks.spawn(async move {
-            let guard = watchdog.as_deref().map(|dog| (dog, slot));
-            let result = Attempt::Process(exec::run(job, limits, stop, &progress, guard).await);
-            Done {
-                ordinal,
-                slot,
-                item,
-                attempt,
-                program,
-                result,
-            }
-        });
-    }
-
-    /// Sends an item to the slot's worker, starting one if there is none (or it exited).
-    fn start_on_worker(&mut self, ordinal: u64, item: Item, attempt: u32, slot: usize) {
-        let argv = match self.template.render_worker(slot) {
-            Ok(argv) => argv,
-            Err(_) => unreachable!("the worker command was checked at setup"),
-        };
-        let request = match &item.value {
-            Some(_) => item.line.clone(),
-            None => Value::String(item.line.clone()).to_string(),
-        };
-        let idle = self.workers[slot].take();
-        let (timeout, kill_after) = (self.cfg.timeout, self.cfg.kill_after);
-        let mut stop = self.stop_tx.subscribe();
-        let progress = self.progress.clone();
-        let watchdog = self.watchdog.clone();
-        let program = argv[0].clone();
-        self.tasks.spawn(async move {
-            let worker = match idle.map(|mut w| (w.alive(), w)) {
-                Some((true, worker)) => Ok(worker),
-                _ => Worker::spawn(&argv, slot, &progress, watchdog.as_deref()),
-            };
-            let result = match worker {
-                Ok(mut worker) => {
-                    let started = Instant::now();
-                    let reply = worker
-                        .call(request.as_bytes(), timeout, kill_after, &mut stop)
-                        .await;
-                    Ok(Box::new(WorkerAttempt {
-                        reply,
-                        stderr_tail: worker.stderr_tail(),
-                        duration: started.elapsed(),
-                        worker,
-                    }))
-                }
-                Err(e) => Err(e),
-            };
-            Done {
-                ordinal,
-                slot,
-                item,
-                attempt,
-                program,
-                result: Attempt::Worker(result),
-            }
-        });
-    }
-
-    fn on_done(&mut self, done: Done) {
-        self.free_slots.push(done.slot);
-        let outcome = match done.result {
-            Attempt::Process(Ok(finished)) => judge_process(self.cfg, &done.item, finished),
-            Attempt::Worker(Ok(w)) => {
-                let outcome = judge_reply(self.cfg, &done.item, w.reply, w.stderr_tail, w.duration);
-                if matches!(outcome, Outcome::Record(_)) {
-                    self.workers[done.slot] = Some(w.worker);
-                } else {
-                    // Dead, or out of step with the protocol: the slot gets a new worker.
-                    w.worker.kill();
-                    if let Some(dog) = &self.watchdog {
-                        dog.set(done.slot, 0);
-                    }
-                }
-                outcome
-            }
-            Attempt::Process(Err(e)) | Attempt::Worker(Err(e)) => Outcome::Failed(Failure::new(
-                Reason::Spawn,
-                format!("cannot start {}: {e}", escape(&done.program)),
-            )),
-        };
-        match outcome {
-            Outcome::Record(record) => self.record(done.ordinal, &done.item, record),
-            Outcome::Unfinished => self.unfinished(done.ordinal),
-            Outcome::Failed(failure) => {
-                if failure.reason.retryable()
-                    && done.attempt <= self.cfg.retries
-                    && self.cause.is_none()
-                {
-                    let delay = retry_delay(self.cfg.retry_delay, done.attempt, done.item.seq);
-                    self.retries.push(Reverse(Pending {
-                        due: Instant::now() + delay,
-                        ordinal: done.ordinal,
-                        item: done.item,
-                        attempt: done.attempt + 1,
-                    }));
-                } else {
-                    self.fail(
-                        done.ordinal,
-                        &failed_item(&done.item, done.attempt),
-                        &failure,
-                    );
-                }
-            }
-        }
-    }
-
     /// Appends a record to the cache (first: durability) and then to stdout.
     fn record(&mut self, ordinal: u64, item: &Item, mut record: String) {
         record.push('\n');
@@ -625,39 +422,5 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The wait before attempt `attempt + 1`: `base` doubled per earlier retry, ±25% jitter (so that
-/// a burst of failures does not retry in lockstep), capped at one minute.
-fn retry_delay(base: Duration, attempt: u32, seq: u64) -> Duration {
-    let doubled = base.saturating_mul(1u32 << (attempt - 1).min(20));
-    let noise = xxhash_rust::xxh3::xxh3_64(
-        &[seq.to_le_bytes(), u64::from(attempt).to_le_bytes(), nanos()].concat(),
-    );
-    let factor = 0.75 + (noise % 1000) as f64 / 2000.0;
-    doubled.mul_f64(factor).min(MAX_RETRY_DELAY)
-}
-
-fn nanos() -> [u8; 8] {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (t.subsec_nanos() as u64).to_le_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delays_double_with_jitter_and_cap() {
-        let base = Duration::from_secs(1);
-        for attempt in 1..=3u32 {
-            let d = retry_delay(base, attempt, 9).as_secs_f64();
-            let nominal = f64::from(1u32 << (attempt - 1));
-            assert!(d >= nominal * 0.75 && d <= nominal * 1.25, "{attempt}: {d}");
-        }
-        assert_eq!(retry_delay(base, 30, 1), MAX_RETRY_DELAY);
     }
 }

@@ -1,0 +1,206 @@
+//! Starting attempts, per-item children or persistent workers, and taking their outcomes.
+
+use std::cmp::Reverse;
+use std::io;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{failed_item, retry_delay, Pending, Runner};
+use crate::exec::{self, Finished, Job, Limits};
+use crate::input::Item;
+use crate::report::{escape, Failure, Reason, Stats};
+use crate::result::{judge_process, judge_reply, Outcome};
+use crate::template::MissingField;
+use crate::worker::{Reply, Worker};
+
+/// A finished attempt, returned by its task.
+pub(super) struct Done {
+    ordinal: u64,
+    slot: usize,
+    item: Item,
+    attempt: u32,
+    program: String,
+    result: Attempt,
+}
+
+/// What an attempt's task brings back.
+enum Attempt {
+    /// A per-item child ended (or could not start).
+    Process(io::Result<Finished>),
+    /// A persistent worker replied (or could not start).
+    Worker(io::Result<Box<WorkerAttempt>>),
+}
+
+struct WorkerAttempt {
+    reply: Reply,
+    worker: Worker,
+    stderr_tail: String,
+    duration: Duration,
+}
+
+impl Runner<'_> {
+    /// Starts one attempt of `item` in a free slot.
+    pub(super) fn start(&mut self, ordinal: u64, item: Item, attempt: u32) {
+        let Some(slot) = self.free_slots.pop() else {
+            unreachable!("start is only called with a free slot")
+        };
+        if let Some(max) = self.cfg.max_failures {
+            if Stats::get(&self.stats.failed) >= max {
+                self.free_slots.push(slot);
+                self.unfinished(ordinal);
+                return;
+            }
+        }
+        if attempt == 1 {
+            Stats::bump(&self.stats.ran);
+        } else {
+            Stats::bump(&self.stats.retries);
+        }
+        let argv = match self.template.render(&item, slot) {
+            Ok(argv) => argv,
+            Err(MissingField(reason)) => {
+                self.free_slots.push(slot);
+                let failure = Failure::new(Reason::BadInput, reason);
+                self.fail(ordinal, &failed_item(&item, attempt), &failure);
+                return;
+            }
+        };
+        if let Some(rate) = self.cfg.rate {
+            self.rate_tat = self.rate_tat.max(Instant::now()) + rate.interval;
+        }
+        let job = Job {
+            env: vec![
+                ("PARARUN_KEY", item.key.env_text().to_owned()),
+                ("PARARUN_SEQ", item.seq.to_string()),
+                ("PARARUN_SLOT", slot.to_string()),
+                ("PARARUN_ATTEMPT", attempt.to_string()),
+            ],
+            stdin: self.cfg.stdin.then(|| {
+                let mut line = item.line.clone().into_bytes();
+                line.push(b'\n');
+                line
+            }),
+            argv,
+        };
+        if self.cfg.persistent {
+            self.start_on_worker(ordinal, item, attempt, slot);
+            return;
+        }
+        let limits = Limits {
+            timeout: self.cfg.timeout,
+            kill_after: self.cfg.kill_after,
+        };
+        let stop = self.stop_tx.subscribe();
+        let progress = self.progress.clone();
+        let program = job.argv[0].clone();
+        let watchdog = self.watchdog.clone();
+        self.tasks.spawn(async move {
+            let guard = watchdog.as_deref().map(|dog| (dog, slot));
+            let result = Attempt::Process(exec::run(job, limits, stop, &progress, guard).await);
+            Done {
+                ordinal,
+                slot,
+                item,
+                attempt,
+                program,
+                result,
+            }
+        });
+    }
+
+    /// Sends an item to the slot's worker, starting one if there is none (or it exited).
+    fn start_on_worker(&mut self, ordinal: u64, item: Item, attempt: u32, slot: usize) {
+        let argv = match self.template.render_worker(slot) {
+            Ok(argv) => argv,
+            Err(_) => unreachable!("the worker command was checked at setup"),
+        };
+        let request = match &item.value {
+            Some(_) => item.line.clone(),
+            None => Value::String(item.line.clone()).to_string(),
+        };
+        let idle = self.workers[slot].take();
+        let (timeout, kill_after) = (self.cfg.timeout, self.cfg.kill_after);
+        let mut stop = self.stop_tx.subscribe();
+        let progress = self.progress.clone();
+        let watchdog = self.watchdog.clone();
+        let program = argv[0].clone();
+        self.tasks.spawn(async move {
+            let worker = match idle.map(|mut w| (w.alive(), w)) {
+                Some((true, worker)) => Ok(worker),
+                _ => Worker::spawn(&argv, slot, &progress, watchdog.as_deref()),
+            };
+            let result = match worker {
+                Ok(mut worker) => {
+                    let started = Instant::now();
+                    let reply = worker
+                        .call(request.as_bytes(), timeout, kill_after, &mut stop)
+                        .await;
+                    Ok(Box::new(WorkerAttempt {
+                        reply,
+                        stderr_tail: worker.stderr_tail(),
+                        duration: started.elapsed(),
+                        worker,
+                    }))
+                }
+                Err(e) => Err(e),
+            };
+            Done {
+                ordinal,
+                slot,
+                item,
+                attempt,
+                program,
+                result: Attempt::Worker(result),
+            }
+        });
+    }
+
+    pub(super) fn on_done(&mut self, done: Done) {
+        self.free_slots.push(done.slot);
+        let outcome = match done.result {
+            Attempt::Process(Ok(finished)) => judge_process(self.cfg, &done.item, finished),
+            Attempt::Worker(Ok(w)) => {
+                let outcome = judge_reply(self.cfg, &done.item, w.reply, w.stderr_tail, w.duration);
+                if matches!(outcome, Outcome::Record(_)) {
+                    self.workers[done.slot] = Some(w.worker);
+                } else {
+                    // Dead, or out of step with the protocol: the slot gets a new worker.
+                    w.worker.kill();
+                    if let Some(dog) = &self.watchdog {
+                        dog.set(done.slot, 0);
+                    }
+                }
+                outcome
+            }
+            Attempt::Process(Err(e)) | Attempt::Worker(Err(e)) => Outcome::Failed(Failure::new(
+                Reason::Spawn,
+                format!("cannot start {}: {e}", escape(&done.program)),
+            )),
+        };
+        match outcome {
+            Outcome::Record(record) => self.record(done.ordinal, &done.item, record),
+            Outcome::Unfinished => self.unfinished(done.ordinal),
+            Outcome::Failed(failure) => {
+                if failure.reason.retryable()
+                    && done.attempt <= self.cfg.retries
+                    && self.cause.is_none()
+                {
+                    let delay = retry_delay(self.cfg.retry_delay, done.attempt, done.item.seq);
+                    self.retries.push(Reverse(Pending {
+                        due: Instant::now() + delay,
+                        ordinal: done.ordinal,
+                        item: done.item,
+                        attempt: done.attempt + 1,
+                    }));
+                } else {
+                    self.fail(
+                        done.ordinal,
+                        &failed_item(&done.item, done.attempt),
+                        &failure,
+                    );
+                }
+            }
+        }
+    }
+}
