@@ -8,6 +8,7 @@
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -262,6 +263,20 @@ pub(crate) fn signal_group(pid: Option<i32>, signal: i32) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit: every running child holds three
+/// pipes, and a high `-j` would otherwise fail to spawn with EMFILE at the common 1024.
+pub fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit read and write a plain struct on our stack.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// Makes writing past a file-size limit return EFBIG (a clear error) instead of killing
 /// pararun with a half-written record. A no-op handler rather than SIG_IGN, because an ignored
 /// signal stays ignored in children, while a handled one is reset to default by exec.
@@ -282,36 +297,61 @@ pub fn survive_file_size_limit() {
 /// gone, however it went (even SIGKILL, even an OOM kill).
 ///
 /// Linux's PR_SET_PDEATHSIG would reach only the direct child, not a shell's own children, and
-/// only by giving up the fast posix_spawn path; the watchdog covers whole groups. pararun tells
-/// it each slot's group over a pipe; when the pipe's last write end closes (pararun exited),
-/// the watchdog kills what is still registered and exits.
+/// only by giving up the fast posix_spawn path; the watchdog covers whole groups. pararun keeps
+/// each slot's group id in a table of shared memory (no system call per child); the watchdog
+/// sleeps on a pipe that nobody writes, and when its last write end closes (pararun exited)
+/// it kills every group still in the table and exits.
 pub struct Watchdog {
-    pipe: std::os::fd::OwnedFd,
+    _pipe: std::os::fd::OwnedFd,
+    table: std::ptr::NonNull<AtomicI32>,
+    slots: usize,
 }
+
+// SAFETY: the table is a fixed mapping of atomics, valid until `drop`, and only ever accessed
+// through atomic operations, so sharing it between threads is sound.
+unsafe impl Send for Watchdog {}
+// SAFETY: as above.
+unsafe impl Sync for Watchdog {}
 
 impl Watchdog {
     /// Forks the watchdog for `slots` slots. Call it before starting threads or opening files
     /// the watchdog should not hold (it closes every descriptor but its pipe anyway).
     pub fn start(slots: usize) -> io::Result<Watchdog> {
         use std::os::fd::FromRawFd;
+        let len = slots + 1;
+        // SAFETY: a fresh anonymous shared mapping, zero-filled by the kernel; checked below.
+        let table = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len * std::mem::size_of::<AtomicI32>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if table == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let table = std::ptr::NonNull::new(table.cast::<AtomicI32>()).expect("mmap succeeded");
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: pipe2 fills the two-element array on success. O_CLOEXEC keeps the write end
         // out of children, so only pararun's own exit closes it.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // Allocated before fork: the watchdog itself must not allocate.
-        let table = vec![0 as libc::pid_t; slots + 1];
         // SAFETY: the child runs only async-signal-safe calls (see `watch`) and never returns.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
-            0 => watch(fds[0], table),
+            0 => watch(fds[0], table, len),
             _ => {
                 // SAFETY: fds[0] and fds[1] are open descriptors that nothing else owns.
                 unsafe {
                     libc::close(fds[0]);
                     Ok(Watchdog {
-                        pipe: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+                        _pipe: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+                        table,
+                        slots: len,
                     })
                 }
             }
@@ -320,22 +360,30 @@ impl Watchdog {
 
     /// Records that `slot` now runs the group led by `pgid` (0: nothing).
     pub fn set(&self, slot: usize, pgid: i32) {
-        use std::os::fd::AsRawFd;
-        let mut record = [0u8; 8];
-        record[..4].copy_from_slice(&(slot as u32).to_le_bytes());
-        record[4..].copy_from_slice(&pgid.to_le_bytes());
-        // SAFETY: writes 8 bytes from a live buffer; a pipe write that small is atomic. A dead
-        // watchdog (EPIPE) only means nobody will clean up after a crash: nothing to do here.
+        assert!(slot < self.slots, "slot {slot} out of range");
+        // SAFETY: `slot` is within the mapping, which lives as long as `self`.
+        unsafe { (*self.table.as_ptr().add(slot)).store(pgid, AtomicOrdering::Release) };
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `start`; nothing uses it after drop. The
+        // watchdog process keeps its own mapping of the same memory.
         unsafe {
-            libc::write(self.pipe.as_raw_fd(), record.as_ptr().cast(), record.len());
+            libc::munmap(
+                self.table.as_ptr().cast(),
+                self.slots * std::mem::size_of::<AtomicI32>(),
+            );
         }
     }
 }
 
 /// The watchdog's body: between fork and _exit it uses only read, close, signal, kill and
-/// _exit, which are async-signal-safe, and the table allocated before the fork.
-fn watch(pipe: libc::c_int, mut table: Vec<libc::pid_t>) -> ! {
-    // SAFETY: plain system calls on integers and on stack buffers of the stated sizes.
+/// _exit, which are async-signal-safe, and atomic loads from the shared table.
+fn watch(pipe: libc::c_int, table: std::ptr::NonNull<AtomicI32>, len: usize) -> ! {
+    // SAFETY: plain system calls on integers and a stack buffer; the table is mapped for `len`
+    // atomics in this process too.
     unsafe {
         for fd in 0..4096 {
             if fd != pipe {
@@ -346,30 +394,18 @@ fn watch(pipe: libc::c_int, mut table: Vec<libc::pid_t>) -> ! {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(sig, libc::SIG_IGN);
         }
-        let mut buf = [0u8; 4096];
-        let mut have = 0usize;
+        let mut byte = 0u8;
         loop {
-            let n = libc::read(pipe, buf[have..].as_mut_ptr().cast(), buf.len() - have);
+            let n = libc::read(pipe, (&mut byte as *mut u8).cast(), 1);
             if n < 0 && *libc::__errno_location() == libc::EINTR {
                 continue;
             }
             if n <= 0 {
                 break;
             }
-            have += n as usize;
-            let whole = have / 8 * 8;
-            for record in buf[..whole].chunks_exact(8) {
-                let slot =
-                    u32::from_le_bytes([record[0], record[1], record[2], record[3]]) as usize;
-                let pgid = i32::from_le_bytes([record[4], record[5], record[6], record[7]]);
-                if let Some(entry) = table.get_mut(slot) {
-                    *entry = pgid;
-                }
-            }
-            buf.copy_within(whole..have, 0);
-            have -= whole;
         }
-        for &pgid in &table {
+        for slot in 0..len {
+            let pgid = (*table.as_ptr().add(slot)).load(AtomicOrdering::Acquire);
             if pgid > 0 {
                 libc::kill(-pgid, libc::SIGKILL);
             }

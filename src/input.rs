@@ -77,7 +77,7 @@ pub enum InputEvent {
 
 /// Reads items lazily from any byte stream.
 pub struct InputReader {
-    reader: Box<dyn BufRead + Send>,
+    reader: BufReader<Box<dyn Read + Send>>,
     format: Format,
     key_field: String,
     seq: u64,
@@ -90,7 +90,7 @@ impl InputReader {
     /// or by the first line read.
     pub fn new(source: Box<dyn Read + Send>, format: Format, key_field: &str) -> InputReader {
         InputReader {
-            reader: Box::new(BufReader::with_capacity(256 * 1024, source)),
+            reader: BufReader::with_capacity(256 * 1024, source),
             format,
             key_field: key_field.to_owned(),
             seq: 0,
@@ -110,6 +110,11 @@ impl InputReader {
             };
         }
         Ok(self.format)
+    }
+
+    /// Whether the next line needs a read from the source, which may block (nothing buffered).
+    pub fn would_block(&self) -> bool {
+        self.peeked.is_none() && self.reader.buffer().is_empty()
     }
 
     /// The next non-blank line with its number, or `None` at the end of the input.

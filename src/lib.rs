@@ -112,27 +112,41 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     };
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     exec::survive_file_size_limit();
+    exec::raise_open_file_limit();
 
-    let (tx, rx) = tokio::sync::mpsc::channel((cfg.jobs * 2).max(64));
+    // Items travel in small batches: one hand-over per batch instead of per item keeps the
+    // reader and the scheduler from waking each other thousands of times a second. At most
+    // 4 batches wait in the channel, so reading stays bounded.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut keep = filter(cfg, index, stats.clone());
+    let batch_size = cfg.jobs.clamp(1, 64);
     // The reader runs on a thread of its own because reading stdin blocks and cannot be
     // cancelled; it is not joined: at exit it may be parked in a read that never returns.
     std::thread::Builder::new()
         .name("pararun-input".into())
-        .spawn(move || loop {
-            let msg = match reader.next_event(&mut keep) {
-                Ok(Some(event)) => Ok(event),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            let last = msg.is_err();
-            if tx.blocking_send(msg).is_err() || last {
-                break;
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(batch_size);
+            loop {
+                let (msg, last) = match reader.next_event(&mut keep) {
+                    Ok(Some(event)) => (Some(Ok(event)), false),
+                    Ok(None) => (None, true),
+                    Err(e) => (Some(Err(e)), true),
+                };
+                batch.extend(msg);
+                // Hand over before a read that may block, so a slow producer's items are not
+                // held back waiting for a full batch.
+                if last || batch.len() >= batch_size || reader.would_block() {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    if (!full.is_empty() && tx.blocking_send(full).is_err()) || last {
+                        break;
+                    }
+                }
             }
         })
         .context("cannot start the input thread")?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
