@@ -164,12 +164,23 @@ pub(crate) fn command(
         .stdin(if pipe_stdin {
             Stdio::piped()
         } else {
-            Stdio::null()
+            dev_null()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     tokio::process::Command::from(cmd)
+}
+
+/// A child's stdin when it gets no input: a duplicate of one /dev/null opened for the run, which
+/// is cheaper than opening the path again for every child.
+fn dev_null() -> Stdio {
+    static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| std::fs::File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|file| file.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 /// The last lines of a child's stderr, for failure reports.
