@@ -67,7 +67,12 @@ impl Runner<'_> {
             }
         };
         if let Some(rate) = self.cfg.rate {
-            self.rate_tat = self.rate_tat.max(Instant::now()) + rate.interval;
+            // Timers fire a little late; forgiving up to a tenth of an interval (at most 5 ms)
+            // keeps that lateness from adding up into a slower rate.
+            let slack = (rate.interval / 10).min(Duration::from_millis(5));
+            let now = Instant::now();
+            self.rate_tat =
+                self.rate_tat.max(now.checked_sub(slack).unwrap_or(now)) + rate.interval;
         }
         let job = Job {
             env: vec![
