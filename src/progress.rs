@@ -95,7 +95,9 @@ impl Progress {
             };
             let template = if total > 0 {
                 bar.set_length(total);
-                format!("{{spinner{c2}}} [{{elapsed_precise}}] {{bar:30{c1}}} {{pos}}/{{len}} {{msg}} ETA {{eta}}")
+                format!(
+                    "{{spinner{c2}}} [{{elapsed_precise}}] {{bar:30{c1}}} {{pos}}/{{len}} {{msg}}"
+                )
             } else {
                 format!("{{spinner{c2}}} [{{elapsed_precise}}] {{pos}} done {{msg}}")
             };
@@ -160,13 +162,17 @@ impl Progress {
         if let Some(bar) = &self.inner.bar {
             let s = &self.inner.stats;
             bar.set_position(s.settled());
-            bar.set_message(format!(
+            let mut msg = format!(
                 "({} ok, {} failed, {} cached) {:.1}/s",
                 Stats::get(&s.succeeded),
                 Stats::get(&s.failed),
                 Stats::get(&s.cached),
                 self.rate(),
-            ));
+            );
+            if let Some(eta) = self.eta() {
+                msg += &format!(" ETA {}", human_duration(eta));
+            }
+            bar.set_message(msg);
         }
     }
 
@@ -175,6 +181,16 @@ impl Progress {
         let s = &self.inner.stats;
         let ran = Stats::get(&s.succeeded) + Stats::get(&s.failed);
         ran as f64 / self.inner.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// The time left at the rate items have run so far (skipped items are instant, so they do
+    /// not count towards the rate); `None` while the total or the rate is unknown.
+    fn eta(&self) -> Option<Duration> {
+        let total = self.inner.total.load(Ordering::Relaxed);
+        let settled = self.inner.stats.settled();
+        let rate = self.rate();
+        (total > settled && rate > 0.0)
+            .then(|| Duration::from_secs_f64((total - settled) as f64 / rate))
     }
 
     /// The plain progress line for logs: counts, rate, elapsed time and ETA.
@@ -199,8 +215,7 @@ impl Progress {
             Stats::get(&s.cached),
             human_duration(elapsed),
         );
-        if total > settled && rate > 0.0 {
-            let eta = Duration::from_secs_f64((total - settled) as f64 / rate);
+        if let Some(eta) = self.eta() {
             line += &format!("; ETA {}", human_duration(eta));
         }
         line
