@@ -302,6 +302,57 @@ fn a_full_disk_stops_the_run_and_keeps_written_records_whole() {
     assert_eq!(env.json_lines("c.jsonl").len(), 300);
 }
 
+/// A small tmpfs of our own, for a real ENOSPC; `None` where mounting is not allowed.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(env: &TestEnv, size: &str) -> Option<SmallDisk> {
+        let dir = env.path("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_really_full_disk_keeps_the_cache_whole() {
+    let env = TestEnv::new();
+    let Some(disk) = SmallDisk::mount(&env, "64k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE test covers the path");
+        return;
+    };
+    let cache = disk.0.join("c.jsonl");
+    let input: String = (0..3000).map(|i| format!("{i}\n")).collect();
+    let out = env
+        .cmd()
+        .args(["-q", "-j", "2", "--cache", cache.to_str().unwrap(), "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo '{\"pad\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}'",
+        ])
+        .stdin(input)
+        .run();
+    out.code(2)
+        .stderr_has("No space left on device")
+        .stderr_has("is not done: its record could not be written");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.ends_with('\n'), "a partial record was left behind");
+    let records = crate::util::parse_lines(&text, "cache");
+    assert!(records.len() > 100, "{}", records.len());
+}
+
 #[test]
 fn a_child_that_prints_megabytes() {
     let env = TestEnv::new();
