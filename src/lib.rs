@@ -234,20 +234,39 @@ fn dry_run(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let input_name = cfg.input.to_string();
     let mut failed = false;
+    // A persistent worker's command is the same for every item (checked at setup).
+    let worker = cfg
+        .persistent
+        .then(|| template.render_worker(1).unwrap_or_default());
     while let Some(event) = reader.next_event(&mut keep)? {
         let problem = match event {
-            InputEvent::Item(item) => match template.render(&item, 1) {
-                Ok(argv) => {
-                    match writeln!(out, "{}", shell_words::join(&argv)) {
-                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                            return Ok(Exit::Success)
+            InputEvent::Item(item) => {
+                match worker.clone().map_or_else(|| template.render(&item, 1), Ok) {
+                    Ok(argv) => {
+                        let command = shell_words::join(&argv);
+                        // What the child reads on stdin, shown as a pipe so the line can be pasted.
+                        let stdin = if cfg.persistent {
+                            Some(item.worker_request())
+                        } else {
+                            cfg.stdin.then(|| item.line.clone())
+                        };
+                        let shown = match stdin {
+                            Some(line) => {
+                                format!("printf '%s\\n' {} | {command}", shell_words::quote(&line))
+                            }
+                            None => command,
+                        };
+                        match writeln!(out, "{shown}") {
+                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                                return Ok(Exit::Success)
+                            }
+                            other => other.context("cannot write to stdout")?,
                         }
-                        other => other.context("cannot write to stdout")?,
+                        continue;
                     }
-                    continue;
+                    Err(template::MissingField(reason)) => (item.seq, reason),
                 }
-                Err(template::MissingField(reason)) => (item.seq, reason),
-            },
+            }
             InputEvent::Bad { seq, reason, .. } => (seq, reason),
         };
         failed = true;

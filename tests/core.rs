@@ -403,6 +403,23 @@ fn dry_run_prints_quoted_commands_and_touches_nothing() {
 }
 
 #[test]
+fn dry_run_output_is_a_runnable_pipeline_with_stdin() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--dry-run", "--stdin", "--", "wc", "-c"])
+        .stdin("a b\n")
+        .run();
+    out.success();
+    assert_eq!(out.stdout, "printf '%s\\n' 'a b' | wc -c\n");
+    let replay = std::process::Command::new("sh")
+        .args(["-c", out.stdout.trim()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&replay.stdout).trim(), "4");
+}
+
+#[test]
 fn usage_errors_exit_2_before_anything_runs() {
     let env = TestEnv::new();
     env.cmd()

@@ -193,6 +193,28 @@ fn a_worker_answering_garbage_is_replaced() {
 }
 
 #[test]
+fn dry_run_shows_what_each_worker_would_read() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args([
+            "--dry-run",
+            "--persistent",
+            "--",
+            "python3",
+            "w.py",
+            "--slot=<%>",
+        ])
+        .stdin("{\"id\":1,\"t\":\"it's\"}\n")
+        .run();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        "printf '%s\\n' '{\"id\":1,\"t\":\"it'\\''s\"}' | python3 w.py '--slot=1'\n"
+    );
+}
+
+#[test]
 fn item_placeholders_are_usage_errors() {
     let env = TestEnv::new();
     env.cmd()

@@ -4,8 +4,6 @@ use std::cmp::Reverse;
 use std::io;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::{failed_item, retry_delay, Pending, Runner};
 use crate::exec::{self, Finished, Job, Limits};
 use crate::input::Item;
@@ -120,10 +118,7 @@ impl Runner<'_> {
             Ok(argv) => argv,
             Err(_) => unreachable!("the worker command was checked at setup"),
         };
-        let request = match &item.value {
-            Some(_) => item.line.clone(),
-            None => Value::String(item.line.clone()).to_string(),
-        };
+        let request = item.worker_request();
         let idle = self.workers[slot].take();
         let (timeout, kill_after) = (self.cfg.timeout, self.cfg.kill_after);
         let mut stop = self.stop_tx.subscribe();
