@@ -140,6 +140,7 @@ impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
     /// nothing, when another process holds the lock.
     pub fn open(path: &Path, key_field: &str, fsync: Fsync) -> Result<(CacheWriter, Loaded)> {
+        check_regular(path)?;
         let mut created = true;
         let file = match OpenOptions::new()
             .read(true)
@@ -254,10 +255,23 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads a cache's keys without locking or creating it (for `--dry-run`).
 pub fn load_read_only(path: &Path, key_field: &str) -> Result<Loaded> {
+    check_regular(path)?;
     match File::open(path) {
         Ok(file) => load(file, key_field, path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read cache {}", path.display())),
+    }
+}
+
+/// A cache must be a regular file (or not exist yet): a device such as /dev/zero would be read
+/// for ever, and a directory cannot be appended to.
+fn check_regular(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => bail!(
+            "cache {} is not a regular file; give --cache the path of a JSONL file",
+            path.display()
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -73,7 +73,6 @@ pub struct Cli {
         help_heading = "Command",
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "COMMAND",
         value_hint = ValueHint::CommandWithArguments,
         num_args = 1..
@@ -276,6 +275,9 @@ impl Cli {
             Some(p) if p.as_os_str() == "-" => InputSource::Stdin,
             Some(p) => InputSource::File(p),
         };
+        if self.faults.timeout.is_some_and(|t| t.is_zero()) {
+            bail!("--timeout 0 would fail every item at once; give a positive duration, or leave --timeout out for none");
+        }
         if self.command.persistent && self.command.stdin {
             bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
         }
@@ -359,6 +361,15 @@ mod tests {
         let cli =
             Cli::try_parse_from(["pararun", "-j", "2", "--", "grep", "-q", "--jobs"]).unwrap();
         assert_eq!(cli.cmd, ["grep", "-q", "--jobs"]);
+    }
+
+    #[test]
+    fn attached_short_values_and_flags_without_a_separator() {
+        // Regression: `-j1` was taken for the command's first word.
+        let cli = Cli::try_parse_from(["pararun", "-j1", "-qk", "grep", "-c", "x"]).unwrap();
+        assert_eq!(cli.command.jobs.map(NonZeroUsize::get), Some(1));
+        assert!(cli.output.quiet && cli.output.keep_order);
+        assert_eq!(cli.cmd, ["grep", "-c", "x"]);
     }
 
     #[test]

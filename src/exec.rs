@@ -112,13 +112,16 @@ pub async fn run(
         let mut buf = Vec::new();
         stdout.read_to_end(&mut buf).await.map(|_| buf)
     };
+    let reap = async {
+        let status = child.wait().await;
+        // Whatever the child left running in its group (a backgrounded `sleep`, a daemon)
+        // would outlive the item and could hold its pipes open: it goes with the child.
+        signal_group(pid, libc::SIGKILL);
+        status
+    };
     let all = async {
-        let (_, out, _, status) = tokio::join!(
-            feed,
-            read_out,
-            pump_stderr(stderr, progress, &tail),
-            child.wait()
-        );
+        let (_, out, _, status) =
+            tokio::join!(feed, read_out, pump_stderr(stderr, progress, &tail), reap);
         (out, status)
     };
     tokio::pin!(all);

@@ -219,7 +219,11 @@ pub struct FailedItem<'a> {
 /// The stderr message for a failed item: key, line, reason and the last stderr line(s).
 pub fn failure_message(item: &FailedItem<'_>, failure: &Failure, input: &str) -> String {
     let mut msg = match item.key {
-        Some(key) => format!("pararun: item {} ({input}:{}) failed", key, item.seq),
+        Some(key) => format!(
+            "pararun: item {} ({input}:{}) failed",
+            excerpt(&key.to_string()),
+            item.seq
+        ),
         None => format!("pararun: {input}:{}: item failed", item.seq),
     };
     msg += &format!(": {}: {}", failure.reason, failure.detail);
@@ -235,6 +239,16 @@ pub fn failure_message(item: &FailedItem<'_>, failure: &Failure, input: &str) ->
         msg += &format!("; stderr ends: {}", escape(last));
     }
     msg
+}
+
+/// At most 200 characters of a key or item for a message, so that a huge item cannot flood
+/// stderr; the cut is marked with its full length.
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        None => text.into(),
+        Some((cut, _)) => format!("{}...({} bytes)", &text[..cut], text.len()).into(),
+    }
 }
 
 /// Quotes text as a JSON string, so that keys, items and child output inside our messages can't
@@ -313,6 +327,17 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(human_duration(Duration::from_secs(245)), "4m05s");
         assert_eq!(human_duration(Duration::from_secs(7380)), "2h03m");
+    }
+
+    #[test]
+    fn excerpts_cut_long_text() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(300);
+        let cut = excerpt(&long);
+        assert!(
+            cut.starts_with(&"é".repeat(200)) && cut.ends_with("...(600 bytes)"),
+            "{cut}"
+        );
     }
 
     #[test]

@@ -77,6 +77,20 @@ pub fn judge_reply(
                 None,
             ),
         },
+        Reply::Extra(line) => failure(
+            Reason::BadOutput,
+            format!(
+                "the worker printed more than one line for this item (first: {}), so it is \
+                 restarted; a worker must answer each item with exactly one line",
+                escape(
+                    &String::from_utf8_lossy(&line)
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                )
+            ),
+            None,
+        ),
         Reply::Died(Ok(status)) => {
             let (reason, detail) = status_failure(status);
             let reason = if status.success() {

@@ -31,6 +31,8 @@ pub struct Worker {
 pub enum Reply {
     /// The worker answered this line (without its newline); it can take the next item.
     Answer(Vec<u8>),
+    /// The worker answered, but more output followed at once: it is out of step.
+    Extra(Vec<u8>),
     /// The worker exited before answering.
     Died(io::Result<ExitStatus>),
     /// `--timeout` ran out; the worker was killed.
@@ -82,6 +84,21 @@ impl Worker {
         exec::lock(&self.tail).text()
     }
 
+    /// Output the worker printed after its last answer, which belongs to no item: a worker out
+    /// of step with the one-line protocol, to be replaced before it gets another item.
+    pub async fn stray_output(&mut self) -> Option<String> {
+        match tokio::time::timeout(Duration::ZERO, self.stdout.fill_buf()).await {
+            Ok(Ok(waiting)) if !waiting.is_empty() => {
+                let end = waiting
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(waiting.len());
+                Some(String::from_utf8_lossy(&waiting[..end.min(200)]).into_owned())
+            }
+            _ => None,
+        }
+    }
+
     /// Sends one request line and waits for the answer line. After anything but
     /// [`Reply::Answer`] the worker is dead and must be dropped.
     pub async fn call(
@@ -114,10 +131,23 @@ impl Worker {
         match event {
             Event::Read(Ok(mut line)) if line.ends_with(b"\n") => {
                 line.pop();
-                Reply::Answer(line)
+                if self.stdout.buffer().is_empty() {
+                    Reply::Answer(line)
+                } else {
+                    Reply::Extra(line)
+                }
             }
-            // EOF or a broken pipe: the worker is exiting; its status says why.
-            Event::Read(_) => Reply::Died(self.child.wait().await),
+            // EOF or a broken pipe: the worker is exiting (or closed its stdout and lingers,
+            // which it gets `kill_after` to stop doing); its status says why.
+            Event::Read(_) => {
+                if tokio::time::timeout(kill_after, self.child.wait())
+                    .await
+                    .is_err()
+                {
+                    self.end(kill_after, stop).await;
+                }
+                Reply::Died(self.child.wait().await)
+            }
             Event::TimedOut => {
                 self.end(kill_after, stop).await;
                 Reply::TimedOut
@@ -160,6 +190,9 @@ impl Worker {
             tokio::pin!(wait);
             exec::terminate(pid, &mut wait, grace, &mut stop).await.ok();
         }
+        // Anything the worker left behind in its group goes too, and with it the last holders
+        // of its stderr pipe.
+        signal_group(pid, libc::SIGKILL);
         stderr_pump.await.ok();
     }
 }

@@ -260,7 +260,7 @@ fn bad_input_lines_fail_alone_and_the_run_goes_on() {
     out.code(1)
         .stderr_has("in.jsonl:2: item failed: bad-input: invalid JSON")
         .stderr_has("in.jsonl:3: item failed: bad-input: the object has no \"id\" field")
-        .stderr_has("2 succeeded, 2 failed");
+        .stderr_has("ran 4 (2 succeeded, 2 failed)");
     assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "3"]);
 }
 

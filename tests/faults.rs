@@ -160,6 +160,34 @@ fn timeout_escalates_to_sigkill_after_the_grace() {
 }
 
 #[test]
+fn items_too_big_or_with_nul_for_arguments_fail_as_bad_input() {
+    let env = TestEnv::new();
+    let huge = "x".repeat(300_000);
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--failures", "f.jsonl", "--", "echo"])
+        .stdin(format!("{huge}\na\0b\nok\n"))
+        .run();
+    out.code(1)
+        .stderr_has("bad-input: the command line is too long for the system (E2BIG)")
+        .stderr_has("...(300002 bytes)")
+        .stderr_has("bad-input: the item holds a NUL byte");
+    assert!(out.stderr.len() < 10_000, "the huge item was printed whole");
+    assert_eq!(out.records().len(), 1);
+    // With --stdin the huge line runs fine: PARARUN_KEY is left out rather than failing.
+    let out = env
+        .cmd()
+        .args(["--stdin", "--capture", "text", "--", "wc", "-c"])
+        .stdin(format!("{huge}\n"))
+        .run();
+    out.success();
+    assert_eq!(
+        out.records()[0]["result"].as_str().unwrap().trim(),
+        "300001"
+    );
+}
+
+#[test]
 fn a_child_killed_by_a_signal_is_a_failure() {
     let env = TestEnv::new();
     let out = env
@@ -251,7 +279,13 @@ fn an_unwritable_cache_is_a_setup_error() {
         .stdin("a\n")
         .run()
         .code(2)
-        .stderr_has("cannot open cache dir for appending");
+        .stderr_has("cache dir is not a regular file");
+    env.cmd()
+        .args(["--cache", "/dev/zero", "--", "touch", "ran"])
+        .stdin("a\n")
+        .run()
+        .code(2)
+        .stderr_has("cache /dev/zero is not a regular file");
     env.cmd()
         .args(["--cache", "no/such/dir/c.jsonl", "--", "touch", "ran"])
         .stdin("a\n")

@@ -215,6 +215,73 @@ fn dry_run_shows_what_each_worker_would_read() {
 }
 
 #[test]
+fn a_worker_printing_two_lines_per_item_never_misattributes_results() {
+    // Regression (QA): the second line became the next item's result.
+    let env = TestEnv::new();
+    let w = env.write(
+        "two.py",
+        "import json, sys\nfor l in sys.stdin:\n    v = json.loads(l)\n    print(json.dumps({'v': v}), flush=True)\n    print(json.dumps({'extra_for': v}), flush=True)\n",
+    );
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "1",
+            "--cache",
+            "c.jsonl",
+            "--",
+            "python3",
+            w.to_str().unwrap(),
+        ])
+        .stdin("1\n2\n3\n4\n")
+        .run();
+    for record in env.json_lines("c.jsonl") {
+        assert_eq!(
+            record["v"],
+            record["id"],
+            "a result landed on the wrong item\n{}",
+            out.report()
+        );
+    }
+    assert!(
+        out.stderr.contains("more than one line") || out.stderr.contains("answers no item"),
+        "{}",
+        out.report()
+    );
+}
+
+#[test]
+fn a_worker_leaving_a_background_process_does_not_hang_the_end() {
+    let env = TestEnv::new();
+    let w = env.script(
+        "w.sh",
+        "sleep 300 & echo $! > bg.pid\nwhile read l; do echo '{\"ok\":1}'; done",
+    );
+    let started = std::time::Instant::now();
+    env.cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "1",
+            "--kill-after",
+            "1s",
+            "--",
+            w.as_str(),
+        ])
+        .stdin("1\n2\n")
+        .run()
+        .success();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let pid: i32 = env.read("bg.pid").trim().parse().unwrap();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(5),
+        "the worker's leftover to die",
+        || !crate::util::alive(pid),
+    );
+}
+
+#[test]
 fn item_placeholders_are_usage_errors() {
     let env = TestEnv::new();
     env.cmd()

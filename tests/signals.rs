@@ -102,10 +102,63 @@ fn a_second_sigint_kills_at_once() {
     );
     running.signal(libc::SIGINT);
     let out = running.wait();
-    out.code(130).stderr_has("second SIGINT: killing");
+    out.code(130).stderr_has("SIGINT while stopping: killing");
     for pid in pids {
         assert!(!alive(pid));
     }
+}
+
+#[test]
+fn sigint_after_sigterm_kills_at_once() {
+    let env = TestEnv::new();
+    let body = "trap 'echo $$ >> termed' TERM; echo $$ >> pids; while :; do sleep 0.05; done";
+    let (running, pids) = start_sleepers(&env, body, &["--kill-after", "60s"]);
+    running.signal(libc::SIGTERM);
+    wait_until(
+        Duration::from_secs(10),
+        "SIGTERM to reach the children",
+        || env.read("termed").lines().count() >= 3,
+    );
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    out.code(143).stderr_has("SIGINT while stopping: killing");
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+}
+
+#[test]
+fn what_a_finished_child_left_running_is_killed() {
+    // Regression (QA): a backgrounded grandchild with its output redirected outlived pararun.
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "sleep 300 >/dev/null 2>&1 & echo $! > bg.pid; echo {}",
+        ])
+        .stdin("a\n")
+        .run();
+    out.success();
+    let pid: i32 = env.read("bg.pid").trim().parse().unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the background process to die",
+        || !alive(pid),
+    );
+    // One that keeps the output pipe open does not hold the item up either.
+    let started = std::time::Instant::now();
+    env.cmd()
+        .args(["--timeout", "20s", "--", "sh", "-c", "sleep 300 & echo {}"])
+        .stdin("b\n")
+        .run()
+        .success();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited for the background sleep"
+    );
 }
 
 #[test]

@@ -13,6 +13,9 @@ use crate::template::MissingField;
 use crate::worker::{Reply, Worker};
 
 /// A finished attempt, returned by its task.
+/// The longest `PARARUN_KEY` handed to a child (the kernel's limit for one string is 128 KiB).
+const MAX_ENV_KEY: usize = 32 * 1024;
+
 pub(super) struct Done {
     ordinal: u64,
     slot: usize,
@@ -64,6 +67,15 @@ impl Runner<'_> {
                 return;
             }
         };
+        if argv.iter().any(|arg| arg.contains('\0')) {
+            self.free_slots.push(slot);
+            let failure = Failure::new(
+                Reason::BadInput,
+                "the item holds a NUL byte, which no command argument can carry (use --stdin)",
+            );
+            self.fail(ordinal, &failed_item(&item, attempt), &failure);
+            return;
+        }
         if let Some(rate) = self.cfg.rate {
             // Timers fire a little late; forgiving up to a tenth of an interval (at most 5 ms)
             // keeps that lateness from adding up into a slower rate.
@@ -72,13 +84,19 @@ impl Runner<'_> {
             self.rate_tat =
                 self.rate_tat.max(now.checked_sub(slack).unwrap_or(now)) + rate.interval;
         }
+        let mut env = vec![
+            ("PARARUN_SEQ", item.seq.to_string()),
+            ("PARARUN_SLOT", slot.to_string()),
+            ("PARARUN_ATTEMPT", attempt.to_string()),
+        ];
+        // Linux caps one environment string at 128 KiB: a longer key (a huge plain line) is
+        // left out rather than making the item impossible to run.
+        let key = item.key.env_text();
+        if key.len() <= MAX_ENV_KEY && !key.contains('\0') {
+            env.push(("PARARUN_KEY", key.to_owned()));
+        }
         let job = Job {
-            env: vec![
-                ("PARARUN_KEY", item.key.env_text().to_owned()),
-                ("PARARUN_SEQ", item.seq.to_string()),
-                ("PARARUN_SLOT", slot.to_string()),
-                ("PARARUN_ATTEMPT", attempt.to_string()),
-            ],
+            env,
             stdin: self.cfg.stdin.then(|| {
                 let mut line = item.line.clone().into_bytes();
                 line.push(b'\n');
@@ -126,9 +144,24 @@ impl Runner<'_> {
         let watchdog = self.watchdog.clone();
         let program = argv[0].clone();
         self.tasks.spawn(async move {
+            let spawn = || Worker::spawn(&argv, slot, &progress, watchdog.as_deref());
             let worker = match idle.map(|mut w| (w.alive(), w)) {
-                Some((true, worker)) => Ok(worker),
-                _ => Worker::spawn(&argv, slot, &progress, watchdog.as_deref()),
+                Some((true, mut worker)) => match worker.stray_output().await {
+                    None => Ok(worker),
+                    Some(stray) => {
+                        progress.line(
+                            format!(
+                                "pararun: the worker in slot {slot} printed output that answers no \
+                                 item ({}); restarting it",
+                                escape(&stray)
+                            )
+                            .as_bytes(),
+                        );
+                        worker.kill();
+                        spawn()
+                    }
+                },
+                _ => spawn(),
             };
             let result = match worker {
                 Ok(mut worker) => {
@@ -172,6 +205,13 @@ impl Runner<'_> {
                     }
                 }
                 outcome
+            }
+            Attempt::Process(Err(e)) if e.raw_os_error() == Some(libc::E2BIG) => {
+                Outcome::Failed(Failure::new(
+                    Reason::BadInput,
+                    "the command line is too long for the system (E2BIG); pass big items with \
+                     --stdin or --persistent",
+                ))
             }
             Attempt::Process(Err(e)) | Attempt::Worker(Err(e)) => Outcome::Failed(Failure::new(
                 Reason::Spawn,

@@ -193,6 +193,7 @@ impl<'a> Runner<'a> {
                 }
                 Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
                     let ordinal = self.take_ordinal();
+                    Stats::bump(&self.stats.ran);
                     let failure = Failure::new(Reason::BadInput, reason);
                     let failed = FailedItem {
                         key: None,
@@ -272,7 +273,8 @@ impl<'a> Runner<'a> {
             self.cause = Some(Cause::Fatal);
         }
         if signal_children {
-            let level = if already == Some(Cause::Interrupt) && cause == Cause::Interrupt {
+            let signalled = matches!(already, Some(Cause::Interrupt | Cause::Terminate));
+            let level = if signalled && cause == Cause::Interrupt {
                 Stop::Kill
             } else {
                 Stop::Graceful
@@ -294,8 +296,9 @@ impl<'a> Runner<'a> {
         } else {
             "SIGTERM"
         };
-        let msg = if self.cause == Some(Cause::Interrupt) && cause == Cause::Interrupt {
-            format!("pararun: second SIGINT: killing {running} running children now")
+        let signalled = matches!(self.cause, Some(Cause::Interrupt | Cause::Terminate));
+        let msg = if signalled && cause == Cause::Interrupt {
+            format!("pararun: SIGINT while stopping: killing {running} running children now")
         } else {
             format!(
                 "pararun: {name}: starting nothing new; stopping {running} running children \
@@ -369,7 +372,9 @@ impl<'a> Runner<'a> {
                 self.progress.line(
                     format!(
                         "pararun: item {} ({}:{}) is not done: its record could not be written",
-                        item.key.text, self.input_name, item.seq
+                        crate::report::excerpt(&item.key.text),
+                        self.input_name,
+                        item.seq
                     )
                     .as_bytes(),
                 );
