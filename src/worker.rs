@@ -4,6 +4,7 @@
 //! A worker that exits, or whose item times out, is gone: the runner drops it and starts a new
 //! one for the next item in that slot. Its stderr passes through like any child's.
 
+use std::future::Future;
 use std::io;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -86,9 +87,13 @@ impl Worker {
 
     /// Output the worker printed after its last answer, which belongs to no item: a worker out
     /// of step with the one-line protocol, to be replaced before it gets another item.
-    pub async fn stray_output(&mut self) -> Option<String> {
-        match tokio::time::timeout(Duration::ZERO, self.stdout.fill_buf()).await {
-            Ok(Ok(waiting)) if !waiting.is_empty() => {
+    pub fn stray_output(&mut self) -> Option<String> {
+        // One poll without waiting: a zero timeout would go through the timer wheel and cost
+        // a millisecond per item.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let poll = std::pin::pin!(self.stdout.fill_buf()).poll(&mut cx);
+        match poll {
+            std::task::Poll::Ready(Ok(waiting)) if !waiting.is_empty() => {
                 let end = waiting
                     .iter()
                     .position(|&b| b == b'\n')

@@ -146,7 +146,7 @@ impl Runner<'_> {
         self.tasks.spawn(async move {
             let spawn = || Worker::spawn(&argv, slot, &progress, watchdog.as_deref());
             let worker = match idle.map(|mut w| (w.alive(), w)) {
-                Some((true, mut worker)) => match worker.stray_output().await {
+                Some((true, mut worker)) => match worker.stray_output() {
                     None => Ok(worker),
                     Some(stray) => {
                         progress.line(
