@@ -70,7 +70,21 @@ pub fn judge_reply(
     };
     match reply {
         Reply::Answer(line) => match result_of(cfg, &line) {
-            Ok(value) => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+            Ok(value) => match answered_key(&value, &cfg.key_field) {
+                // A worker that echoes the key shows which item it answered: a different key
+                // means it is out of step (it printed an extra line earlier).
+                Some(key) if key != loose_key(&item.key.value) => failure(
+                    Reason::BadOutput,
+                    format!(
+                        "the worker answered for {:?} = {}, not for this item: it is out of \
+                         step (one line per item), so it is restarted",
+                        cfg.key_field,
+                        escape(&key)
+                    ),
+                    None,
+                ),
+                _ => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+            },
             Err(why) => failure(
                 Reason::BadOutput,
                 format!("the worker's answer is unusable, so it is restarted: {why}"),
@@ -111,6 +125,22 @@ pub fn judge_reply(
             None,
         ),
         Reply::Stopped => Outcome::Unfinished,
+    }
+}
+
+/// The key a worker's answer names, if it names one.
+fn answered_key(value: &Value, key_field: &str) -> Option<String> {
+    match value {
+        Value::Object(map) => map.get(key_field).map(loose_key),
+        _ => None,
+    }
+}
+
+/// A key compared loosely, as text: a worker given the line `5` may well answer `"id": 5`.
+fn loose_key(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

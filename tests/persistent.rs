@@ -216,12 +216,14 @@ fn dry_run_shows_what_each_worker_would_read() {
 
 #[test]
 fn a_worker_printing_two_lines_per_item_never_misattributes_results() {
-    // Regression (QA): the second line became the next item's result.
+    // Regression (QA): the second line became the next item's result. The worker echoes the
+    // key, as most do, so an answer for another item is recognised whenever it comes.
     let env = TestEnv::new();
     let w = env.write(
         "two.py",
-        "import json, sys\nfor l in sys.stdin:\n    v = json.loads(l)\n    print(json.dumps({'v': v}), flush=True)\n    print(json.dumps({'extra_for': v}), flush=True)\n",
+        "import json, sys\nfor l in sys.stdin:\n    v = json.loads(l)\n    print(json.dumps({'id': v, 'v': v}), flush=True)\n    print(json.dumps({'id': v, 'extra': True}), flush=True)\n",
     );
+    let input: String = (1..=30).map(|i| format!("{i}\n")).collect();
     let out = env
         .cmd()
         .args([
@@ -234,7 +236,7 @@ fn a_worker_printing_two_lines_per_item_never_misattributes_results() {
             "python3",
             w.to_str().unwrap(),
         ])
-        .stdin("1\n2\n3\n4\n")
+        .stdin(input)
         .run();
     for record in env.json_lines("c.jsonl") {
         assert_eq!(
@@ -245,10 +247,33 @@ fn a_worker_printing_two_lines_per_item_never_misattributes_results() {
         );
     }
     assert!(
-        out.stderr.contains("more than one line") || out.stderr.contains("answers no item"),
+        out.stderr.contains("out of step") || out.stderr.contains("more than one line"),
         "{}",
         out.report()
     );
+}
+
+#[test]
+fn an_answer_for_another_key_fails_the_item() {
+    let env = TestEnv::new();
+    let w = env.script(
+        "w.sh",
+        "while read l; do echo '{\"id\": 99, \"x\": 1}'; done",
+    );
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--", w.as_str()])
+        .stdin("{\"id\":1}\n")
+        .run();
+    out.code(1)
+        .stderr_has("the worker answered for \"id\" = \"99\", not for this item");
+    // A loosely equal key (the line "5", answered as the number 5) is the same item.
+    let w = env.script("w5.sh", "while read l; do echo '{\"id\": 5}'; done");
+    env.cmd()
+        .args(["--persistent", "--", w.as_str()])
+        .stdin("5\n")
+        .run()
+        .success();
 }
 
 #[test]
