@@ -4,7 +4,8 @@
     pararun --persistent -j 4 -i examples/items.jsonl --cache out.jsonl -- python3 examples/worker.py
 
 The interpreter starts once per slot instead of once per item. Keep stdout for answers only
-(log to stderr) and flush after each answer.
+(log to stderr), flush after each answer, and echo the item's key: pararun then checks that
+every answer belongs to the item it was sent.
 """
 import json
 import sys
@@ -12,6 +13,6 @@ import sys
 for line in sys.stdin:
     item = json.loads(line)
     text = item["text"]
-    answer = {"words": len(text.split()), "chars": len(text), "upper": text.upper()}
+    answer = {"id": item["id"], "words": len(text.split()), "chars": len(text), "upper": text.upper()}
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
