@@ -277,6 +277,32 @@ pub(crate) fn signal_group(pid: Option<i32>, signal: i32) {
     }
 }
 
+/// Kills every process whose environment holds `marker`, with its process group: children
+/// spawned too late for the table, and descendants that left their group.
+fn kill_marked(marker: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let marked = std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == marker.as_bytes()));
+        if marked {
+            // SAFETY: kill(2) on integers; a pid that is no group leader makes the first fail.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit: every running child holds three
 /// pipes, and a high `-j` would otherwise fail to spawn with EMFILE at the common 1024.
 pub fn raise_open_file_limit() {
@@ -316,9 +342,10 @@ pub fn survive_file_size_limit() {
 /// sleeps on a pipe that nobody writes, and when its last write end closes (pararun exited)
 /// it kills every group still in the table and exits.
 pub struct Watchdog {
-    _pipe: std::os::fd::OwnedFd,
+    pipe: std::os::fd::OwnedFd,
     table: std::ptr::NonNull<AtomicI32>,
     slots: usize,
+    pid: libc::pid_t,
 }
 
 // SAFETY: the table is a fixed mapping of atomics, valid until `drop`, and only ever accessed
@@ -328,8 +355,9 @@ unsafe impl Send for Watchdog {}
 unsafe impl Sync for Watchdog {}
 
 impl Watchdog {
-    /// Forks the watchdog for `slots` slots. Call it before starting threads or opening files
-    /// the watchdog should not hold (it closes every descriptor but its pipe anyway).
+    /// Forks the watchdog for `slots` slots. Call it while the process has a single thread
+    /// (the watchdog's clean-up after a crash allocates), and before opening files it should
+    /// not hold (it closes every descriptor but its pipe anyway).
     pub fn start(slots: usize) -> io::Result<Watchdog> {
         use std::os::fd::FromRawFd;
         let len = slots + 1;
@@ -358,17 +386,35 @@ impl Watchdog {
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
             0 => watch(fds[0], table, len),
-            _ => {
+            pid => {
                 // SAFETY: fds[0] and fds[1] are open descriptors that nothing else owns.
                 unsafe {
                     libc::close(fds[0]);
                     Ok(Watchdog {
-                        _pipe: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+                        pipe: std::os::fd::OwnedFd::from_raw_fd(fds[1]),
                         table,
                         slots: len,
+                        pid,
                     })
                 }
             }
+        }
+    }
+
+    /// The environment variable every child carries, by which the watchdog finds children
+    /// that were not in its table yet when pararun died (spawned a moment before), and
+    /// descendants that left their group.
+    pub fn marker(&self) -> (&'static str, String) {
+        (MARKER, self.pid.to_string())
+    }
+
+    /// Tells the watchdog the run ended in order (every child reaped): it exits without
+    /// killing or searching anything.
+    pub fn disarm(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: writes one byte from a live buffer. A dead watchdog (EPIPE) needs no word.
+        unsafe {
+            libc::write(self.pipe.as_raw_fd(), b"Q".as_ptr().cast(), 1);
         }
     }
 
@@ -393,8 +439,11 @@ impl Drop for Watchdog {
     }
 }
 
-/// The watchdog's body: between fork and _exit it uses only read, close, signal, kill and
-/// _exit, which are async-signal-safe, and atomic loads from the shared table.
+/// The name of the environment variable that marks a run's children.
+const MARKER: &str = "PARARUN_WATCHDOG";
+
+/// The watchdog's body: it waits on the pipe with plain system calls; only after pararun died
+/// does it search /proc (see [`Watchdog::start`] on threads).
 fn watch(pipe: libc::c_int, table: std::ptr::NonNull<AtomicI32>, len: usize) -> ! {
     // SAFETY: plain system calls on integers and a stack buffer; the table is mapped for `len`
     // atomics in this process too.
@@ -409,6 +458,7 @@ fn watch(pipe: libc::c_int, table: std::ptr::NonNull<AtomicI32>, len: usize) -> 
             libc::signal(sig, libc::SIG_IGN);
         }
         let mut byte = 0u8;
+        let mut disarmed = false;
         loop {
             let n = libc::read(pipe, (&mut byte as *mut u8).cast(), 1);
             if n < 0 && *libc::__errno_location() == libc::EINTR {
@@ -417,12 +467,16 @@ fn watch(pipe: libc::c_int, table: std::ptr::NonNull<AtomicI32>, len: usize) -> 
             if n <= 0 {
                 break;
             }
+            disarmed |= byte == b'Q';
         }
-        for slot in 0..len {
-            let pgid = (*table.as_ptr().add(slot)).load(AtomicOrdering::Acquire);
-            if pgid > 0 {
-                libc::kill(-pgid, libc::SIGKILL);
+        if !disarmed {
+            for slot in 0..len {
+                let pgid = (*table.as_ptr().add(slot)).load(AtomicOrdering::Acquire);
+                if pgid > 0 {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
             }
+            kill_marked(&format!("{MARKER}={}", libc::getpid()));
         }
         libc::_exit(0)
     }

@@ -51,7 +51,8 @@ impl Worker {
         progress: &Progress,
         watchdog: Option<&Watchdog>,
     ) -> io::Result<Worker> {
-        let env = [("PARARUN_SLOT", slot.to_string())];
+        let mut env = vec![("PARARUN_SLOT", slot.to_string())];
+        env.extend(watchdog.map(Watchdog::marker));
         let mut child = exec::command(argv, &env, true).spawn()?;
         let pid = child.id().map(|p| p as i32);
         if let (Some(dog), Some(pid)) = (watchdog, pid) {

@@ -175,6 +175,30 @@ fn sigkill_of_pararun_takes_its_children_along() {
 }
 
 #[test]
+fn sigkill_of_pararun_reaches_descendants_that_left_the_group() {
+    let env = TestEnv::new();
+    // `setsid` puts the grandchild in a session (and group) of its own: the group kill misses
+    // it, the watchdog's search by environment does not.
+    let body = "setsid sleep 300 & echo $! >> escaped; echo $$ >> pids; exec sleep 300";
+    let (running, pids) = start_sleepers(&env, body, &[]);
+    wait_until(Duration::from_secs(10), "the escapees", || {
+        env.read("escaped").lines().count() >= 3
+    });
+    running.signal(libc::SIGKILL);
+    running.wait();
+    let escaped: Vec<i32> = env
+        .read("escaped")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    for pid in pids.into_iter().chain(escaped) {
+        wait_until(Duration::from_secs(5), "a descendant to die", || {
+            !alive(pid)
+        });
+    }
+}
+
+#[test]
 fn a_closed_stdout_stops_the_run_cleanly() {
     let env = TestEnv::new();
     let input: String = (1..=2000).map(|i| format!("{i}\n")).collect();

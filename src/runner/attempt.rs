@@ -95,6 +95,9 @@ impl Runner<'_> {
         if key.len() <= MAX_ENV_KEY && !key.contains('\0') {
             env.push(("PARARUN_KEY", key.to_owned()));
         }
+        if let Some(dog) = &self.watchdog {
+            env.push(dog.marker());
+        }
         let job = Job {
             env,
             stdin: self.cfg.stdin.then(|| {

@@ -222,6 +222,10 @@ impl<'a> Runner<'a> {
             self.stdout_failed(e);
         }
         self.shut_down_workers().await;
+        if let Some(dog) = &self.watchdog {
+            // Every child has been reaped: nothing is left for the watchdog to clean up.
+            dog.disarm();
+        }
         if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
             self.set_fatal(e.0);
         }
