@@ -88,13 +88,14 @@ fn sigint_lets_finishing_children_record_and_exits_130() {
         .all(|r| r["graceful"] == true));
 }
 
-#[test]
-fn a_second_sigint_kills_at_once() {
+/// Sends `first`, waits until every child has seen its SIGTERM (and, by trapping it, carried
+/// on), then sends SIGINT: the children must be killed at once, not after `--kill-after`.
+fn sigint_while_stopping_kills_at_once(first: i32, expected_code: i32) {
     let env = TestEnv::new();
     // Children that note SIGTERM and carry on: only SIGKILL ends them.
     let body = "trap 'echo $$ >> termed' TERM; echo $$ >> pids; while :; do sleep 0.05; done";
     let (running, pids) = start_sleepers(&env, body, &["--kill-after", "60s"]);
-    running.signal(libc::SIGINT);
+    running.signal(first);
     wait_until(
         Duration::from_secs(10),
         "SIGTERM to reach the children",
@@ -102,29 +103,21 @@ fn a_second_sigint_kills_at_once() {
     );
     running.signal(libc::SIGINT);
     let out = running.wait();
-    out.code(130).stderr_has("SIGINT while stopping: killing");
+    out.code(expected_code)
+        .stderr_has("SIGINT while stopping: killing");
     for pid in pids {
         assert!(!alive(pid));
     }
 }
 
 #[test]
+fn a_second_sigint_kills_at_once() {
+    sigint_while_stopping_kills_at_once(libc::SIGINT, 130);
+}
+
+#[test]
 fn sigint_after_sigterm_kills_at_once() {
-    let env = TestEnv::new();
-    let body = "trap 'echo $$ >> termed' TERM; echo $$ >> pids; while :; do sleep 0.05; done";
-    let (running, pids) = start_sleepers(&env, body, &["--kill-after", "60s"]);
-    running.signal(libc::SIGTERM);
-    wait_until(
-        Duration::from_secs(10),
-        "SIGTERM to reach the children",
-        || env.read("termed").lines().count() >= 3,
-    );
-    running.signal(libc::SIGINT);
-    let out = running.wait();
-    out.code(143).stderr_has("SIGINT while stopping: killing");
-    for pid in pids {
-        assert!(!alive(pid));
-    }
+    sigint_while_stopping_kills_at_once(libc::SIGTERM, 143);
 }
 
 #[test]
