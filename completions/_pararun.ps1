@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'With --rate: how many items may start back to back after a pause')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives')
             [CompletionResult]::new('--capture', '--capture', [CompletionResultType]::ParameterName, 'What a child''s stdout is: a JSON result, or text stored as a string')
+            [CompletionResult]::new('--max-output-bytes', '--max-output-bytes', [CompletionResultType]::ParameterName, 'The most a child may print on stdout (a persistent worker: per answer line); past it the child is killed and the item fails as bad-output')
             [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)')
             [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retry a failed item up to N more times; bad input is never retried')
             [CompletionResult]::new('--retry-delay', '--retry-delay', [CompletionResultType]::ParameterName, 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m')

@@ -29,6 +29,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --burst 'With --rate: how many items may start back to back after a pause'
             cand --cache 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives'
             cand --capture 'What a child''s stdout is: a JSON result, or text stored as a string'
+            cand --max-output-bytes 'The most a child may print on stdout (a persistent worker: per answer line); past it the child is killed and the item fails as bad-output'
             cand --fsync 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)'
             cand --retries 'Retry a failed item up to N more times; bad input is never retried'
             cand --retry-delay 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m'

@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, ValueEnum, ValueHint};
 
 use crate::config::{
-    parse_duration, parse_rate, parse_shard, Capture, Config, Display, Format, Fsync, InputSource,
-    Rate, Shard,
+    parse_duration, parse_rate, parse_shard, parse_size, Capture, Config, Display, Format, Fsync,
+    InputSource, Rate, Shard,
 };
 
 const EXAMPLES: &str = "\
@@ -158,6 +158,13 @@ struct ResultArgs {
     /// What a child's stdout is: a JSON result, or text stored as a string.
     #[arg(long, value_enum, default_value_t = CaptureArg::Json, value_name = "MODE")]
     capture: CaptureArg,
+
+    /// The most a child may print on stdout (a persistent worker: per answer line); past it
+    /// the child is killed and the item fails as bad-output.
+    ///
+    /// SIZE is bytes, or a number with K, M or G (powers of 1024), e.g. `256M`.
+    #[arg(hide_short_help = true, long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
+    max_output_bytes: u64,
 
     /// How hard each cache append is pushed to disk (against power loss, not crashes: a crash
     /// of pararun loses no finished result in any mode).
@@ -304,6 +311,7 @@ impl Cli {
                 CaptureArg::Json => Capture::Json,
                 CaptureArg::Text => Capture::Text,
             },
+            max_output: self.results.max_output_bytes,
             fsync: match self.results.fsync {
                 FsyncArg::Always => Fsync::Always,
                 FsyncArg::Batch => Fsync::Batch,

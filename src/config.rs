@@ -29,6 +29,8 @@ pub struct Config {
     pub cache: Option<PathBuf>,
     /// How a child's stdout becomes its result.
     pub capture: Capture,
+    /// The most stdout kept from one child (or one worker answer); more fails the item.
+    pub max_output: u64,
     /// Durability of cache appends.
     pub fsync: Fsync,
     /// Extra attempts for a failed item.
@@ -66,6 +68,45 @@ pub struct Shard {
     pub index: u64,
     /// How many shards there are.
     pub count: u64,
+}
+
+/// Parses a size: bytes (`1000`), or a number with `K`, `M` or `G` (powers of 1024, an
+/// optional `B` or `iB` after it), e.g. `64M`. Zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size: use bytes or a number with K, M or G, e.g. 64M");
+    let upper = text.trim().to_ascii_uppercase();
+    let number = upper
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+        .trim_end();
+    let (digits, unit) = match number.char_indices().last() {
+        Some((i, 'K')) => (&number[..i], 1u64 << 10),
+        Some((i, 'M')) => (&number[..i], 1 << 20),
+        Some((i, 'G')) => (&number[..i], 1 << 30),
+        _ => (number, 1),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
+    match n.checked_mul(unit) {
+        Some(0) => Err(format!("{text:?}: a size must be above zero")),
+        Some(size) => Ok(size),
+        None => Err(bad()),
+    }
+}
+
+/// A size for messages: `64 MiB`, `1.5 KiB`, `17 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit {
+            let value = bytes as f64 / unit as f64;
+            return if bytes.is_multiple_of(unit) {
+                format!("{} {name}", bytes / unit)
+            } else {
+                format!("{value:.1} {name}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// Parses `I/N` with `0 <= I < N`.
@@ -182,6 +223,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("-1M").is_err());
+        assert_eq!(human_size(64 << 20), "64 MiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(17), "17 bytes");
+    }
 
     #[test]
     fn durations() {

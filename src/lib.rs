@@ -11,16 +11,15 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
-pub mod exec;
 pub mod index;
 pub mod input;
 pub mod output;
+pub mod process;
 pub mod progress;
 pub mod report;
 pub mod result;
 pub mod runner;
 pub mod template;
-pub mod worker;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,7 +49,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     let watchdog = if cfg.dry_run {
         None
     } else {
-        Some(exec::Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?)
+        Some(process::Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?)
     };
     let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent);
     if cfg.persistent {
@@ -111,8 +110,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         None => (None, KeyIndex::default()),
     };
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
-    exec::survive_file_size_limit();
-    exec::raise_open_file_limit();
+    process::sys::survive_file_size_limit();
+    process::sys::raise_open_file_limit();
 
     // Items travel in small batches: one hand-over per batch instead of per item keeps the
     // reader and the scheduler from waking each other thousands of times a second. At most

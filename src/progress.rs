@@ -123,6 +123,15 @@ impl Progress {
         });
     }
 
+    /// Writes `bytes` to stderr as they are (a child's stderr, maybe a piece of a long line),
+    /// with the bar cleared.
+    pub fn write_raw(&self, bytes: &[u8]) {
+        self.suspend(|| {
+            // A closed stderr must not stop the run; there is nowhere left to report it.
+            let _ = std::io::stderr().lock().write_all(bytes);
+        });
+    }
+
     /// Runs `write` with the bar cleared, so that output to the terminal (stdout too, when it
     /// is the same terminal) never mixes with the bar.
     pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {

@@ -29,6 +29,8 @@ pub enum Exit {
     BrokenPipe,
     /// Stopped by SIGTERM.
     Terminated,
+    /// Stopped by SIGHUP (a closed terminal, a dropped ssh session).
+    HungUp,
 }
 
 impl Exit {
@@ -41,6 +43,7 @@ impl Exit {
             Exit::Interrupted => 130,
             Exit::BrokenPipe => 141,
             Exit::Terminated => 143,
+            Exit::HungUp => 129,
         }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::{Capture, Config};
-use crate::exec::{Ending, Finished};
 use crate::input::Item;
+use crate::process::worker::Reply;
+use crate::process::{Ending, Finished};
 use crate::report::{escape, human_duration, Failure, Reason};
-use crate::worker::Reply;
 
 /// The verdict on one attempt.
 pub enum Outcome {
@@ -36,6 +36,9 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
     };
     if finished.ending == Ending::TimedOut {
         return Outcome::Failed(base(Reason::Timeout, timed_out(cfg)));
+    }
+    if finished.ending == Ending::TooMuchOutput {
+        return Outcome::Failed(base(Reason::BadOutput, too_much_output(cfg.max_output)));
     }
     if !finished.status.success() {
         if finished.ending == Ending::Stopped {
@@ -124,8 +127,22 @@ pub fn judge_reply(
             timed_out(cfg) + "; the worker is restarted",
             None,
         ),
+        Reply::TooLong(cap) => failure(
+            Reason::BadOutput,
+            too_much_output(cap) + "; the worker is restarted",
+            None,
+        ),
         Reply::Stopped => Outcome::Unfinished,
     }
+}
+
+/// Why a child printing more than `--max-output-bytes` failed.
+fn too_much_output(cap: u64) -> String {
+    format!(
+        "the output passed {} on stdout, so the child was killed; raise --max-output-bytes, or \
+         write big results to a file and print its path",
+        crate::config::human_size(cap)
+    )
 }
 
 /// The key a worker's answer names, if it names one.

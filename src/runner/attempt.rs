@@ -5,12 +5,12 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{failed_item, retry_delay, Pending, Runner};
-use crate::exec::{self, Finished, Job, Limits};
 use crate::input::Item;
+use crate::process::worker::{Reply, Worker};
+use crate::process::{self, Finished, Job, Limits};
 use crate::report::{escape, Failure, Reason, Stats};
 use crate::result::{judge_process, judge_reply, Outcome};
 use crate::template::MissingField;
-use crate::worker::{Reply, Worker};
 
 /// A finished attempt, returned by its task.
 /// The longest `PARARUN_KEY` handed to a child (the kernel's limit for one string is 128 KiB).
@@ -96,7 +96,7 @@ impl Runner<'_> {
             env.push(("PARARUN_KEY", key.to_owned()));
         }
         if let Some(dog) = &self.watchdog {
-            env.push(dog.marker());
+            env.push(dog.marker(slot));
         }
         let job = Job {
             env,
@@ -114,14 +114,15 @@ impl Runner<'_> {
         let limits = Limits {
             timeout: self.cfg.timeout,
             kill_after: self.cfg.kill_after,
+            max_output: self.cfg.max_output,
         };
         let stop = self.stop_tx.subscribe();
         let progress = self.progress.clone();
         let program = job.argv[0].clone();
         let watchdog = self.watchdog.clone();
         self.tasks.spawn(async move {
-            let guard = watchdog.as_deref().map(|dog| (dog, slot));
-            let result = Attempt::Process(exec::run(job, limits, stop, &progress, guard).await);
+            let guard = watchdog.map(|dog| (dog, slot));
+            let result = Attempt::Process(process::run(job, limits, stop, &progress, guard).await);
             Done {
                 ordinal,
                 slot,
@@ -141,14 +142,15 @@ impl Runner<'_> {
         };
         let request = item.worker_request();
         let idle = self.workers[slot].take();
-        let (timeout, kill_after) = (self.cfg.timeout, self.cfg.kill_after);
+        let (timeout, kill_after, max_output) =
+            (self.cfg.timeout, self.cfg.kill_after, self.cfg.max_output);
         let mut stop = self.stop_tx.subscribe();
         let progress = self.progress.clone();
         let watchdog = self.watchdog.clone();
         let program = argv[0].clone();
         self.tasks.spawn(async move {
-            let spawn = || Worker::spawn(&argv, slot, &progress, watchdog.as_deref());
-            let worker = match idle.map(|mut w| (w.alive(), w)) {
+            let spawn = || Worker::spawn(&argv, slot, &progress, watchdog.clone());
+            let worker = match idle.map(|w| (w.alive(), w)) {
                 Some((true, mut worker)) => match worker.stray_output() {
                     None => Ok(worker),
                     Some(stray) => {
@@ -160,7 +162,7 @@ impl Runner<'_> {
                             )
                             .as_bytes(),
                         );
-                        worker.kill();
+                        drop(worker);
                         spawn()
                     }
                 },
@@ -170,7 +172,13 @@ impl Runner<'_> {
                 Ok(mut worker) => {
                     let started = Instant::now();
                     let reply = worker
-                        .call(request.as_bytes(), timeout, kill_after, &mut stop)
+                        .call(
+                            request.as_bytes(),
+                            timeout,
+                            kill_after,
+                            max_output,
+                            &mut stop,
+                        )
                         .await;
                     Ok(Box::new(WorkerAttempt {
                         reply,
@@ -201,11 +209,9 @@ impl Runner<'_> {
                 if matches!(outcome, Outcome::Record(_)) {
                     self.workers[done.slot] = Some(w.worker);
                 } else {
-                    // Dead, or out of step with the protocol: the slot gets a new worker.
-                    w.worker.kill();
-                    if let Some(dog) = &self.watchdog {
-                        dog.set(done.slot, 0);
-                    }
+                    // Dead, or out of step with the protocol: the slot gets a new worker. Dropping
+                    // it kills its group and clears its watchdog entry.
+                    drop(w.worker);
                 }
                 outcome
             }

@@ -12,22 +12,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Error;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
-use crate::exec::{Stop, Watchdog};
 use crate::input::{InputEvent, Item};
 use crate::output::Output;
+use crate::process::worker::Worker;
+use crate::process::{Stop, Watchdog};
 use crate::progress::Progress;
 use crate::report::{failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
-use crate::worker::Worker;
 
 mod attempt;
 mod retry;
+mod signals;
 
 use attempt::Done;
 use retry::{retry_delay, Pending};
@@ -66,13 +66,14 @@ pub struct Runner<'a> {
 enum Cause {
     Interrupt,
     Terminate,
+    Hangup,
     BrokenPipe,
     MaxFailures,
     Fatal,
 }
 
 enum Event {
-    Signal(Cause),
+    Signal(signals::Asked),
     Done(Done),
     RetryDue,
     RateReady,
@@ -118,12 +119,9 @@ impl<'a> Runner<'a> {
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
     /// exit status. Signal handlers are installed before the first child starts.
     pub async fn run(mut self, mut input: mpsc::Receiver<Vec<InputMsg>>, started: Instant) -> Exit {
-        let (mut sigint, mut sigterm) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(i), Ok(t)) => (i, t),
-            (Err(e), _) | (_, Err(e)) => {
+        let mut signals = match signals::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
                 self.progress
                     .line(format!("pararun: cannot install signal handlers: {e}").as_bytes());
                 return Exit::Error;
@@ -159,8 +157,7 @@ impl<'a> Runner<'a> {
             } else {
                 tokio::select! {
                 biased;
-                _ = sigint.recv() => Event::Signal(Cause::Interrupt),
-                _ = sigterm.recv() => Event::Signal(Cause::Terminate),
+                asked = signals.recv() => Event::Signal(asked),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok(done) => Event::Done(done),
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -179,7 +176,8 @@ impl<'a> Runner<'a> {
                 }
             };
             match event {
-                Event::Signal(cause) => self.on_signal(cause),
+                Event::Signal(signals::Asked::Stop(cause)) => self.on_signal(cause),
+                Event::Signal(signals::Asked::Pause) => self.pause(),
                 Event::Done(done) => self.on_done(done),
                 Event::RetryDue => {
                     let Reverse(p) = self.retries.pop().expect("a retry is due");
@@ -223,7 +221,10 @@ impl<'a> Runner<'a> {
         }
         self.shut_down_workers().await;
         if let Some(dog) = &self.watchdog {
-            // Every child has been reaped: nothing is left for the watchdog to clean up.
+            // Every child has been reaped. What an item started outside its group (a `setsid`
+            // daemon that closed its descriptors) goes now, so nothing outlives the run; then
+            // nothing is left for the watchdog to clean up.
+            dog.sweep_run();
             dog.disarm();
         }
         if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
@@ -260,6 +261,7 @@ impl<'a> Runner<'a> {
             Some(Cause::Fatal) => Exit::Error,
             Some(Cause::Interrupt) => Exit::Interrupted,
             Some(Cause::Terminate) => Exit::Terminated,
+            Some(Cause::Hangup) => Exit::HungUp,
             Some(Cause::BrokenPipe) => Exit::BrokenPipe,
             _ if Stats::get(&self.stats.failed) > 0 => Exit::ItemsFailed,
             _ => Exit::Success,
@@ -277,7 +279,10 @@ impl<'a> Runner<'a> {
             self.cause = Some(Cause::Fatal);
         }
         if signal_children {
-            let signalled = matches!(already, Some(Cause::Interrupt | Cause::Terminate));
+            let signalled = matches!(
+                already,
+                Some(Cause::Interrupt | Cause::Terminate | Cause::Hangup)
+            );
             let level = if signalled && cause == Cause::Interrupt {
                 Stop::Kill
             } else {
@@ -295,12 +300,15 @@ impl<'a> Runner<'a> {
 
     fn on_signal(&mut self, cause: Cause) {
         let running = self.tasks.len();
-        let name = if cause == Cause::Interrupt {
-            "SIGINT"
-        } else {
-            "SIGTERM"
+        let name = match cause {
+            Cause::Interrupt => "SIGINT",
+            Cause::Hangup => "SIGHUP",
+            _ => "SIGTERM",
         };
-        let signalled = matches!(self.cause, Some(Cause::Interrupt | Cause::Terminate));
+        let signalled = matches!(
+            self.cause,
+            Some(Cause::Interrupt | Cause::Terminate | Cause::Hangup)
+        );
         let msg = if signalled && cause == Cause::Interrupt {
             format!("pararun: SIGINT while stopping: killing {running} running children now")
         } else {
@@ -317,6 +325,21 @@ impl<'a> Runner<'a> {
         };
         self.progress.line(msg.as_bytes());
         self.stop(cause);
+    }
+
+    /// Ctrl-Z: pauses every child and pararun; returns once continued.
+    fn pause(&mut self) {
+        let running = self.tasks.len();
+        self.progress.line(
+            format!(
+                "pararun: SIGTSTP: pausing {running} running children and pararun; `fg` or \
+                 SIGCONT resumes them (paused time counts toward --timeout)"
+            )
+            .as_bytes(),
+        );
+        signals::pause(self.watchdog.as_deref());
+        self.progress
+            .line(format!("pararun: continued: resuming {running} children").as_bytes());
     }
 
     fn set_fatal(&mut self, err: Error) {

@@ -1,8 +1,9 @@
 //! Persistent workers (`--persistent`): one long-lived process per slot, fed one item per line
 //! on its stdin, answering one JSON line per item on its stdout.
 //!
-//! A worker that exits, or whose item times out, is gone: the runner drops it and starts a new
-//! one for the next item in that slot. Its stderr passes through like any child's.
+//! A worker that exits, or whose item times out, is gone: the runner drops it (which kills its
+//! group, see [`Group`]) and starts a new one for the next item in that slot. Its stderr passes
+//! through like any child's.
 
 use std::future::Future;
 use std::io;
@@ -10,22 +11,25 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::exec::{self, reached, signal_group, Stop, Tail, Watchdog};
+use super::group::Group;
+use super::pipes::{self, Line, Tail};
+use super::{child, reached, Stop, Watchdog, DRAIN};
 use crate::progress::Progress;
 
 /// One running worker, owned by the slot it serves.
 pub struct Worker {
-    child: Child,
-    pid: Option<i32>,
+    group: Group,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     tail: Arc<Mutex<Tail>>,
     stderr_pump: JoinHandle<()>,
+    slot: usize,
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 /// What one request came to.
@@ -34,6 +38,8 @@ pub enum Reply {
     Answer(Vec<u8>),
     /// The worker answered, but more output followed at once: it is out of step.
     Extra(Vec<u8>),
+    /// The answer line passed `--max-output` bytes; the worker was killed.
+    TooLong(u64),
     /// The worker exited before answering.
     Died(io::Result<ExitStatus>),
     /// `--timeout` ran out; the worker was killed.
@@ -49,46 +55,45 @@ impl Worker {
         argv: &[String],
         slot: usize,
         progress: &Progress,
-        watchdog: Option<&Watchdog>,
+        watchdog: Option<Arc<Watchdog>>,
     ) -> io::Result<Worker> {
         let mut env = vec![("PARARUN_SLOT", slot.to_string())];
-        env.extend(watchdog.map(Watchdog::marker));
-        let mut child = exec::command(argv, &env, true).spawn()?;
-        let pid = child.id().map(|p| p as i32);
-        if let (Some(dog), Some(pid)) = (watchdog, pid) {
-            dog.set(slot, pid);
-        }
+        env.extend(watchdog.as_ref().map(|dog| dog.marker(slot)));
+        let mut child = child::command(argv, &env, true).spawn()?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let stderr = child.stderr.take().expect("stderr is piped");
+        let group = Group::new(child, watchdog.clone().map(|dog| (dog, slot)))?;
         let tail = Arc::new(Mutex::new(Tail::default()));
         let stderr_pump = {
             let (progress, tail) = (progress.clone(), tail.clone());
-            tokio::spawn(async move { exec::pump_stderr(stderr, &progress, &tail).await })
+            tokio::spawn(async move { pipes::pump_stderr(stderr, &progress, &tail).await })
         };
         Ok(Worker {
-            child,
-            pid,
+            group,
             stdin,
             stdout,
             tail,
             stderr_pump,
+            slot,
+            watchdog,
         })
     }
 
     /// Whether the worker is still running (it may have exited between two items).
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    pub fn alive(&self) -> bool {
+        !self.group.has_exited()
     }
 
     /// The last lines of the worker's stderr.
     pub fn stderr_tail(&self) -> String {
-        exec::lock(&self.tail).text()
+        pipes::lock(&self.tail).text()
     }
 
     /// Output the worker printed after its last answer, which belongs to no item: a worker out
     /// of step with the one-line protocol, to be replaced before it gets another item.
     pub fn stray_output(&mut self) -> Option<String> {
+        use tokio::io::AsyncBufReadExt;
         // One poll without waiting: a zero timeout would go through the timer wheel and cost
         // a millisecond per item.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -105,100 +110,98 @@ impl Worker {
         }
     }
 
-    /// Sends one request line and waits for the answer line. After anything but
-    /// [`Reply::Answer`] the worker is dead and must be dropped.
+    /// Sends one request line and waits for the answer line, at most `max_output` bytes.
+    /// After anything but [`Reply::Answer`] the worker is dead or doomed and must be dropped.
     pub async fn call(
         &mut self,
         request: &[u8],
         timeout: Option<Duration>,
         kill_after: Duration,
+        max_output: u64,
         stop: &mut watch::Receiver<Stop>,
     ) -> Reply {
         enum Event {
-            Read(io::Result<Vec<u8>>),
+            Read(io::Result<Line>),
             TimedOut,
             Stopped,
         }
         let deadline = timeout.map(|t| tokio::time::Instant::from_std(Instant::now() + t));
+        let cap = usize::try_from(max_output).unwrap_or(usize::MAX);
+        let mut line = Vec::new();
         let (stdin, stdout) = (&mut self.stdin, &mut self.stdout);
-        let exchange = async move {
+        let exchange = async {
             stdin.write_all(request).await?;
             stdin.write_all(b"\n").await?;
             stdin.flush().await?;
-            let mut line = Vec::new();
-            stdout.read_until(b'\n', &mut line).await?;
-            Ok(line)
+            pipes::read_line_capped(stdout, cap, &mut line).await
         };
         let event = tokio::select! {
             read = exchange => Event::Read(read),
-            _ = exec::sleep_until(deadline) => Event::TimedOut,
+            _ = super::sleep_until(deadline) => Event::TimedOut,
             _ = reached(stop, Stop::Graceful) => Event::Stopped,
         };
         match event {
-            Event::Read(Ok(mut line)) if line.ends_with(b"\n") => {
-                line.pop();
+            Event::Read(Ok(Line::Whole)) => {
                 if self.stdout.buffer().is_empty() {
                     Reply::Answer(line)
                 } else {
                     Reply::Extra(line)
                 }
             }
+            Event::Read(Ok(Line::OverCap)) => Reply::TooLong(max_output),
             // EOF or a broken pipe: the worker is exiting (or closed its stdout and lingers,
             // which it gets `kill_after` to stop doing); its status says why.
             Event::Read(_) => {
-                if tokio::time::timeout(kill_after, self.child.wait())
-                    .await
-                    .is_err()
-                {
-                    self.end(kill_after, stop).await;
+                let exited = tokio::time::timeout(kill_after, self.group.exited()).await;
+                if exited.is_err() {
+                    self.group.terminate(kill_after, stop).await;
                 }
-                Reply::Died(self.child.wait().await)
+                Reply::Died(self.reap().await)
             }
             Event::TimedOut => {
-                self.end(kill_after, stop).await;
+                self.group.terminate(kill_after, stop).await;
                 Reply::TimedOut
             }
             Event::Stopped => {
-                self.end(kill_after, stop).await;
+                self.group.terminate(kill_after, stop).await;
                 Reply::Stopped
             }
         }
     }
 
-    /// SIGTERM, then SIGKILL after the grace (or at once when the run escalates to a kill).
-    async fn end(&mut self, grace: Duration, stop: &mut watch::Receiver<Stop>) {
-        let wait = self.child.wait();
-        tokio::pin!(wait);
-        exec::terminate(self.pid, &mut wait, grace, stop).await.ok();
-    }
-
-    /// Kills a worker that is out of step or already dead (its whole group, at once).
-    pub fn kill(self) {
-        signal_group(self.pid, libc::SIGKILL);
+    /// Reaps the exited leader (and kills what it left in its group).
+    async fn reap(&mut self) -> io::Result<ExitStatus> {
+        self.group.reap().await
     }
 
     /// Ends an idle worker at the end of the run: EOF on its stdin asks it to exit; it gets
-    /// `grace` to do so before SIGTERM and, after another `grace`, SIGKILL.
+    /// `grace` to do so before SIGTERM and, after another `grace`, SIGKILL. Its stderr gets
+    /// [`DRAIN`] to end once it has exited.
     pub async fn shutdown(self, grace: Duration, mut stop: watch::Receiver<Stop>) {
         let Worker {
-            mut child,
-            pid,
+            mut group,
             stdin,
             stderr_pump,
+            slot,
+            watchdog,
             ..
         } = self;
         drop(stdin);
         if *stop.borrow() == Stop::Kill {
-            signal_group(pid, libc::SIGKILL);
+            group.signal(rustix::process::Signal::KILL);
         }
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            let wait = child.wait();
-            tokio::pin!(wait);
-            exec::terminate(pid, &mut wait, grace, &mut stop).await.ok();
+        if tokio::time::timeout(grace, group.exited()).await.is_err() {
+            group.terminate(grace, &mut stop).await;
         }
         // Anything the worker left behind in its group goes too, and with it the last holders
         // of its stderr pipe.
-        signal_group(pid, libc::SIGKILL);
-        stderr_pump.await.ok();
+        let _ = group.reap().await;
+        let pump = stderr_pump.abort_handle();
+        if tokio::time::timeout(DRAIN, stderr_pump).await.is_err() {
+            if let Some(dog) = &watchdog {
+                dog.sweep_slot(slot);
+            }
+            pump.abort();
+        }
     }
 }

@@ -1,0 +1,179 @@
+//! A child's pipes: its stdout read up to a cap, its stderr passed through in bounded pieces.
+//!
+//! Nothing a child prints is held whole when it is large: stdout stops at `--max-output`
+//! (the item fails as bad output), stderr goes through a line at a time, and a line longer
+//! than [`PIECE`] is passed on in pieces of that size.
+
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
+
+use crate::progress::Progress;
+
+/// The longest piece of stderr passed through at once.
+pub const PIECE: usize = 64 * 1024;
+
+/// How much of a child's stderr is kept for failure reports.
+const TAIL_BYTES: usize = 2048;
+
+/// How reading a child's stdout ended.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// What was read, at most the cap.
+    pub bytes: Vec<u8>,
+    /// The child printed more than the cap (and the rest was not read).
+    pub over_cap: bool,
+    /// Reading failed.
+    pub error: Option<std::io::Error>,
+}
+
+/// Reads `pipe` to its end into `out`, but no further than `cap` bytes. Returns `true` when
+/// the cap was passed.
+pub async fn read_capped(pipe: impl AsyncRead + Unpin, cap: u64, out: &mut Captured) -> bool {
+    let mut limited = pipe.take(cap.saturating_add(1));
+    match limited.read_to_end(&mut out.bytes).await {
+        Ok(_) if out.bytes.len() as u64 > cap => {
+            out.bytes.truncate(cap as usize);
+            out.over_cap = true;
+        }
+        Ok(_) => {}
+        Err(e) => out.error = Some(e),
+    }
+    out.over_cap
+}
+
+/// What reading one answer line from a worker came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line (its newline removed).
+    Whole,
+    /// The end of the stream came first (what was read is left in the buffer).
+    Eof,
+    /// The line grew past the cap; the stream is left mid-line.
+    OverCap,
+}
+
+/// Reads one line into `out`, stopping once it passes `cap` bytes.
+pub async fn read_line_capped(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Line> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (used, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(nl) => (nl + 1, true),
+            None => (available.len(), false),
+        };
+        let room = cap.saturating_sub(out.len());
+        let take = used.min(room.saturating_add(1));
+        out.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if done && take == used {
+            out.pop();
+            return Ok(Line::Whole);
+        }
+        if out.len() > cap {
+            return Ok(Line::OverCap);
+        }
+    }
+}
+
+/// The last lines of a child's stderr, for failure reports.
+#[derive(Debug, Default)]
+pub struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, line: &[u8]) {
+        self.0.extend_from_slice(line);
+        if self.0.len() > 2 * TAIL_BYTES {
+            self.0.drain(..self.0.len() - TAIL_BYTES);
+        }
+    }
+
+    /// At most the last 2 KiB, starting at a line boundary when cut.
+    pub fn text(&self) -> String {
+        let mut tail = &self.0[self.0.len().saturating_sub(TAIL_BYTES)..];
+        if tail.len() == TAIL_BYTES {
+            if let Some(nl) = tail.iter().position(|&b| b == b'\n') {
+                tail = &tail[nl + 1..];
+            }
+        }
+        String::from_utf8_lossy(tail).into_owned()
+    }
+}
+
+/// Locks a tail, even one a panicking task left poisoned (it is only text).
+pub fn lock(tail: &Mutex<Tail>) -> MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Passes a child's stderr through to ours a whole line at a time (a line longer than
+/// [`PIECE`] in pieces), keeping its tail.
+pub async fn pump_stderr(stderr: impl AsyncRead + Unpin, progress: &Progress, tail: &Mutex<Tail>) {
+    let mut reader = tokio::io::BufReader::with_capacity(PIECE, stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_line_capped(&mut reader, PIECE, &mut line).await {
+            Err(_) => break,
+            Ok(Line::Eof) if line.is_empty() => break,
+            Ok(end) => {
+                // A cut piece goes on without a newline, so the stream stays byte for byte.
+                if end == Line::Whole {
+                    line.push(b'\n');
+                }
+                progress.write_raw(&line);
+                lock(tail).push(&line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lines_stop_at_the_cap() {
+        let mut r = tokio::io::BufReader::with_capacity(4, &b"abc\nabcdefgh\nxy"[..]);
+        let mut out = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut r, 5, &mut out).await.unwrap(),
+            Line::Whole
+        );
+        assert_eq!(out, b"abc");
+        out.clear();
+        assert_eq!(
+            read_line_capped(&mut r, 5, &mut out).await.unwrap(),
+            Line::OverCap
+        );
+        assert_eq!(out.len(), 6);
+        let mut r = tokio::io::BufReader::with_capacity(4, &b"abcde\nxy"[..]);
+        out.clear();
+        assert_eq!(
+            read_line_capped(&mut r, 5, &mut out).await.unwrap(),
+            Line::Whole
+        );
+        assert_eq!(out, b"abcde");
+        out.clear();
+        assert_eq!(
+            read_line_capped(&mut r, 5, &mut out).await.unwrap(),
+            Line::Eof
+        );
+        assert_eq!(out, b"xy");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stdout_stops_at_the_cap() {
+        let mut out = Captured::default();
+        assert!(read_capped(&b"0123456789"[..], 4, &mut out).await);
+        assert_eq!(out.bytes, b"0123");
+        let mut out = Captured::default();
+        assert!(!read_capped(&b"0123"[..], 4, &mut out).await);
+        assert_eq!(out.bytes, b"0123");
+    }
+}
