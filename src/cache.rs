@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::Fsync;
+use crate::files;
 use crate::index::KeyIndex;
 use crate::input::{key_of_object, Key};
 
@@ -140,21 +141,21 @@ impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
     /// nothing, when another process holds the lock.
     pub fn open(path: &Path, key_field: &str, fsync: Fsync) -> Result<(CacheWriter, Loaded)> {
-        check_regular(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create_new(true);
         let mut created = true;
-        let file = match OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(path)
-        {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+        let file = match files::open_regular(path, &options) {
+            Err(e) if e.io_kind() == Some(io::ErrorKind::AlreadyExists) => {
                 created = false;
-                OpenOptions::new().read(true).append(true).open(path)
+                files::open_regular(path, options.create_new(false))
             }
             other => other,
         }
-        .with_context(|| format!("cannot open cache {} for appending", path.display()))?;
+        .map_err(|e| {
+            e.describe(files::CACHE, path, || {
+                format!("open cache {} for appending", path.display())
+            })
+        })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => bail!(
@@ -255,23 +256,12 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads a cache's keys without locking or creating it (for `--dry-run`).
 pub fn load_read_only(path: &Path, key_field: &str) -> Result<Loaded> {
-    check_regular(path)?;
-    match File::open(path) {
+    match files::open_regular(path, OpenOptions::new().read(true)) {
         Ok(file) => load(file, key_field, path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read cache {}", path.display())),
-    }
-}
-
-/// A cache must be a regular file (or not exist yet): a device such as /dev/zero would be read
-/// for ever, and a directory cannot be appended to.
-fn check_regular(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => bail!(
-            "cache {} is not a regular file; give --cache the path of a JSONL file",
-            path.display()
-        ),
-        _ => Ok(()),
+        Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => Ok(Loaded::default()),
+        Err(e) => Err(e.describe(files::CACHE, path, || {
+            format!("read cache {}", path.display())
+        })),
     }
 }
 

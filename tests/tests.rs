@@ -6,6 +6,7 @@ mod cli;
 mod core;
 mod examples;
 mod faults;
+mod files;
 mod generated;
 mod order;
 mod persistent;
