@@ -121,9 +121,15 @@ fn count_lines(file: &mut impl Read) -> io::Result<usize> {
     }
 }
 
-/// A cache write that did not happen; the run must stop (exit 2).
+/// A cache write or sync that failed; the run must stop (exit 2).
 #[derive(Debug)]
-pub struct WriteError(pub anyhow::Error);
+pub struct WriteError {
+    /// What failed, with the cache's path.
+    pub error: anyhow::Error,
+    /// Whether the record being appended is whole in the file all the same (only its sync
+    /// failed): then it counts as done, since the next run will find it and skip its item.
+    pub record_kept: bool,
+}
 
 /// The single owner of the cache file during a run.
 pub struct CacheWriter {
@@ -209,7 +215,10 @@ impl CacheWriter {
                     "and could not cut it back to its last complete record ({cut}); its last line may be torn"
                 ));
             }
-            return Err(WriteError(err));
+            return Err(WriteError {
+                error: err,
+                record_kept: false,
+            });
         }
         self.len += bytes.len() as u64;
         self.needs_newline = false;
@@ -239,11 +248,13 @@ impl CacheWriter {
     /// fdatasync; a failure is fatal and never retried, because the kernel may already have
     /// dropped the dirty pages, so a later success would prove nothing.
     fn sync(&mut self) -> Result<(), WriteError> {
-        self.file.sync_data().map_err(|e| {
-            WriteError(anyhow::Error::new(e).context(format!(
-                "cannot sync cache {} to disk; records since the last sync may not survive a power cut",
+        self.file.sync_data().map_err(|e| WriteError {
+            error: anyhow::Error::new(e).context(format!(
+                "cannot sync cache {} to disk; records since the last sync may not survive a \
+                 power cut (check the disk, e.g. with dmesg)",
                 self.path.display()
-            )))
+            )),
+            record_kept: true,
         })?;
         self.dirty = false;
         self.last_sync = Instant::now();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{parse_lines, TestEnv};
+use crate::util::{parse_lines, SmallDisk, TestEnv};
 
 const QUICK: Duration = Duration::from_secs(10);
 
@@ -129,4 +129,84 @@ fn a_pipe_input_from_process_substitution_loses_no_item() {
     out.success().stderr_has("ran 150 (150 succeeded");
     let records = parse_lines(&env.read("c.jsonl"), "cache");
     assert_eq!(records.len(), 150);
+}
+
+/// Runs the binary through `sh -c`, for redirections the test harness cannot give.
+fn through_sh(env: &TestEnv, args: &str, stdin: String) -> crate::util::Output {
+    let mut cmd = env.cmd();
+    cmd.command = Command::new("sh");
+    cmd.command
+        .current_dir(env.path("."))
+        .args(["-c", &format!("exec {} {args}", crate::util::BIN)]);
+    cmd.stdin(stdin).spawn().wait_within(Duration::from_secs(60))
+}
+
+#[test]
+fn stdout_on_a_full_device_loses_no_result() {
+    let env = TestEnv::new();
+    let input: String = (0..20).map(|i| format!("{i}\n")).collect();
+    let out = through_sh(
+        &env,
+        "-j 2 --cache c.jsonl -- sh -c 'echo {}' > /dev/full",
+        input.clone(),
+    );
+    out.code(2)
+        .stderr_has("cannot write to stdout: No space left on device")
+        .stderr_has("still go to the cache")
+        .stderr_has("ran 20 (20 succeeded, 0 failed)");
+    assert_eq!(
+        out.stderr.matches("cannot write to stdout").count(),
+        1,
+        "reported once\n{}",
+        out.report()
+    );
+    assert_eq!(env.json_lines("c.jsonl").len(), 20);
+    // Without a cache stdout is where results go: the run stops starting items.
+    let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' > /dev/full", input);
+    out.code(2)
+        .stderr_has("cannot write to stdout, the only place results go without --cache");
+    assert!(out.stderr.contains("ran 1 ") || out.stderr.contains("ran 2 "));
+}
+
+#[test]
+fn a_full_disk_under_the_failures_file_loses_no_result() {
+    let env = TestEnv::new();
+    let Some(disk) = SmallDisk::mount(&env, "64k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    // Fill the disk: the failures file can still be created, but not written.
+    let filler = std::fs::write(disk.0.join("filler"), vec![b'x'; 1 << 20]);
+    assert!(filler.is_err(), "the 64k disk took 1 MiB");
+    let failures = disk.0.join("failed.jsonl");
+    let input: String = (0..20).map(|i| format!("{i}\n")).collect();
+    let out = env
+        .cmd()
+        .args(["-j", "2", "--cache", "c.jsonl", "--failures"])
+        .args([&failures])
+        .args(["--", "sh", "-c", "[ $(($1 % 3)) = 0 ] && exit 3; echo {}", "sh"])
+        .stdin(input)
+        .spawn()
+        .wait_within(Duration::from_secs(60));
+    out.code(2)
+        .stderr_has("No space left on device")
+        .stderr_has("reported on stderr only), the run goes on and will exit 2")
+        .stderr_has("ran 20 (13 succeeded, 7 failed)")
+        .stderr_has("failures: see stderr");
+    assert_eq!(
+        out.stderr.matches("cannot append to failures file").count(),
+        1,
+        "{}",
+        out.report()
+    );
+    assert_eq!(out.stderr.matches("failed: exit: exit code 3").count(), 7);
+    let mut cached: Vec<i64> = env
+        .json_lines("c.jsonl")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    cached.sort();
+    let expected: Vec<i64> = (0..20).filter(|i| i % 3 != 0).collect();
+    assert_eq!(cached, expected);
+    assert_eq!(out.records().len(), 13);
 }
