@@ -55,7 +55,12 @@ impl OpenError {
 
     /// The message for people: what, where, and what to do. `doing` names the failed
     /// action for a system error ("open cache c.jsonl for appending").
-    pub fn describe(self, role: Role, path: &Path, doing: impl FnOnce() -> String) -> anyhow::Error {
+    pub fn describe(
+        self,
+        role: Role,
+        path: &Path,
+        doing: impl FnOnce() -> String,
+    ) -> anyhow::Error {
         match self {
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot {}", doing())),
             OpenError::NotRegular(what) => anyhow!(
@@ -88,7 +93,7 @@ pub fn open_regular(path: &Path, options: &OpenOptions) -> Result<File, OpenErro
                     std::fs::metadata(path).map_or("a FIFO or device", |m| kind(m.file_type())),
                 ),
                 _ => OpenError::Io(e),
-            })
+            });
         }
     };
     let meta = file.metadata().map_err(OpenError::Io)?;

@@ -105,7 +105,14 @@ fn a_fifo_input_is_read_once_and_loses_no_item() {
     // Without -q the progress log is on, which counts a regular file's items in a second read.
     let out = env
         .cmd()
-        .args(["-i", "items.fifo", "--cache", "c.jsonl", "--capture", "text"])
+        .args([
+            "-i",
+            "items.fifo",
+            "--cache",
+            "c.jsonl",
+            "--capture",
+            "text",
+        ])
         .args(["--", "true"])
         .spawn()
         .wait_within(Duration::from_secs(60));
@@ -138,7 +145,9 @@ fn through_sh(env: &TestEnv, args: &str, stdin: String) -> crate::util::Output {
     cmd.command
         .current_dir(env.path("."))
         .args(["-c", &format!("exec {} {args}", crate::util::BIN)]);
-    cmd.stdin(stdin).spawn().wait_within(Duration::from_secs(60))
+    cmd.stdin(stdin)
+        .spawn()
+        .wait_within(Duration::from_secs(60))
 }
 
 #[test]
@@ -184,7 +193,13 @@ fn a_full_disk_under_the_failures_file_loses_no_result() {
         .cmd()
         .args(["-j", "2", "--cache", "c.jsonl", "--failures"])
         .args([&failures])
-        .args(["--", "sh", "-c", "[ $(($1 % 3)) = 0 ] && exit 3; echo {}", "sh"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "[ $(($1 % 3)) = 0 ] && exit 3; echo {}",
+            "sh",
+        ])
         .stdin(input)
         .spawn()
         .wait_within(Duration::from_secs(60));

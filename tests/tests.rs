@@ -7,6 +7,7 @@ mod core;
 mod examples;
 mod faults;
 mod files;
+mod fiu;
 mod generated;
 mod order;
 mod persistent;

@@ -362,9 +362,10 @@ impl<'a> Runner<'a> {
             );
         } else {
             // Without a cache, stdout is the only place results go: stop starting items.
-            self.set_fatal(Error::new(e).context(
-                "cannot write to stdout, the only place results go without --cache",
-            ));
+            self.set_fatal(
+                Error::new(e)
+                    .context("cannot write to stdout, the only place results go without --cache"),
+            );
         }
     }
 
