@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::Fsync;
+use crate::files;
 use crate::index::KeyIndex;
 use crate::input::{key_of_object, Key};
 
@@ -120,9 +121,15 @@ fn count_lines(file: &mut impl Read) -> io::Result<usize> {
     }
 }
 
-/// A cache write that did not happen; the run must stop (exit 2).
+/// A cache write or sync that failed; the run must stop (exit 2).
 #[derive(Debug)]
-pub struct WriteError(pub anyhow::Error);
+pub struct WriteError {
+    /// What failed, with the cache's path.
+    pub error: anyhow::Error,
+    /// Whether the record being appended is whole in the file all the same (only its sync
+    /// failed): then it counts as done, since the next run will find it and skip its item.
+    pub record_kept: bool,
+}
 
 /// The single owner of the cache file during a run.
 pub struct CacheWriter {
@@ -140,21 +147,21 @@ impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
     /// nothing, when another process holds the lock.
     pub fn open(path: &Path, key_field: &str, fsync: Fsync) -> Result<(CacheWriter, Loaded)> {
-        check_regular(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create_new(true);
         let mut created = true;
-        let file = match OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(path)
-        {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+        let file = match files::open_regular(path, &options) {
+            Err(e) if e.io_kind() == Some(io::ErrorKind::AlreadyExists) => {
                 created = false;
-                OpenOptions::new().read(true).append(true).open(path)
+                files::open_regular(path, options.create_new(false))
             }
             other => other,
         }
-        .with_context(|| format!("cannot open cache {} for appending", path.display()))?;
+        .map_err(|e| {
+            e.describe(files::CACHE, path, || {
+                format!("open cache {} for appending", path.display())
+            })
+        })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => bail!(
@@ -208,7 +215,10 @@ impl CacheWriter {
                     "and could not cut it back to its last complete record ({cut}); its last line may be torn"
                 ));
             }
-            return Err(WriteError(err));
+            return Err(WriteError {
+                error: err,
+                record_kept: false,
+            });
         }
         self.len += bytes.len() as u64;
         self.needs_newline = false;
@@ -238,11 +248,13 @@ impl CacheWriter {
     /// fdatasync; a failure is fatal and never retried, because the kernel may already have
     /// dropped the dirty pages, so a later success would prove nothing.
     fn sync(&mut self) -> Result<(), WriteError> {
-        self.file.sync_data().map_err(|e| {
-            WriteError(anyhow::Error::new(e).context(format!(
-                "cannot sync cache {} to disk; records since the last sync may not survive a power cut",
+        self.file.sync_data().map_err(|e| WriteError {
+            error: anyhow::Error::new(e).context(format!(
+                "cannot sync cache {} to disk; records since the last sync may not survive a \
+                 power cut (check the disk, e.g. with dmesg)",
                 self.path.display()
-            )))
+            )),
+            record_kept: true,
         })?;
         self.dirty = false;
         self.last_sync = Instant::now();
@@ -255,23 +267,12 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads a cache's keys without locking or creating it (for `--dry-run`).
 pub fn load_read_only(path: &Path, key_field: &str) -> Result<Loaded> {
-    check_regular(path)?;
-    match File::open(path) {
+    match files::open_regular(path, OpenOptions::new().read(true)) {
         Ok(file) => load(file, key_field, path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read cache {}", path.display())),
-    }
-}
-
-/// A cache must be a regular file (or not exist yet): a device such as /dev/zero would be read
-/// for ever, and a directory cannot be appended to.
-fn check_regular(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => bail!(
-            "cache {} is not a regular file; give --cache the path of a JSONL file",
-            path.display()
-        ),
-        _ => Ok(()),
+        Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => Ok(Loaded::default()),
+        Err(e) => Err(e.describe(files::CACHE, path, || {
+            format!("read cache {}", path.display())
+        })),
     }
 }
 

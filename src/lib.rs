@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod index;
 pub mod input;
 pub mod output;
@@ -21,9 +22,8 @@ pub mod result;
 pub mod runner;
 pub mod template;
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,7 +63,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     if let Some(program) = template.literal_program() {
         check_program(program)?;
     }
-    let mut reader = open_input(cfg)?;
+    let (mut reader, sized) = open_input(cfg)?;
     let format = reader.resolve_format()?;
     if format == Format::Lines {
         if let Some(field) = template.fields().next() {
@@ -80,9 +80,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         cfg.display
     };
     let progress = Progress::new(display, stats.clone(), cfg.total);
-    if let (None, InputSource::File(path), false) =
-        (cfg.total, &cfg.input, display == progress::Display::Off)
-    {
+    if let (None, Some(path), false) = (cfg.total, &sized, display == progress::Display::Off) {
         // Counted on a thread of its own so that the first job does not wait for it.
         let (path, progress) = (path.clone(), progress.clone());
         std::thread::spawn(move || {
@@ -98,7 +96,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
             None => Loaded::default(),
         };
         warn_cache(&loaded, cfg, &progress);
-        return dry_run(cfg, &template, reader, loaded.index, &stats, &progress);
+        let keep = filter(cfg, sized.as_deref(), loaded.index, stats.clone());
+        return dry_run(cfg, &template, reader, keep, &progress);
     }
 
     let (cache, index) = match &cfg.cache {
@@ -117,7 +116,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     // reader and the scheduler from waking each other thousands of times a second. At most
     // 4 batches wait in the channel, so reading stays bounded.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut keep = filter(cfg, index, stats.clone());
+    let mut keep = filter(cfg, sized.as_deref(), index, stats.clone());
     let batch_size = cfg.jobs.clamp(1, 64);
     // The reader runs on a thread of its own because reading stdin blocks and cannot be
     // cancelled; it is not joined: at exit it may be parked in a read that never returns.
@@ -164,14 +163,19 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 
 /// The skip rule: a key another shard owns is skipped; with a cache, a key already in it is
 /// skipped as cached, and a key seen earlier in this input as a duplicate. Without a cache
-/// every item runs, as with xargs.
-fn filter(cfg: &Config, cached: KeyIndex, stats: Arc<Stats>) -> impl FnMut(&Key) -> bool + Send {
+/// every item runs, as with xargs. `sized` is the input's path when it is a regular file.
+fn filter(
+    cfg: &Config,
+    sized: Option<&Path>,
+    cached: KeyIndex,
+    stats: Arc<Stats>,
+) -> impl FnMut(&Key) -> bool + Send {
     let dedupe = cfg.cache.is_some();
     let shard = cfg.shard;
-    // Sized up front from the input file (when there is one), so the set rarely has to grow
-    // (growing holds the old and the new table at once).
-    let expected = match (&cfg.input, dedupe) {
-        (InputSource::File(path), true) => {
+    // Sized up front from the input file (when it is a regular one), so the set rarely has to
+    // grow (growing holds the old and the new table at once).
+    let expected = match (sized, dedupe) {
+        (Some(path), true) => {
             let lines = input::estimate_lines(path).saturating_sub(cached.len());
             lines / cfg.shard.map_or(1, |s| s.count as usize)
         }
@@ -196,14 +200,18 @@ fn filter(cfg: &Config, cached: KeyIndex, stats: Arc<Stats>) -> impl FnMut(&Key)
     }
 }
 
-fn open_input(cfg: &Config) -> Result<InputReader> {
-    let source: Box<dyn Read + Send> = match &cfg.input {
-        InputSource::Stdin => Box::new(std::io::stdin()),
-        InputSource::File(path) => Box::new(
-            File::open(path).with_context(|| format!("cannot open input {}", path.display()))?,
-        ),
+/// Opens the input; also returns its path when it is a regular file, the only kind that may be
+/// opened a second time to count or estimate its lines: a FIFO or a pipe (`-i <(cmd)`) read
+/// twice would lose to the second reader the items it took.
+fn open_input(cfg: &Config) -> Result<(InputReader, Option<PathBuf>)> {
+    let (source, sized): (Box<dyn Read + Send>, _) = match &cfg.input {
+        InputSource::Stdin => (Box::new(std::io::stdin()), None),
+        InputSource::File(path) => {
+            let (file, regular) = files::open_input(path)?;
+            (Box::new(file), regular.then(|| path.clone()))
+        }
     };
-    Ok(InputReader::new(source, cfg.format, &cfg.key_field))
+    Ok((InputReader::new(source, cfg.format, &cfg.key_field), sized))
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {
@@ -234,11 +242,9 @@ fn dry_run(
     cfg: &Config,
     template: &Template,
     mut reader: InputReader,
-    index: KeyIndex,
-    stats: &Arc<Stats>,
+    mut keep: impl FnMut(&Key) -> bool,
     progress: &Progress,
 ) -> Result<Exit> {
-    let mut keep = filter(cfg, index, stats.clone());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let input_name = cfg.input.to_string();
     let mut failed = false;

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
+
+use crate::files;
 
 /// The process exit status, one variant per documented code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,29 +263,42 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The `--failures` file: one JSON line appended per item that failed for good.
+///
+/// After a write fails (a full disk, an I/O error), the log stops writing: the error is
+/// reported once, the run goes on, and every failure is still reported on stderr.
 pub struct FailureLog {
-    file: File,
+    /// `None` once a write has failed.
+    file: Option<File>,
     path: PathBuf,
 }
 
 impl FailureLog {
-    /// Opens (creating if needed) the failures file for appending.
+    /// Opens (creating if needed) the failures file for appending. Anything but a regular file
+    /// is refused without blocking (see [`crate::files`]).
     pub fn open(path: &Path) -> Result<FailureLog> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| {
-                format!("cannot open failures file {} for appending", path.display())
+        let file = files::open_regular(path, OpenOptions::new().create(true).append(true))
+            .map_err(|e| {
+                e.describe(files::FAILURES, path, || {
+                    format!("open failures file {} for appending", path.display())
+                })
             })?;
         Ok(FailureLog {
-            file,
+            file: Some(file),
             path: path.to_owned(),
         })
     }
 
-    /// Appends the record of a failed item in one write.
+    /// Whether every failure so far is in the file (no write has failed).
+    pub fn is_complete(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Appends the record of a failed item in one write. The first failed write returns its
+    /// error; later calls write nothing and return `Ok`.
     pub fn append(&mut self, item: &FailedItem<'_>, failure: &Failure) -> Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
         let record = json!({
             "key": item.key,
             "line": item.seq,
@@ -298,9 +313,14 @@ impl FailureLog {
         });
         let mut line = record.to_string();
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("cannot append to failures file {}", self.path.display()))
+        file.write_all(line.as_bytes()).map_err(|e| {
+            self.file = None;
+            anyhow::Error::new(e).context(format!(
+                "cannot append to failures file {}; it stops here (this and later failed items \
+                 are reported on stderr only), the run goes on and will exit 2",
+                self.path.display()
+            ))
+        })
     }
 }
 

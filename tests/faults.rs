@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::util::{alive, keys, wait_until, TestEnv};
+use crate::util::{alive, keys, wait_until, SmallDisk, TestEnv};
 
 #[test]
 fn retries_succeed_on_a_later_attempt_with_attempt_counting_up() {
@@ -334,29 +334,6 @@ fn a_full_disk_stops_the_run_and_keeps_written_records_whole() {
         .run();
     out.success();
     assert_eq!(env.json_lines("c.jsonl").len(), 300);
-}
-
-/// A small tmpfs of our own, for a real ENOSPC; `None` where mounting is not allowed.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(env: &TestEnv, size: &str) -> Option<SmallDisk> {
-        let dir = env.path("disk");
-        std::fs::create_dir(&dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallDisk(dir))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -6,6 +6,8 @@ mod cli;
 mod core;
 mod examples;
 mod faults;
+mod files;
+mod fiu;
 mod generated;
 mod order;
 mod persistent;

@@ -173,6 +173,21 @@ impl Running {
         }
     }
 
+    /// Waits at most `limit`; past it, kills the binary and fails the test (a hang).
+    #[track_caller]
+    pub fn wait_within(mut self, limit: Duration) -> Output {
+        let start = Instant::now();
+        while self.child.try_wait().expect("poll pararun").is_none() {
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let out = self.wait();
+                panic!("pararun hung for {limit:?}\n{}", out.report());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.wait()
+    }
+
     pub fn wait(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for pararun");
         Output {
@@ -257,4 +272,27 @@ pub fn alive(pid: i32) -> bool {
             !state.starts_with('Z') && !state.starts_with('X')
         })
         .unwrap_or(false)
+}
+
+/// A small tmpfs of our own, for a real ENOSPC; `None` where mounting is not allowed.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    pub fn mount(env: &TestEnv, size: &str) -> Option<SmallDisk> {
+        let dir = env.path("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }

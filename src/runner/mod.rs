@@ -53,6 +53,9 @@ pub struct Runner<'a> {
     retries: BinaryHeap<Reverse<Pending>>,
     cause: Option<Cause>,
     fatal: Option<Error>,
+    /// A write to stdout or the failures file failed: reported once, the run went on with the
+    /// cache, and it exits 2.
+    write_failed: bool,
     watchdog: Option<Arc<Watchdog>>,
     /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
     /// number): a start is allowed once it is within `burst - 1` intervals of now.
@@ -110,6 +113,7 @@ impl<'a> Runner<'a> {
             retries: BinaryHeap::new(),
             cause: None,
             fatal: None,
+            write_failed: false,
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
             workers: (0..=cfg.jobs).map(|_| None).collect(),
@@ -207,7 +211,7 @@ impl<'a> Runner<'a> {
                 Event::ProgressTick => self.progress.tick(),
                 Event::SyncTick => {
                     if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::sync_if_due) {
-                        self.set_fatal(e.0);
+                        self.set_fatal(e.error);
                     }
                 }
             }
@@ -228,16 +232,17 @@ impl<'a> Runner<'a> {
             dog.disarm();
         }
         if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
-            self.set_fatal(e.0);
+            self.set_fatal(e.error);
         }
         self.progress.finish();
         if let Some(err) = &self.fatal {
             self.progress.line(format!("pararun: {err:#}").as_bytes());
         }
         if !self.cfg.quiet {
-            let summary = self
-                .stats
-                .summary(started.elapsed(), self.cfg.failures.as_deref());
+            // An incomplete failures file is not pointed at: stderr has every failure.
+            let complete = self.failures.as_ref().is_some_and(FailureLog::is_complete);
+            let failures_file = self.cfg.failures.as_deref().filter(|_| complete);
+            let summary = self.stats.summary(started.elapsed(), failures_file);
             self.progress.line(summary.as_bytes());
         }
         self.exit_status()
@@ -259,6 +264,7 @@ impl<'a> Runner<'a> {
     fn exit_status(&self) -> Exit {
         match self.cause {
             Some(Cause::Fatal) => Exit::Error,
+            _ if self.write_failed => Exit::Error,
             Some(Cause::Interrupt) => Exit::Interrupted,
             Some(Cause::Terminate) => Exit::Terminated,
             Some(Cause::Hangup) => Exit::HungUp,
@@ -366,8 +372,23 @@ impl<'a> Runner<'a> {
             // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache keeps
             // every result that finishes meanwhile.
             self.stop(Cause::BrokenPipe);
+        } else if self.cache.is_some() {
+            // stdout is a copy of the cache: losing it must not lose results, so the run goes
+            // on (records are no longer printed) and exits 2.
+            self.write_failed = true;
+            self.progress.line(
+                format!(
+                    "pararun: cannot write to stdout: {e}; records are no longer printed but \
+                     still go to the cache; the run goes on and will exit 2"
+                )
+                .as_bytes(),
+            );
         } else {
-            self.set_fatal(Error::new(e).context("cannot write to stdout"));
+            // Without a cache, stdout is the only place results go: stop starting items.
+            self.set_fatal(
+                Error::new(e)
+                    .context("cannot write to stdout, the only place results go without --cache"),
+            );
         }
     }
 
@@ -396,6 +417,13 @@ impl<'a> Runner<'a> {
         }
         if let Some(cache) = &mut self.cache {
             if let Err(e) = cache.append(record.as_bytes()) {
+                if e.record_kept {
+                    // Only the sync failed: the record is in the file, so the item is done.
+                    self.set_fatal(e.error);
+                    Stats::bump(&self.stats.succeeded);
+                    self.emit(ordinal, Some(&record));
+                    return;
+                }
                 self.progress.line(
                     format!(
                         "pararun: item {} ({}:{}) is not done: its record could not be written",
@@ -405,7 +433,7 @@ impl<'a> Runner<'a> {
                     )
                     .as_bytes(),
                 );
-                self.set_fatal(e.0);
+                self.set_fatal(e.error);
                 self.unfinished(ordinal);
                 return;
             }
@@ -422,8 +450,8 @@ impl<'a> Runner<'a> {
             .line(failure_message(item, failure, &self.input_name).as_bytes());
         if let Some(log) = &mut self.failures {
             if let Err(e) = log.append(item, failure) {
-                self.failures = None;
-                self.set_fatal(e);
+                self.write_failed = true;
+                self.progress.line(format!("pararun: {e:#}").as_bytes());
             }
         }
         if let Some(max) = self.cfg.max_failures {

@@ -1,0 +1,201 @@
+//! Opening the files a run keeps (the cache, the failures file, the input) and checking what
+//! was opened rather than the path: a check of the path before the open could be answered by
+//! one file and the open by another, if the path is swapped in between.
+//!
+//! The cache and the failures file are opened without blocking, so that a FIFO at their path
+//! can't hold the start up waiting for a peer, and then checked with `fstat` of the open
+//! descriptor: anything but a regular file is refused, before a byte is read or written.
+
+use std::fs::{File, FileType, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::anyhow;
+
+/// Which of a run's files is being opened, to name it in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Role {
+    /// What messages call the file ("cache").
+    pub name: &'static str,
+    /// What to do when the path is not a regular file.
+    pub hint: &'static str,
+}
+
+/// The `--cache` file.
+pub const CACHE: Role = Role {
+    name: "cache",
+    hint: "give --cache the path of a JSONL file (or leave --cache out to run without a cache)",
+};
+
+/// The `--failures` file.
+pub const FAILURES: Role = Role {
+    name: "failures file",
+    hint: "give --failures the path of a regular file (failed items are reported on stderr \
+           in any case)",
+};
+
+/// Why a file could not be opened for a run.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The open, or the `fstat` of the opened file, failed.
+    Io(io::Error),
+    /// The path names something other than a regular file; the text says what.
+    NotRegular(&'static str),
+}
+
+impl OpenError {
+    /// The kind of the system error, when there was one.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            OpenError::Io(e) => Some(e.kind()),
+            OpenError::NotRegular(_) => None,
+        }
+    }
+
+    /// The message for people: what, where, and what to do. `doing` names the failed
+    /// action for a system error ("open cache c.jsonl for appending").
+    pub fn describe(
+        self,
+        role: Role,
+        path: &Path,
+        doing: impl FnOnce() -> String,
+    ) -> anyhow::Error {
+        match self {
+            OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot {}", doing())),
+            OpenError::NotRegular(what) => anyhow!(
+                "{} {} is not a regular file ({what}); {}",
+                role.name,
+                path.display(),
+                role.hint
+            ),
+        }
+    }
+}
+
+/// Opens `path` with `options` and makes sure the opened file is a regular one.
+///
+/// The open does not block: a FIFO opened for reading returns at once, and one opened only for
+/// writing fails (ENXIO) unless someone reads it, where a blocking open would wait, perhaps for
+/// ever. Once `fstat` has shown a regular file, the descriptor is made blocking again.
+pub fn open_regular(path: &Path, options: &OpenOptions) -> Result<File, OpenError> {
+    let mut options = options.clone();
+    // O_NOCTTY: a terminal at the path must never become pararun's controlling terminal.
+    options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(match e.raw_os_error() {
+                Some(libc::EISDIR) => OpenError::NotRegular("a directory"),
+                // Only a FIFO without a reader, or a device with nothing behind it, answers a
+                // non-blocking open with ENXIO; the path's type is looked up for the message.
+                Some(libc::ENXIO) => OpenError::NotRegular(
+                    std::fs::metadata(path).map_or("a FIFO or device", |m| kind(m.file_type())),
+                ),
+                _ => OpenError::Io(e),
+            });
+        }
+    };
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular(kind(meta.file_type())));
+    }
+    set_blocking(&file).map_err(OpenError::Io)?;
+    Ok(file)
+}
+
+/// Opens the input file, and tells whether it is a regular file (which can be read twice:
+/// to count or estimate its lines, then for its items).
+///
+/// A FIFO or a pipe (`-i <(cmd)`) is fine: the open may wait for a writer, as `cat` does. A
+/// directory is refused, since reading it can only fail.
+pub fn open_input(path: &Path) -> anyhow::Result<(File, bool)> {
+    let context = || format!("cannot open input {}", path.display());
+    let file = File::open(path).map_err(|e| anyhow::Error::new(e).context(context()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| anyhow::Error::new(e).context(context()))?;
+    if meta.is_dir() {
+        anyhow::bail!(
+            "input {} is a directory; give -i a file, a FIFO, or - for stdin",
+            path.display()
+        );
+    }
+    Ok((file, meta.is_file()))
+}
+
+fn kind(file_type: FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+/// Clears O_NONBLOCK, which was only there for the open.
+fn set_blocking(file: &File) -> io::Result<()> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let flags = fcntl_getfl(file)?;
+    fcntl_setfl(file, flags - OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append() -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        options
+    }
+
+    #[test]
+    fn a_fifo_without_reader_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        match open_regular(&fifo, &append()) {
+            Err(OpenError::NotRegular(what)) => assert_eq!(what, "a FIFO"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_regular_file_is_opened_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = open_regular(&dir.path().join("x"), &append()).unwrap();
+        let flags = rustix::fs::fcntl_getfl(&file).unwrap();
+        assert!(!flags.contains(rustix::fs::OFlags::NONBLOCK));
+        assert!(flags.contains(rustix::fs::OFlags::APPEND));
+    }
+
+    #[test]
+    fn devices_and_directories_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_regular(Path::new("/dev/null"), &append()).unwrap_err();
+        let msg = err.describe(CACHE, Path::new("/dev/null"), String::new);
+        assert!(
+            msg.to_string()
+                .starts_with("cache /dev/null is not a regular file (a character device); give"),
+            "{msg}"
+        );
+        assert!(matches!(
+            open_regular(dir.path(), &append()),
+            Err(OpenError::NotRegular("a directory"))
+        ));
+        assert!(open_input(dir.path()).is_err());
+    }
+}
