@@ -161,7 +161,7 @@ fn a_timeout_kills_and_restarts_the_worker() {
             "-j",
             "1",
             "--timeout",
-            "300ms",
+            "1s",
             "--kill-after",
             "100ms",
             "--cache",
@@ -171,7 +171,7 @@ fn a_timeout_kills_and_restarts_the_worker() {
         .stdin(input)
         .run();
     out.code(1)
-        .stderr_has("item 1 (<stdin>:1) failed: timeout: timed out after 300ms");
+        .stderr_has("item 1 (<stdin>:1) failed: timeout: timed out after 1.0s");
     assert_eq!(keys(&env.json_lines("c.jsonl")), ["2"]);
     assert_eq!(env.read("starts.log").lines().count(), 2);
 }

@@ -9,6 +9,7 @@ mod faults;
 mod files;
 mod fiu;
 mod generated;
+mod lifecycle;
 mod order;
 mod persistent;
 mod progress;

@@ -329,6 +329,9 @@ impl<'a> Runner<'a> {
                 }
             )
         };
+        // The bar goes for good before the first stop message, so no frozen bar is left above
+        // the messages and the summary.
+        self.progress.finish();
         self.progress.line(msg.as_bytes());
         self.stop(cause);
     }
