@@ -3,7 +3,7 @@
 //!
 //! The binary is a thin shell around [`run`]; a Rust program can build a [`Config`] and call it
 //! the same way. Data flows one way: [`input`] reads items, the cache index filters them,
-//! [`template`] builds each command, [`exec`] runs it, and [`runner`] hands each outcome to the
+//! [`template`] builds each command, [`process`] runs it, and [`runner`] hands each outcome to the
 //! [`cache`], stdout and [`report`].
 
 #![deny(missing_docs)]
