@@ -93,8 +93,9 @@ struct InputArgs {
 
     /// The top-level field that keys a JSON item and every cache record.
     ///
-    /// Keys are compared as JSON values: `5` and `"5"` are different keys. A line item's key is
-    /// the line itself, stored under this name in its record.
+    /// Keys are compared by their compact JSON text: `5` and `"5"` are different keys, and so
+    /// are `1`, `1.0` and `1e0`; a number keeps all its digits. A line item's key is the line
+    /// itself, stored under this name in its record.
     #[arg(long, default_value = "id", value_name = "NAME")]
     key_field: String,
 

@@ -69,27 +69,9 @@ pub fn judge_reply(
         })
     };
     match reply {
-        Reply::Answer(line) => match result_of(cfg, &line) {
-            Ok(value) => match answered_key(&value, &cfg.key_field) {
-                // A worker that echoes the key shows which item it answered: a different key
-                // means it is out of step (it printed an extra line earlier).
-                Some(key) if key != loose_key(&item.key.value) => failure(
-                    Reason::BadOutput,
-                    format!(
-                        "the worker answered for {:?} = {}, not for this item: it is out of \
-                         step (one line per item), so it is restarted",
-                        cfg.key_field,
-                        escape(&key)
-                    ),
-                    None,
-                ),
-                _ => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
-            },
-            Err(why) => failure(
-                Reason::BadOutput,
-                format!("the worker's answer is unusable, so it is restarted: {why}"),
-                None,
-            ),
+        Reply::Answer(line) => match judge_answer(cfg, item, &line) {
+            Ok(record) => Outcome::Record(record),
+            Err(why) => failure(Reason::BadOutput, why, None),
         },
         Reply::Extra(line) => failure(
             Reason::BadOutput,
@@ -128,15 +110,48 @@ pub fn judge_reply(
     }
 }
 
+/// A worker's answer line made into the item's record, or why it cannot be.
+fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
+    let value = result_of(cfg, line)
+        .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
+    if let Some(key) = answered_key(&value, &cfg.key_field) {
+        // A worker that echoes the key shows which item it answered: a different key means it
+        // is out of step (it printed an extra line earlier).
+        if !same_key(key, &item.key.value) {
+            return Err(format!(
+                "the worker answered for {:?} = {}, not for this item: it is out of step (one \
+                 line per item), so it is restarted",
+                cfg.key_field,
+                escape(&loose_key(key))
+            ));
+        }
+    }
+    Ok(make_record(&cfg.key_field, &item.key.value, value))
+}
+
 /// The key a worker's answer names, if it names one.
-fn answered_key(value: &Value, key_field: &str) -> Option<String> {
+fn answered_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
     match value {
-        Value::Object(map) => map.get(key_field).map(loose_key),
+        Value::Object(map) => map.get(key_field),
         _ => None,
     }
 }
 
-/// A key compared loosely, as text: a worker given the line `5` may well answer `"id": 5`.
+/// Whether a key a worker echoed is this item's key, compared loosely. As text, since a worker
+/// given the line `5` may well answer `"id": 5`. Numbers also by their value as doubles, since
+/// many JSON libraries read numbers as doubles: such a worker echoes
+/// `123456789012345678901234567890` as `1.2345678901234568e+29`, and `1.0` as `1`.
+fn same_key(answered: &Value, key: &Value) -> bool {
+    if loose_key(answered) == loose_key(key) {
+        return true;
+    }
+    match (answered, key) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64().is_some_and(|a| Some(a) == b.as_f64()),
+        _ => false,
+    }
+}
+
+/// A key as text: a string bare, anything else as its JSON.
 fn loose_key(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
@@ -261,5 +276,31 @@ mod tests {
             make_record("k", &json!("x"), json!([1])),
             r#"{"k":"x","result":[1]}"#
         );
+    }
+
+    #[test]
+    fn numbers_reach_the_record_exactly() {
+        let out = b"{\"x\": 0.1000000000000000055511151231257827, \"big\": 123456789012345678901234567890, \"e\": 1.50e-3}\n";
+        let key: Value = serde_json::from_str("3.141592653589793238").unwrap();
+        let record = make_record("id", &key, parse_result(out).unwrap());
+        assert_eq!(
+            record,
+            r#"{"id":3.141592653589793238,"x":0.1000000000000000055511151231257827,"big":123456789012345678901234567890,"e":1.50e-3}"#
+        );
+    }
+
+    #[test]
+    fn echoed_keys_compare_loosely() {
+        let parse = |t: &str| -> Value { serde_json::from_str(t).unwrap() };
+        assert!(same_key(&json!("5"), &json!(5)));
+        assert!(same_key(&json!(5), &json!("5")));
+        assert!(same_key(
+            &parse("1.2345678901234568e+29"),
+            &parse("123456789012345678901234567890")
+        ));
+        assert!(same_key(&json!(1), &parse("1.0")));
+        assert!(!same_key(&json!(2), &json!(1)));
+        assert!(!same_key(&json!("1.0"), &json!(1)));
+        assert!(!same_key(&parse("1e400"), &parse("2e400")));
     }
 }
