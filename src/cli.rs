@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, ValueEnum, ValueHint};
 
 use crate::config::{
-    parse_duration, parse_rate, parse_shard, Capture, Config, Display, Format, Fsync, InputSource,
-    Rate, Shard,
+    parse_duration, parse_rate, parse_shard, parse_size, Capture, Config, Display, Format, Fsync,
+    InputSource, Rate, Shard, DEFAULT_MAX_LINE,
 };
 
 const EXAMPLES: &str = "\
@@ -98,6 +98,15 @@ struct InputArgs {
     /// itself, stored under this name in its record.
     #[arg(long, default_value = "id", value_name = "NAME")]
     key_field: String,
+
+    /// The longest line read from the input or the cache, and the longest record written.
+    ///
+    /// An input line over SIZE fails alone as bad-input and is skipped without being held in
+    /// memory; a cache line over it is skipped as damaged; a result whose record would be over
+    /// it fails as bad-output (it could not be read back). SIZE is bytes, or a number with K,
+    /// M or G (binary: 1K = 1024).
+    #[arg(hide_short_help = true, long, default_value = DEFAULT_MAX_LINE, value_parser = parse_size, value_name = "SIZE")]
+    max_line_bytes: usize,
 
     /// Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N).
     ///
@@ -296,6 +305,7 @@ impl Cli {
                 FormatArg::Lines => Format::Lines,
             },
             key_field: self.input.key_field,
+            max_line_bytes: self.input.max_line_bytes,
             command: self.cmd,
             stdin: self.command.stdin,
             shell: self.command.shell,

@@ -95,7 +95,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 
     if cfg.dry_run {
         let loaded = match &cfg.cache {
-            Some(path) => cache::load_read_only(path, &cfg.key_field)?,
+            Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
             None => Loaded::default(),
         };
         warn_cache(&loaded, cfg, &progress);
@@ -104,7 +104,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 
     let (cache, index) = match &cfg.cache {
         Some(path) => {
-            let (writer, loaded) = CacheWriter::open(path, &cfg.key_field, cfg.fsync)?;
+            let (writer, loaded) =
+                CacheWriter::open(path, &cfg.key_field, cfg.max_line_bytes, cfg.fsync)?;
             warn_cache(&loaded, cfg, &progress);
             (Some(writer), loaded.index)
         }
@@ -204,7 +205,13 @@ fn open_input(cfg: &Config) -> Result<InputReader> {
             File::open(path).with_context(|| format!("cannot open input {}", path.display()))?,
         ),
     };
-    Ok(InputReader::new(source, cfg.format, &cfg.key_field))
+    Ok(InputReader::new(
+        source,
+        &cfg.input.to_string(),
+        cfg.format,
+        &cfg.key_field,
+        cfg.max_line_bytes,
+    ))
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {

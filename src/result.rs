@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Capture, Config};
 use crate::exec::{Ending, Finished};
+use crate::input::line::{exact_size, human_size};
 use crate::input::Item;
 use crate::report::{escape, human_duration, Failure, Reason};
 use crate::worker::Reply;
@@ -44,8 +45,8 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
-    match result_of(cfg, &finished.stdout) {
-        Ok(value) => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+    match result_of(cfg, &finished.stdout).and_then(|value| record_of(cfg, item, value)) {
+        Ok(record) => Outcome::Record(record),
         Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
     }
 }
@@ -126,7 +127,7 @@ fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String
             ));
         }
     }
-    Ok(make_record(&cfg.key_field, &item.key.value, value))
+    record_of(cfg, item, value)
 }
 
 /// The key a worker's answer names, if it names one.
@@ -184,6 +185,20 @@ fn result_of(cfg: &Config, stdout: &[u8]) -> Result<Value, String> {
         }
         Capture::Json => parse_result(stdout),
     }
+}
+
+/// The record of an item's result, unless it is longer than a cache line may be.
+fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
+    let record = make_record(&cfg.key_field, &item.key.value, value);
+    if record.len() > cfg.max_line_bytes {
+        return Err(format!(
+            "the record would be {}, over --max-line-bytes ({}), so it could not be read back \
+             from the cache; raise --max-line-bytes",
+            exact_size(record.len() as u64),
+            human_size(cfg.max_line_bytes as u64)
+        ));
+    }
+    Ok(record)
 }
 
 /// A child's JSON result: its whole stdout when that is one JSON document, else its last
@@ -275,6 +290,38 @@ mod tests {
         assert_eq!(
             make_record("k", &json!("x"), json!([1])),
             r#"{"k":"x","result":[1]}"#
+        );
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let argv = [&["pararun"][..], args, &["--", "true"]].concat();
+        crate::cli::Cli::try_parse_from(argv)
+            .unwrap()
+            .into_config()
+            .unwrap()
+    }
+
+    fn item(key: Value) -> Item {
+        Item {
+            seq: 1,
+            line: String::new(),
+            value: None,
+            key: crate::input::Key::new(key),
+        }
+    }
+
+    #[test]
+    fn a_record_over_the_line_cap_fails() {
+        let cfg = config(&["--max-line-bytes", "30"]);
+        assert_eq!(
+            record_of(&cfg, &item(json!(1)), json!("short")).unwrap(),
+            r#"{"id":1,"result":"short"}"#.to_owned()
+        );
+        let err = record_of(&cfg, &item(json!(1)), json!("a longer result")).unwrap_err();
+        assert!(
+            err.contains("would be 35 bytes, over --max-line-bytes (30 bytes)"),
+            "{err}"
         );
     }
 

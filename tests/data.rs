@@ -1,6 +1,7 @@
-//! Data kept exactly: numbers with every digit they were written with, as keys and as results.
+//! Data kept exactly: numbers with every digit they were written with, byte order marks, and
+//! lines too long to hold.
 
-use crate::util::TestEnv;
+use crate::util::{keys, TestEnv};
 
 /// What a child prints: a float with more digits than a double holds, and a 98-bit integer.
 const EXACT: &str =
@@ -101,4 +102,121 @@ fn a_worker_that_reads_numbers_as_doubles_is_not_out_of_step() {
         "{cache}"
     );
     assert!(cache.contains("{\"id\":123456789012345678901234567890,\"ok\":1}"));
+}
+
+#[test]
+fn a_byte_order_mark_starts_neither_the_input_nor_the_cache() {
+    let env = TestEnv::new();
+    env.write("in.jsonl", "\u{FEFF}{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+    env.write("c.jsonl", "\u{FEFF}{\"id\":1,\"v\":\"old\"}\n");
+    let child = env.script("child.sh", "echo '{\"v\":\"new\"}'");
+    let out = env
+        .cmd()
+        .args(["-i", "in.jsonl", "--cache", "c.jsonl", "--", child.as_str()])
+        .run();
+    // Read as JSONL (not as three plain lines), and the cached key 1 is found.
+    out.success()
+        .stderr_has("ran 2 (2 succeeded, 0 failed), 1 cached");
+    assert!(!out.stderr.contains("unreadable"), "{}", out.report());
+    assert_eq!(keys(&out.records()), ["2", "3"]);
+}
+
+#[test]
+fn an_over_long_input_line_fails_alone_and_the_run_goes_on() {
+    let env = TestEnv::new();
+    let pad = "x".repeat(2 << 20);
+    env.write(
+        "in.jsonl",
+        format!("{{\"id\":1}}\n{{\"id\":2,\"pad\":\"{pad}\"}}\n{{\"id\":3}}\n"),
+    );
+    let child = env.script("child.sh", "echo '{}'");
+    let out = env
+        .cmd()
+        .args([
+            "-i",
+            "in.jsonl",
+            "--cache",
+            "c.jsonl",
+            "--failures",
+            "f.jsonl",
+        ])
+        .args(["--max-line-bytes", "1M", "--", child.as_str()])
+        .run();
+    out.code(1)
+        .stderr_has("in.jsonl:2: item failed: bad-input: the line is 2 MiB (2097169 bytes), over --max-line-bytes (1 MiB)")
+        .stderr_has("ran 3 (2 succeeded, 1 failed)");
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "3"]);
+    let failures = env.json_lines("f.jsonl");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["reason"], "bad-input");
+    assert_eq!(failures[0]["line"], 2);
+}
+
+#[test]
+fn an_over_long_cache_line_is_damage_and_its_item_runs_again() {
+    let env = TestEnv::new();
+    let pad = "x".repeat(2 << 20);
+    env.write(
+        "c.jsonl",
+        format!("{{\"id\":1}}\n{{\"id\":2,\"v\":\"{pad}\"}}\n"),
+    );
+    env.write("in.jsonl", "{\"id\":1}\n{\"id\":2}\n");
+    let child = env.script("child.sh", "echo '{}'");
+    let out = env
+        .cmd()
+        .args([
+            "-i",
+            "in.jsonl",
+            "--cache",
+            "c.jsonl",
+            "--max-line-bytes",
+            "1M",
+        ])
+        .args(["--", child.as_str()])
+        .run();
+    out.success()
+        .stderr_has("c.jsonl:2: skipped 1 unreadable cache line (a line of 2 MiB, over --max-line-bytes (1 MiB))")
+        .stderr_has("ran 1 (1 succeeded, 0 failed), 1 cached");
+}
+
+#[test]
+fn a_record_too_long_to_read_back_is_not_written() {
+    let env = TestEnv::new();
+    let child = env.script("child.sh", "head -c 3000 /dev/zero | tr '\\0' x");
+    let out = env
+        .cmd()
+        .args([
+            "--cache",
+            "c.jsonl",
+            "--capture",
+            "text",
+            "--max-line-bytes",
+            "2K",
+        ])
+        .args(["--", child.as_str()])
+        .stdin("a\n")
+        .run();
+    out.code(1).stderr_has(
+        "bad-output: the record would be 3 KiB (3022 bytes), over --max-line-bytes (2 KiB)",
+    );
+    assert_eq!(env.read("c.jsonl"), "");
+}
+
+#[test]
+fn max_line_bytes_takes_sizes_and_rejects_the_rest() {
+    let env = TestEnv::new();
+    for good in ["512K", "64M", "1G", "2048"] {
+        env.cmd()
+            .args(["--max-line-bytes", good, "--capture", "text", "--", "true"])
+            .stdin("a\n")
+            .run()
+            .success();
+    }
+    for bad in ["0", "12Q", "1.5M", "1T"] {
+        env.cmd()
+            .args(["--max-line-bytes", bad, "--", "true"])
+            .run()
+            .code(2)
+            .stderr_has("--max-line-bytes");
+    }
 }
