@@ -166,6 +166,9 @@ struct ResultArgs {
     cache: Option<PathBuf>,
 
     /// What a child's stdout is: a JSON result, or text stored as a string.
+    ///
+    /// Either way it is kept exactly: output that is not valid UTF-8 (as JSON must be) fails
+    /// the item as bad-output instead of being altered.
     #[arg(long, value_enum, default_value_t = CaptureArg::Json, value_name = "MODE")]
     capture: CaptureArg,
 

@@ -1,5 +1,5 @@
-//! Data kept exactly: numbers with every digit they were written with, byte order marks, and
-//! lines too long to hold.
+//! Data kept exactly: numbers with every digit they were written with, byte order marks, lines
+//! too long to hold, and output that is not UTF-8.
 
 use crate::util::{keys, TestEnv};
 
@@ -219,4 +219,41 @@ fn max_line_bytes_takes_sizes_and_rejects_the_rest() {
             .code(2)
             .stderr_has("--max-line-bytes");
     }
+}
+
+#[test]
+fn output_that_is_not_utf8_fails_the_item_unaltered() {
+    let env = TestEnv::new();
+    let child = env.script("child.sh", "printf '{\"a\": \"caf\\351\"}\\n'");
+    for capture in ["json", "text"] {
+        let out = env
+            .cmd()
+            .args([
+                "--cache",
+                "c.jsonl",
+                "--capture",
+                capture,
+                "--",
+                child.as_str(),
+            ])
+            .stdin("1\n")
+            .run();
+        out.code(1).stderr_has(
+            "bad-output: the output is not valid UTF-8: byte offset 10 starts an invalid \
+             sequence (e9)",
+        );
+        assert_eq!(env.read("c.jsonl"), "", "--capture {capture}");
+    }
+    // A persistent worker's answer is held to the same rule.
+    let worker = env.script(
+        "w.sh",
+        "while read l; do printf '{\"a\": \"\\377\"}\\n'; done",
+    );
+    env.cmd()
+        .args(["--persistent", "--cache", "c.jsonl", "--", worker.as_str()])
+        .stdin("1\n")
+        .run()
+        .code(1)
+        .stderr_has("the output is not valid UTF-8: byte offset 7");
+    assert_eq!(env.read("c.jsonl"), "");
 }

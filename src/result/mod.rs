@@ -8,12 +8,17 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Capture, Config};
+use crate::config::Config;
 use crate::exec::{Ending, Finished};
 use crate::input::line::{exact_size, human_size};
 use crate::input::Item;
 use crate::report::{escape, human_duration, Failure, Reason};
 use crate::worker::Reply;
+
+mod stdout;
+
+pub use stdout::parse_result;
+use stdout::result_of;
 
 /// The verdict on one attempt.
 pub enum Outcome {
@@ -45,7 +50,7 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
-    match result_of(cfg, &finished.stdout).and_then(|value| record_of(cfg, item, value)) {
+    match result_of(cfg.capture, &finished.stdout).and_then(|value| record_of(cfg, item, value)) {
         Ok(record) => Outcome::Record(record),
         Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
     }
@@ -113,7 +118,7 @@ pub fn judge_reply(
 
 /// A worker's answer line made into the item's record, or why it cannot be.
 fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
-    let value = result_of(cfg, line)
+    let value = result_of(cfg.capture, line)
         .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
     if let Some(key) = answered_key(&value, &cfg.key_field) {
         // A worker that echoes the key shows which item it answered: a different key means it
@@ -175,18 +180,6 @@ fn status_failure(status: ExitStatus) -> (Reason, String) {
     }
 }
 
-fn result_of(cfg: &Config, stdout: &[u8]) -> Result<Value, String> {
-    match cfg.capture {
-        Capture::Text => {
-            let text = String::from_utf8_lossy(stdout);
-            Ok(Value::String(
-                text.trim_end_matches(['\n', '\r']).to_owned(),
-            ))
-        }
-        Capture::Json => parse_result(stdout),
-    }
-}
-
 /// The record of an item's result, unless it is longer than a cache line may be.
 fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
     let record = make_record(&cfg.key_field, &item.key.value, value);
@@ -199,29 +192,6 @@ fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> 
         ));
     }
     Ok(record)
-}
-
-/// A child's JSON result: its whole stdout when that is one JSON document, else its last
-/// non-empty line when that is JSON (so log lines before it are fine).
-pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
-    let text = String::from_utf8_lossy(stdout);
-    if text.trim().is_empty() {
-        return Err(
-            "empty stdout (expected a JSON result; use --capture text for plain text)".into(),
-        );
-    }
-    if let Ok(value) = serde_json::from_str(&text) {
-        return Ok(value);
-    }
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(last).map_err(|e| {
-        let excerpt: String = last.chars().take(120).collect();
-        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
-    })
 }
 
 /// The cache record: the result object with the key field first, set to the item's key; any
@@ -268,20 +238,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn results_from_stdout() {
-        assert_eq!(parse_result(b"{\n  \"a\": 1\n}\n"), Ok(json!({"a": 1})));
-        assert_eq!(
-            parse_result(b"loading...\nstep 2\n{\"a\":1}\n\n"),
-            Ok(json!({"a": 1}))
-        );
-        assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
-        assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
-        assert!(parse_result(b"{\"a\":1}\ndone\n")
-            .unwrap_err()
-            .contains("\"done\""));
-    }
-
-    #[test]
     fn records_put_the_key_first() {
         assert_eq!(
             make_record("id", &json!(5), json!({"z": 1, "id": "other", "a": 2})),
@@ -312,6 +268,17 @@ mod tests {
     }
 
     #[test]
+    fn numbers_reach_the_record_exactly() {
+        let out = b"{\"x\": 0.1000000000000000055511151231257827, \"big\": 123456789012345678901234567890, \"e\": 1.50e-3}\n";
+        let key: Value = serde_json::from_str("3.141592653589793238").unwrap();
+        let record = make_record("id", &key, parse_result(out).unwrap());
+        assert_eq!(
+            record,
+            r#"{"id":3.141592653589793238,"x":0.1000000000000000055511151231257827,"big":123456789012345678901234567890,"e":1.50e-3}"#
+        );
+    }
+
+    #[test]
     fn a_record_over_the_line_cap_fails() {
         let cfg = config(&["--max-line-bytes", "30"]);
         assert_eq!(
@@ -322,17 +289,6 @@ mod tests {
         assert!(
             err.contains("would be 35 bytes, over --max-line-bytes (30 bytes)"),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn numbers_reach_the_record_exactly() {
-        let out = b"{\"x\": 0.1000000000000000055511151231257827, \"big\": 123456789012345678901234567890, \"e\": 1.50e-3}\n";
-        let key: Value = serde_json::from_str("3.141592653589793238").unwrap();
-        let record = make_record("id", &key, parse_result(out).unwrap());
-        assert_eq!(
-            record,
-            r#"{"id":3.141592653589793238,"x":0.1000000000000000055511151231257827,"big":123456789012345678901234567890,"e":1.50e-3}"#
         );
     }
 
