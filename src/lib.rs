@@ -115,36 +115,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     exec::survive_file_size_limit();
     exec::raise_open_file_limit();
 
-    // Items travel in small batches: one hand-over per batch instead of per item keeps the
-    // reader and the scheduler from waking each other thousands of times a second. At most
-    // 4 batches wait in the channel, so reading stays bounded.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut keep = filter(cfg, index, stats.clone());
-    let batch_size = cfg.jobs.clamp(1, 64);
-    // The reader runs on a thread of its own because reading stdin blocks and cannot be
-    // cancelled; it is not joined: at exit it may be parked in a read that never returns.
-    std::thread::Builder::new()
-        .name("pararun-input".into())
-        .spawn(move || {
-            let mut batch = Vec::with_capacity(batch_size);
-            loop {
-                let (msg, last) = match reader.next_event(&mut keep) {
-                    Ok(Some(event)) => (Some(Ok(event)), false),
-                    Ok(None) => (None, true),
-                    Err(e) => (Some(Err(e)), true),
-                };
-                batch.extend(msg);
-                // Hand over before a read that may block, so a slow producer's items are not
-                // held back waiting for a full batch.
-                if last || batch.len() >= batch_size || reader.would_block() {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    if (!full.is_empty() && tx.blocking_send(full).is_err()) || last {
-                        break;
-                    }
-                }
-            }
-        })
-        .context("cannot start the input thread")?;
+    let keep = filter(cfg, index, stats.clone());
+    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
 
     // Measured on 5,000 trivial jobs (scripts/bench.sh): with one or two children a single
     // thread answers a finished child soonest; with more, spawning on two threads overlaps the
@@ -161,7 +133,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let runner = runner::Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
-    Ok(runtime.block_on(runner.run(rx, started)))
+    Ok(runtime.block_on(runner.run(input, started)))
 }
 
 /// The skip rule: a key another shard owns is skipped; with a cache, a key already in it is

@@ -1,5 +1,12 @@
-//! Data kept exactly: numbers with every digit they were written with, byte order marks, lines
-//! too long to hold, and output that is not UTF-8.
+//! Data kept exactly: numbers, byte order marks, over-long lines, output that is not UTF-8, and
+//! an input that cannot be read to its end.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::util::{keys, TestEnv};
 
@@ -256,4 +263,93 @@ fn output_that_is_not_utf8_fails_the_item_unaltered() {
         .code(1)
         .stderr_has("the output is not valid UTF-8: byte offset 7");
     assert_eq!(env.read("c.jsonl"), "");
+}
+
+#[test]
+fn an_unreadable_input_is_an_error_naming_it() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("items")).unwrap();
+    // Found while settling the format, before anything runs; and on the reader thread.
+    for format in ["auto", "jsonl"] {
+        env.cmd()
+            .args(["-i", "items", "--format", format, "--", "true"])
+            .run()
+            .code(2)
+            .stderr_has("pararun: cannot read input items at line 1: Is a directory");
+    }
+}
+
+/// A loopback TCP connection whose accepted end is pararun's stdin.
+fn socket_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+/// Closes a TCP connection with a reset (SO_LINGER 0): the peer's next read fails with
+/// ECONNRESET, a real I/O error in the middle of an input.
+fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a plain struct of the given size from our stack.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_read_error_mid_input_lets_running_children_finish_then_exits_2() {
+    let env = TestEnv::new();
+    let (mut client, server) = socket_pair();
+    let child = env.script(
+        "child.sh",
+        "touch started.$PARARUN_KEY\nwhile [ ! -e go ]; do sleep 0.02; done\necho '{\"done\":1}'",
+    );
+    let mut running = env
+        .cmd()
+        .args(["-j", "3", "--cache", "c.jsonl", "--", child.as_str()])
+        .stdin_from(Stdio::from(OwnedFd::from(server)))
+        .spawn();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut pipe = running.child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    client.write_all(b"{\"id\":1}\n{\"id\":2}\n").unwrap();
+    crate::util::wait_until(Duration::from_secs(20), "both children to start", || {
+        env.path("started.1").exists() && env.path("started.2").exists()
+    });
+    reset(client);
+    crate::util::wait_until(Duration::from_secs(20), "the input error", || {
+        stderr
+            .lock()
+            .unwrap()
+            .contains("letting 2 running children finish")
+    });
+    env.write("go", "");
+    let out = running.wait();
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(out.code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pararun: cannot read input <stdin> at line 3: Connection reset by peer"),
+        "{stderr}"
+    );
+    // Not an end of input: the children were not stopped, and both results were kept.
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "2"], "{stderr}");
 }

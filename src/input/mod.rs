@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::Format;
 
+pub mod feed;
 mod key;
 pub mod line;
 
