@@ -52,7 +52,7 @@ pub enum InputEvent {
     Bad {
         /// The 1-based line number.
         seq: u64,
-        /// The line as read (lossily decoded).
+        /// The line as read (lossily decoded); only its first bytes when it is too long.
         line: String,
         /// Why it is unusable.
         reason: String,
