@@ -25,6 +25,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Read items from FILE instead of stdin (`-` is stdin)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to read items: `auto` picks jsonl when the first non-blank line starts with `{`')
             [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The top-level field that keys a JSON item and every cache record')
+            [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read from the input or the cache, and the longest record written')
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')

@@ -22,6 +22,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --input 'Read items from FILE instead of stdin (`-` is stdin)'
             cand --format 'How to read items: `auto` picks jsonl when the first non-blank line starts with `{`'
             cand --key-field 'The top-level field that keys a JSON item and every cache record'
+            cand --max-line-bytes 'The longest line read from the input or the cache, and the longest record written'
             cand --shard 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)'
             cand -j 'Children running at once [default: the number of CPUs]'
             cand --jobs 'Children running at once [default: the number of CPUs]'

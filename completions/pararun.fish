@@ -3,6 +3,7 @@ complete -c pararun -l format -d 'How to read items: `auto` picks jsonl when the
 jsonl\t'One JSON value per line'
 lines\t'Each line is an item, keyed by itself'"
 complete -c pararun -l key-field -d 'The top-level field that keys a JSON item and every cache record' -r
+complete -c pararun -l max-line-bytes -d 'The longest line read from the input or the cache, and the longest record written' -r
 complete -c pararun -l shard -d 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)' -r
 complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
 complete -c pararun -l rate -d 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too' -r

@@ -6,7 +6,7 @@
 //! next load skips).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::Fsync;
 use crate::files;
 use crate::index::KeyIndex;
+use crate::input::line::{human_size, CappedLines, Line};
 use crate::input::{key_of_object, Key};
 
 /// What loading the cache found.
@@ -59,13 +60,19 @@ impl Loaded {
 
 const BAD_LINES_KEPT: usize = 5;
 
-/// Reads every record's key from a cache stream. Unreadable lines are counted, never fatal.
-/// The stream is read twice: a quick count of its lines first sizes the index exactly.
-pub fn load(mut file: impl Read + Seek, key_field: &str, path: &Path) -> Result<Loaded> {
-    let context = || format!("cannot read cache {}", path.display());
-    let lines = count_lines(&mut file).with_context(context)?;
-    file.rewind().with_context(context)?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+/// Reads every record's key from a cache stream. Unreadable lines, and lines over `max_line`
+/// bytes (never held whole), are counted, never fatal. A UTF-8 byte order mark at the start is
+/// skipped. The stream is read twice: a quick count of its lines first sizes the index exactly.
+pub fn load(
+    mut file: impl Read + Seek,
+    key_field: &str,
+    max_line: usize,
+    path: &Path,
+) -> Result<Loaded> {
+    let context = |seq: u64| format!("cannot read cache {} at line {}", path.display(), seq + 1);
+    let lines = count_lines(&mut file).with_context(|| context(0))?;
+    file.rewind().with_context(|| context(0))?;
+    let mut reader = CappedLines::new(BufReader::with_capacity(1 << 20, file), max_line);
     let mut loaded = Loaded {
         index: KeyIndex::with_capacity(lines),
         ..Loaded::default()
@@ -73,32 +80,26 @@ pub fn load(mut file: impl Read + Seek, key_field: &str, path: &Path) -> Result<
     let mut buf = Vec::with_capacity(256);
     let mut seq = 0u64;
     loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).with_context(context)?;
-        if n == 0 {
-            break;
-        }
+        let read = reader.read(&mut buf).with_context(|| context(seq))?;
+        let (complete, too_long) = match read {
+            Line::End => break,
+            Line::Whole { terminated } => (terminated, None),
+            Line::TooLong { bytes, terminated } => (terminated, Some(bytes)),
+        };
         seq += 1;
-        let complete = buf.last() == Some(&b'\n');
         if !complete {
             loaded.torn_tail = true;
         }
         let line = buf.trim_ascii();
-        if line.is_empty() {
+        if line.is_empty() && too_long.is_none() {
             continue;
         }
-        let problem = match std::str::from_utf8(line) {
-            _ if line.iter().all(|&b| b == 0) => "a line of NUL bytes".to_owned(),
-            Err(_) => "not UTF-8".to_owned(),
-            Ok(text) => match key_of_object(text, key_field) {
-                Ok(Some(key)) => {
-                    loaded.index.insert(&Key::new(key));
-                    continue;
-                }
-                Ok(None) => format!("no {key_field:?} field"),
-                Err(e) if !complete => format!("torn last line: {e}"),
-                Err(e) => format!("not a JSON record: {e}"),
-            },
+        let problem = match record_key(line, complete, too_long, key_field, max_line) {
+            Ok(key) => {
+                loaded.index.insert(&key);
+                continue;
+            }
+            Err(problem) => problem,
         };
         loaded.bad_count += 1;
         if loaded.bad_lines.len() < BAD_LINES_KEPT {
@@ -106,6 +107,33 @@ pub fn load(mut file: impl Read + Seek, key_field: &str, path: &Path) -> Result<
         }
     }
     Ok(loaded)
+}
+
+/// The key of one cache line, or why the line holds no usable record.
+fn record_key(
+    line: &[u8],
+    complete: bool,
+    too_long: Option<u64>,
+    key_field: &str,
+    max_line: usize,
+) -> Result<Key, String> {
+    if let Some(bytes) = too_long {
+        return Err(format!(
+            "a line of {}, over --max-line-bytes ({})",
+            human_size(bytes),
+            human_size(max_line as u64)
+        ));
+    }
+    match std::str::from_utf8(line) {
+        _ if line.iter().all(|&b| b == 0) => Err("a line of NUL bytes".to_owned()),
+        Err(_) => Err("not UTF-8".to_owned()),
+        Ok(text) => match key_of_object(text, key_field) {
+            Ok(Some(key)) => Ok(Key::new(key)),
+            Ok(None) => Err(format!("no {key_field:?} field")),
+            Err(e) if !complete => Err(format!("torn last line: {e}")),
+            Err(e) => Err(format!("not a JSON record: {e}")),
+        },
+    }
 }
 
 fn count_lines(file: &mut impl Read) -> io::Result<usize> {
@@ -146,7 +174,12 @@ pub struct CacheWriter {
 impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
     /// nothing, when another process holds the lock.
-    pub fn open(path: &Path, key_field: &str, fsync: Fsync) -> Result<(CacheWriter, Loaded)> {
+    pub fn open(
+        path: &Path,
+        key_field: &str,
+        max_line: usize,
+        fsync: Fsync,
+    ) -> Result<(CacheWriter, Loaded)> {
         let mut options = OpenOptions::new();
         options.read(true).append(true).create_new(true);
         let mut created = true;
@@ -176,7 +209,7 @@ impl CacheWriter {
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }
-        let loaded = load(&file, key_field, path)?;
+        let loaded = load(&file, key_field, max_line, path)?;
         let len = file
             .metadata()
             .with_context(|| format!("cannot stat cache {}", path.display()))?
@@ -266,9 +299,9 @@ impl CacheWriter {
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads a cache's keys without locking or creating it (for `--dry-run`).
-pub fn load_read_only(path: &Path, key_field: &str) -> Result<Loaded> {
+pub fn load_read_only(path: &Path, key_field: &str, max_line: usize) -> Result<Loaded> {
     match files::open_regular(path, OpenOptions::new().read(true)) {
-        Ok(file) => load(file, key_field, path),
+        Ok(file) => load(file, key_field, max_line, path),
         Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => Ok(Loaded::default()),
         Err(e) => Err(e.describe(files::CACHE, path, || {
             format!("read cache {}", path.display())
@@ -295,7 +328,7 @@ mod tests {
     use super::*;
 
     fn load_str(text: &[u8]) -> Loaded {
-        load(io::Cursor::new(text), "id", Path::new("c.jsonl")).unwrap()
+        load(io::Cursor::new(text), "id", 1000, Path::new("c.jsonl")).unwrap()
     }
 
     #[test]
@@ -324,5 +357,27 @@ mod tests {
         let loaded = load_str(b"{\"id\":1}\n");
         assert!(!loaded.torn_tail);
         assert!(loaded.warning(Path::new("c")).is_none());
+    }
+
+    #[test]
+    fn a_bom_at_the_start_is_not_damage() {
+        let loaded = load_str(b"\xEF\xBB\xBF{\"id\":1}\n{\"id\":2}\n");
+        assert_eq!(loaded.bad_count, 0, "{:?}", loaded.bad_lines);
+        assert!(loaded.index.contains(&Key::new(1.into())));
+    }
+
+    #[test]
+    fn an_over_long_line_is_damage_and_not_held() {
+        let long = format!("{{\"id\":2,\"v\":\"{}\"}}", "x".repeat(2000));
+        let loaded = load_str(format!("{{\"id\":1}}\n{long}\n{{\"id\":3}}\n").as_bytes());
+        assert_eq!(loaded.index.len(), 2);
+        assert!(!loaded.index.contains(&Key::new(2.into())));
+        assert_eq!(loaded.bad_count, 1);
+        let (line, why) = &loaded.bad_lines[0];
+        assert_eq!(*line, 2);
+        assert!(
+            why.contains("a line of 2 KiB, over --max-line-bytes (1000 bytes)"),
+            "{why}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use clap::{Args, Parser, ValueEnum, ValueHint};
 
 use crate::config::{
     parse_duration, parse_rate, parse_shard, parse_size, Capture, Config, Display, Format, Fsync,
-    InputSource, Rate, Shard,
+    InputSource, Rate, Shard, DEFAULT_MAX_LINE,
 };
 
 const EXAMPLES: &str = "\
@@ -93,10 +93,20 @@ struct InputArgs {
 
     /// The top-level field that keys a JSON item and every cache record.
     ///
-    /// Keys are compared as JSON values: `5` and `"5"` are different keys. A line item's key is
-    /// the line itself, stored under this name in its record.
+    /// Keys are compared by their compact JSON text: `5` and `"5"` are different keys, and so
+    /// are `1`, `1.0` and `1e0`; a number keeps all its digits. A line item's key is the line
+    /// itself, stored under this name in its record.
     #[arg(long, default_value = "id", value_name = "NAME")]
     key_field: String,
+
+    /// The longest line read from the input or the cache, and the longest record written.
+    ///
+    /// An input line over SIZE fails alone as bad-input and is skipped without being held in
+    /// memory; a cache line over it is skipped as damaged; a result whose record would be over
+    /// it fails as bad-output (it could not be read back). SIZE is bytes, or a number with K,
+    /// M or G (binary: 1K = 1024).
+    #[arg(hide_short_help = true, long, default_value = DEFAULT_MAX_LINE, value_parser = parse_size, value_name = "SIZE")]
+    max_line_bytes: usize,
 
     /// Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N).
     ///
@@ -156,6 +166,9 @@ struct ResultArgs {
     cache: Option<PathBuf>,
 
     /// What a child's stdout is: a JSON result, or text stored as a string.
+    ///
+    /// Either way it is kept exactly: output that is not valid UTF-8 (as JSON must be) fails
+    /// the item as bad-output instead of being altered.
     #[arg(long, value_enum, default_value_t = CaptureArg::Json, value_name = "MODE")]
     capture: CaptureArg,
 
@@ -164,7 +177,7 @@ struct ResultArgs {
     ///
     /// SIZE is bytes, or a number with K, M or G (powers of 1024), e.g. `256M`.
     #[arg(hide_short_help = true, long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
-    max_output_bytes: u64,
+    max_output_bytes: usize,
 
     /// How hard each cache append is pushed to disk (against power loss, not crashes: a crash
     /// of pararun loses no finished result in any mode).
@@ -302,6 +315,7 @@ impl Cli {
                 FormatArg::Lines => Format::Lines,
             },
             key_field: self.input.key_field,
+            max_line_bytes: self.input.max_line_bytes,
             command: self.cmd,
             stdin: self.command.stdin,
             shell: self.command.shell,
@@ -311,7 +325,7 @@ impl Cli {
                 CaptureArg::Json => Capture::Json,
                 CaptureArg::Text => Capture::Text,
             },
-            max_output: self.results.max_output_bytes,
+            max_output: self.results.max_output_bytes as u64,
             fsync: match self.results.fsync {
                 FsyncArg::Always => Fsync::Always,
                 FsyncArg::Batch => Fsync::Batch,

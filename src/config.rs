@@ -17,6 +17,8 @@ pub struct Config {
     pub format: Format,
     /// The top-level field that keys JSON items and cache records.
     pub key_field: String,
+    /// The longest line read from the input or the cache, and the longest record written.
+    pub max_line_bytes: usize,
     /// The command template: one word means a shell script, several a direct argv.
     pub command: Vec<String>,
     /// Feed the item's line to the child's stdin.
@@ -68,45 +70,6 @@ pub struct Shard {
     pub index: u64,
     /// How many shards there are.
     pub count: u64,
-}
-
-/// Parses a size: bytes (`1000`), or a number with `K`, `M` or `G` (powers of 1024, an
-/// optional `B` or `iB` after it), e.g. `64M`. Zero is refused.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("{text:?} is not a size: use bytes or a number with K, M or G, e.g. 64M");
-    let upper = text.trim().to_ascii_uppercase();
-    let number = upper
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-        .trim_end();
-    let (digits, unit) = match number.char_indices().last() {
-        Some((i, 'K')) => (&number[..i], 1u64 << 10),
-        Some((i, 'M')) => (&number[..i], 1 << 20),
-        Some((i, 'G')) => (&number[..i], 1 << 30),
-        _ => (number, 1),
-    };
-    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
-    match n.checked_mul(unit) {
-        Some(0) => Err(format!("{text:?}: a size must be above zero")),
-        Some(size) => Ok(size),
-        None => Err(bad()),
-    }
-}
-
-/// A size for messages: `64 MiB`, `1.5 KiB`, `17 bytes`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (unit, name) in UNITS {
-        if bytes >= unit {
-            let value = bytes as f64 / unit as f64;
-            return if bytes.is_multiple_of(unit) {
-                format!("{} {name}", bytes / unit)
-            } else {
-                format!("{value:.1} {name}")
-            };
-        }
-    }
-    format!("{bytes} bytes")
 }
 
 /// Parses `I/N` with `0 <= I < N`.
@@ -196,6 +159,36 @@ pub enum Fsync {
     Never,
 }
 
+/// The default `--max-line-bytes`: far above any sane item, far below the machine's memory.
+pub const DEFAULT_MAX_LINE: &str = "64M";
+
+/// Parses a size in bytes: a whole number with an optional binary unit, `K`, `M` or `G` (also
+/// written `KiB`, `MiB`, `GiB`, or `KB`...; any case), e.g. `512K`, `64M`, `1G`. At least 1.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let bad = || format!("{text:?} is not a size: use a number of bytes with K, M or G, e.g. 64M");
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let bytes = number
+        .checked_mul(1 << shift)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("{text:?} is too large a size for this machine"))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: the size must be at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
 /// Parses a duration: a number of seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -225,20 +218,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse_and_print() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("-1M").is_err());
-        assert_eq!(human_size(64 << 20), "64 MiB");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(17), "17 bytes");
-    }
-
-    #[test]
     fn durations() {
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -265,6 +244,30 @@ mod tests {
         assert_eq!(parse_rate("3600/h"), Ok(Duration::from_secs(1)));
         for bad in ["10", "10/d", "0/s", "-1/s", "x/s", "inf/s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size(DEFAULT_MAX_LINE), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("3 mb"), Ok(3 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        for bad in [
+            "",
+            "0",
+            "0M",
+            "M",
+            "1.5M",
+            "-1M",
+            "1T",
+            "1e6",
+            "99999999999999999999G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 

@@ -92,7 +92,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 
     if cfg.dry_run {
         let loaded = match &cfg.cache {
-            Some(path) => cache::load_read_only(path, &cfg.key_field)?,
+            Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
             None => Loaded::default(),
         };
         warn_cache(&loaded, cfg, &progress);
@@ -102,7 +102,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
 
     let (cache, index) = match &cfg.cache {
         Some(path) => {
-            let (writer, loaded) = CacheWriter::open(path, &cfg.key_field, cfg.fsync)?;
+            let (writer, loaded) =
+                CacheWriter::open(path, &cfg.key_field, cfg.max_line_bytes, cfg.fsync)?;
             warn_cache(&loaded, cfg, &progress);
             (Some(writer), loaded.index)
         }
@@ -112,36 +113,8 @@ pub fn run(cfg: &Config) -> Result<Exit> {
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
 
-    // Items travel in small batches: one hand-over per batch instead of per item keeps the
-    // reader and the scheduler from waking each other thousands of times a second. At most
-    // 4 batches wait in the channel, so reading stays bounded.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut keep = filter(cfg, sized.as_deref(), index, stats.clone());
-    let batch_size = cfg.jobs.clamp(1, 64);
-    // The reader runs on a thread of its own because reading stdin blocks and cannot be
-    // cancelled; it is not joined: at exit it may be parked in a read that never returns.
-    std::thread::Builder::new()
-        .name("pararun-input".into())
-        .spawn(move || {
-            let mut batch = Vec::with_capacity(batch_size);
-            loop {
-                let (msg, last) = match reader.next_event(&mut keep) {
-                    Ok(Some(event)) => (Some(Ok(event)), false),
-                    Ok(None) => (None, true),
-                    Err(e) => (Some(Err(e)), true),
-                };
-                batch.extend(msg);
-                // Hand over before a read that may block, so a slow producer's items are not
-                // held back waiting for a full batch.
-                if last || batch.len() >= batch_size || reader.would_block() {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    if (!full.is_empty() && tx.blocking_send(full).is_err()) || last {
-                        break;
-                    }
-                }
-            }
-        })
-        .context("cannot start the input thread")?;
+    let keep = filter(cfg, sized.as_deref(), index, stats.clone());
+    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
 
     // Measured on 5,000 trivial jobs (scripts/bench.sh): with one or two children a single
     // thread answers a finished child soonest; with more, spawning on two threads overlaps the
@@ -158,7 +131,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let runner = runner::Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
-    Ok(runtime.block_on(runner.run(rx, started)))
+    Ok(runtime.block_on(runner.run(input, started)))
 }
 
 /// The skip rule: a key another shard owns is skipped; with a cache, a key already in it is
@@ -211,7 +184,14 @@ fn open_input(cfg: &Config) -> Result<(InputReader, Option<PathBuf>)> {
             (Box::new(file), regular.then(|| path.clone()))
         }
     };
-    Ok((InputReader::new(source, cfg.format, &cfg.key_field), sized))
+    let reader = InputReader::new(
+        source,
+        &cfg.input.to_string(),
+        cfg.format,
+        &cfg.key_field,
+        cfg.max_line_bytes,
+    );
+    Ok((reader, sized))
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {

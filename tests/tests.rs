@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod core;
+mod data;
 mod examples;
 mod faults;
 mod files;

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
+use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
 use crate::output::Output;
 use crate::process::worker::Worker;
@@ -32,8 +33,7 @@ mod signals;
 use attempt::Done;
 use retry::{retry_delay, Pending};
 
-/// What the input reader thread sends: an event, or the I/O error that ended the input.
-pub type InputMsg = Result<InputEvent, Error>;
+pub use crate::input::feed::InputMsg;
 
 /// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
 pub struct Runner<'a> {
@@ -72,6 +72,8 @@ enum Cause {
     Hangup,
     BrokenPipe,
     MaxFailures,
+    /// The input could not be read to its end; what runs may finish.
+    InputFailed,
     Fatal,
 }
 
@@ -122,7 +124,7 @@ impl<'a> Runner<'a> {
 
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
     /// exit status. Signal handlers are installed before the first child starts.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Vec<InputMsg>>, started: Instant) -> Exit {
+    pub async fn run(mut self, mut input: InputFeed, started: Instant) -> Exit {
         let mut signals = match signals::Signals::install() {
             Ok(signals) => signals,
             Err(e) => {
@@ -205,9 +207,7 @@ impl<'a> Runner<'a> {
                     };
                     self.fail(ordinal, &failed, &failure);
                 }
-                Event::Input(Some(Err(e))) => {
-                    self.set_fatal(e.context(format!("reading {}", self.input_name)))
-                }
+                Event::Input(Some(Err(e))) => self.input_failed(e),
                 Event::ProgressTick => self.progress.tick(),
                 Event::SyncTick => {
                     if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::sync_if_due) {
@@ -264,7 +264,7 @@ impl<'a> Runner<'a> {
     fn exit_status(&self) -> Exit {
         match self.cause {
             Some(Cause::Fatal) => Exit::Error,
-            _ if self.write_failed => Exit::Error,
+            _ if self.fatal.is_some() || self.write_failed => Exit::Error,
             Some(Cause::Interrupt) => Exit::Interrupted,
             Some(Cause::Terminate) => Exit::Terminated,
             Some(Cause::Hangup) => Exit::HungUp,
@@ -275,11 +275,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Stops the run: nothing new starts, running children get SIGTERM (not for
-    /// `--max-failures`, which lets them finish). A second SIGINT kills them at once.
+    /// `--max-failures` or a failed input, which let them finish). A second SIGINT kills them
+    /// at once.
     fn stop(&mut self, cause: Cause) {
         let already = self.cause;
-        let signal_children = cause != Cause::MaxFailures;
-        if already.is_none() || already == Some(Cause::MaxFailures) {
+        let signal_children = !matches!(cause, Cause::MaxFailures | Cause::InputFailed);
+        if already.is_none() || matches!(already, Some(Cause::MaxFailures | Cause::InputFailed)) {
             self.cause = Some(cause);
         } else if cause == Cause::Fatal {
             self.cause = Some(Cause::Fatal);
@@ -356,6 +357,26 @@ impl<'a> Runner<'a> {
             self.fatal = Some(err);
         }
         self.stop(Cause::Fatal);
+    }
+
+    /// The input cannot be read to its end (an I/O error, a dead reader): the run fails with
+    /// exit 2, but the children already running are not at fault, so they finish and their
+    /// results are kept, as with `--max-failures`.
+    fn input_failed(&mut self, err: Error) {
+        let running = self.tasks.len();
+        if running > 0 {
+            self.progress.line(
+                format!(
+                    "pararun: {err:#}: starting nothing new; letting {running} running \
+                     children finish"
+                )
+                .as_bytes(),
+            );
+        }
+        if self.fatal.is_none() {
+            self.fatal = Some(err);
+        }
+        self.stop(Cause::InputFailed);
     }
 
     fn take_ordinal(&mut self) -> u64 {

@@ -1,50 +1,23 @@
 //! Reading items and their keys, a line at a time.
 //!
 //! [`InputReader`] turns lines into [`Item`]s (or bad-input events) lazily; it never holds more
-//! than the current line. Keys are JSON values; their canonical text (compact JSON, as
-//! serde_json writes it) is what is hashed, so `5` and `"5"` are different keys.
+//! than the current line, and never more than `--max-line-bytes` of it. Keys are JSON values;
+//! their canonical text (compact JSON, as serde_json writes it) is what is hashed, so `5` and
+//! `"5"` are different keys (see [`Key`]).
 
-use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use anyhow::{Context, Result};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::Format;
 
-/// An item's key: its JSON value, canonical text and 128-bit hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    /// The key as a JSON value, as written into records.
-    pub value: Value,
-    /// The compact JSON text of the value.
-    pub text: String,
-    /// XXH3-128 of `text`: what the cache index stores.
-    pub hash: u128,
-}
+pub mod feed;
+mod key;
+pub mod line;
 
-impl Key {
-    /// Builds a key from its JSON value.
-    pub fn new(value: Value) -> Key {
-        let text = value.to_string();
-        let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
-        Key { value, text, hash }
-    }
-
-    /// The shard (0..count) that owns this key: XXH3-64 of the compact JSON text, modulo count.
-    pub fn shard(&self, count: u64) -> u64 {
-        xxhash_rust::xxh3::xxh3_64(self.text.as_bytes()) % count
-    }
-
-    /// The key as handed to children in `PARARUN_KEY`: a string key bare, others as JSON.
-    pub fn env_text(&self) -> &str {
-        match &self.value {
-            Value::String(s) => s,
-            _ => &self.text,
-        }
-    }
-}
+pub use key::{key_of_object, Key};
+use line::{exact_size, human_size, CappedLines, Line, KEPT};
 
 /// One unit of work.
 #[derive(Debug, Clone)]
@@ -79,29 +52,48 @@ pub enum InputEvent {
     Bad {
         /// The 1-based line number.
         seq: u64,
-        /// The line as read (lossily decoded).
+        /// The line as read (lossily decoded); only its first bytes when it is too long.
         line: String,
         /// Why it is unusable.
         reason: String,
     },
 }
 
+/// One non-blank line as read.
+struct RawLine {
+    /// The 1-based line number.
+    seq: u64,
+    /// The line without its line ending; only its first bytes when it is too long.
+    bytes: Vec<u8>,
+    /// The full length of a line over the cap.
+    too_long: Option<u64>,
+}
+
 /// Reads items lazily from any byte stream.
 pub struct InputReader {
-    reader: BufReader<Box<dyn Read + Send>>,
+    lines: CappedLines<BufReader<Box<dyn Read + Send>>>,
+    name: String,
     format: Format,
     key_field: String,
     seq: u64,
     buf: Vec<u8>,
-    peeked: Option<(u64, Vec<u8>)>,
+    peeked: Option<RawLine>,
 }
 
 impl InputReader {
-    /// Wraps a stream; with `Format::Auto` the format is settled by [`InputReader::resolve_format`]
-    /// or by the first line read.
-    pub fn new(source: Box<dyn Read + Send>, format: Format, key_field: &str) -> InputReader {
+    /// Wraps a stream named `name` (for messages), whose lines may be at most `max_line` bytes;
+    /// with `Format::Auto` the format is settled by [`InputReader::resolve_format`] or by the
+    /// first line read.
+    pub fn new(
+        source: Box<dyn Read + Send>,
+        name: &str,
+        format: Format,
+        key_field: &str,
+        max_line: usize,
+    ) -> InputReader {
         InputReader {
-            reader: BufReader::with_capacity(256 * 1024, source),
+            lines: CappedLines::new(BufReader::with_capacity(256 * 1024, source), max_line),
+            name: name.to_owned(),
             format,
             key_field: key_field.to_owned(),
             seq: 0,
@@ -116,7 +108,7 @@ impl InputReader {
         if self.format == Format::Auto {
             self.peeked = self.next_line()?;
             self.format = match &self.peeked {
-                Some((_, line)) if line.trim_ascii().starts_with(b"{") => Format::Jsonl,
+                Some(raw) if raw.bytes.trim_ascii_start().starts_with(b"{") => Format::Jsonl,
                 _ => Format::Lines,
             };
         }
@@ -125,29 +117,31 @@ impl InputReader {
 
     /// Whether the next line needs a read from the source, which may block (nothing buffered).
     pub fn would_block(&self) -> bool {
-        self.peeked.is_none() && self.reader.buffer().is_empty()
+        self.peeked.is_none() && self.lines.buffered().is_empty()
     }
 
-    /// The next non-blank line with its number, or `None` at the end of the input.
-    fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+    /// The next non-blank line, or `None` at the end of the input.
+    fn next_line(&mut self) -> Result<Option<RawLine>> {
         loop {
-            self.buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .context("cannot read input")?;
-            if n == 0 {
-                return Ok(None);
-            }
+            let line = self.lines.read(&mut self.buf).with_context(|| {
+                format!("cannot read input {} at line {}", self.name, self.seq + 1)
+            })?;
+            let too_long = match line {
+                Line::End => return Ok(None),
+                Line::Whole { .. } => None,
+                Line::TooLong { bytes, .. } => Some(bytes),
+            };
             self.seq += 1;
-            if self.buf.last() == Some(&b'\n') {
+            if too_long.is_none() && self.buf.last() == Some(&b'\r') {
                 self.buf.pop();
-                if self.buf.last() == Some(&b'\r') {
-                    self.buf.pop();
-                }
             }
-            if !self.buf.trim_ascii().is_empty() {
-                return Ok(Some((self.seq, std::mem::take(&mut self.buf))));
+            if too_long.is_some() || !self.buf.trim_ascii().is_empty() {
+                let bytes = std::mem::take(&mut self.buf);
+                return Ok(Some(RawLine {
+                    seq: self.seq,
+                    bytes,
+                    too_long,
+                }));
             }
         }
     }
@@ -159,19 +153,30 @@ impl InputReader {
     pub fn next_event(&mut self, keep: &mut dyn FnMut(&Key) -> bool) -> Result<Option<InputEvent>> {
         self.resolve_format()?;
         loop {
-            let Some((seq, bytes)) = (match self.peeked.take() {
+            let Some(raw) = (match self.peeked.take() {
                 Some(p) => Some(p),
                 None => self.next_line()?,
             }) else {
                 return Ok(None);
             };
-            let line = match String::from_utf8(bytes) {
+            let seq = raw.seq;
+            if let Some(bytes) = raw.too_long {
+                return Ok(Some(InputEvent::Bad {
+                    seq,
+                    line: String::from_utf8_lossy(&raw.bytes).into_owned(),
+                    reason: too_long(bytes, self.lines.cap()),
+                }));
+            }
+            let line = match String::from_utf8(raw.bytes) {
                 Ok(line) => line,
                 Err(e) => {
                     return Ok(Some(InputEvent::Bad {
                         seq,
                         line: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                        reason: "the line is not valid UTF-8".into(),
+                        reason: format!(
+                            "the line is not valid UTF-8 (at byte {})",
+                            e.utf8_error().valid_up_to()
+                        ),
                     }))
                 }
             };
@@ -196,6 +201,17 @@ impl InputReader {
             }
         }
     }
+}
+
+/// Why a line over `--max-line-bytes` is not run, and what to do about it.
+fn too_long(bytes: u64, cap: usize) -> String {
+    format!(
+        "the line is {}, over --max-line-bytes ({}); it was skipped without being held in \
+         memory (only its first {KEPT} bytes are kept, for --failures); raise \
+         --max-line-bytes to run it",
+        exact_size(bytes),
+        human_size(cap as u64),
+    )
 }
 
 /// Estimates how many lines a file holds from its size and the lines in its first 64 KiB, to
@@ -242,122 +258,22 @@ fn parse_json_item(
     }
 }
 
-/// Extracts `field` from a JSON object line without building the rest of it (the other values
-/// are only checked for syntax). `Ok(None)` when the object lacks the field.
-pub fn key_of_object(line: &str, field: &str) -> Result<Option<Value>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(line);
-    let key = KeyOnly(field).deserialize(&mut de)?;
-    de.end()?;
-    Ok(key)
-}
-
-struct KeyOnly<'a>(&'a str);
-
-impl<'de> DeserializeSeed<'de> for KeyOnly<'_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyOnly<'_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(is_key) = map.next_key_seed(FieldIs(self.0))? {
-            if is_key {
-                found = Some(map.next_value::<Value>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// Compares an object's field name with ours without allocating for it.
-struct FieldIs<'a>(&'a str);
-
-impl<'de> DeserializeSeed<'de> for FieldIs<'_> {
-    type Value = bool;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldIs<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        Ok(v == self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reader(text: &[u8], format: Format, max_line: usize) -> InputReader {
+        let source = Box::new(std::io::Cursor::new(text.to_owned()));
+        InputReader::new(source, "in.jsonl", format, "id", max_line)
+    }
+
     fn read_all(text: &str, format: Format) -> Vec<InputEvent> {
-        let mut r = InputReader::new(
-            Box::new(std::io::Cursor::new(text.to_owned())),
-            format,
-            "id",
-        );
+        let mut r = reader(text.as_bytes(), format, 1 << 20);
         let mut out = Vec::new();
         while let Some(ev) = r.next_event(&mut |_| true).unwrap() {
             out.push(ev);
         }
         out
-    }
-
-    #[test]
-    fn key_extraction() {
-        assert_eq!(
-            key_of_object(r#"{"a":[1,{"id":9}],"id":"x"}"#, "id").unwrap(),
-            Some(Value::from("x"))
-        );
-        assert_eq!(
-            key_of_object(r#"{"id":5}"#, "id").unwrap(),
-            Some(Value::from(5))
-        );
-        assert_eq!(
-            key_of_object(r#"{"i\u0064":7}"#, "id").unwrap(),
-            Some(Value::from(7))
-        );
-        assert_eq!(key_of_object(r#"{"other":5}"#, "id").unwrap(), None);
-        assert!(key_of_object(r#"{"id":5"#, "id").is_err());
-        assert!(key_of_object(r#"{"id":5} x"#, "id").is_err());
-        assert!(key_of_object("[1]", "id").is_err());
-    }
-
-    #[test]
-    fn number_and_string_keys_differ() {
-        assert_ne!(
-            Key::new(Value::from(5)).hash,
-            Key::new(Value::from("5")).hash
-        );
-        assert_eq!(Key::new(Value::from("5")).env_text(), "5");
-        assert_eq!(Key::new(Value::from(5)).env_text(), "5");
-    }
-
-    #[test]
-    fn shard_hash_is_fixed() {
-        // Pinned values, checked against Python's `xxhash.xxh3_64_intdigest`: every machine and
-        // every version must agree on them.
-        assert_eq!(xxhash_rust::xxh3::xxh3_64(b"1"), 0x65cd25028f98f158);
-        assert_eq!(Key::new(Value::from(1)).shard(4), 0x65cd25028f98f158 % 4);
-        assert_eq!(Key::new(Value::from("a")).shard(4), 3);
     }
 
     #[test]
@@ -387,14 +303,70 @@ mod tests {
 
     #[test]
     fn skipped_keys_are_not_yielded() {
-        let mut r = InputReader::new(
-            Box::new(&b"{\"id\":1}\n{\"id\":2}\n"[..]),
-            Format::Jsonl,
-            "id",
-        );
+        let mut r = reader(b"{\"id\":1}\n{\"id\":2}\n", Format::Jsonl, 100);
         let one = Key::new(Value::from(1)).hash;
         let ev = r.next_event(&mut |k| k.hash != one).unwrap().unwrap();
         assert!(matches!(ev, InputEvent::Item(i) if i.seq == 2));
         assert!(r.next_event(&mut |_| true).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bom_does_not_hide_jsonl() {
+        let events = read_all("\u{FEFF}{\"id\":1}\n{\"id\":2}\n", Format::Auto);
+        let keys: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                InputEvent::Item(i) => i.key.text.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys, ["1", "2"]);
+    }
+
+    #[test]
+    fn a_line_over_the_cap_fails_alone() {
+        let long = format!("{{\"id\":2,\"x\":\"{}\"}}", "y".repeat(5000));
+        let text = format!("{{\"id\":1}}\n{long}\n{{\"id\":3}}\n");
+        let mut r = reader(text.as_bytes(), Format::Auto, 4096);
+        let mut summary = Vec::new();
+        while let Some(ev) = r.next_event(&mut |_| true).unwrap() {
+            summary.push(match ev {
+                InputEvent::Item(i) => format!("{}:{}", i.seq, i.key.text),
+                InputEvent::Bad { seq, line, reason } => {
+                    assert_eq!(line.len(), KEPT);
+                    assert!(line.starts_with("{\"id\":2,"), "{line}");
+                    assert!(
+                        reason.contains("(5015 bytes), over --max-line-bytes (4 KiB)"),
+                        "{reason}"
+                    );
+                    format!("{seq}:bad")
+                }
+            });
+        }
+        assert_eq!(summary, ["1:1", "2:bad", "3:3"]);
+    }
+
+    #[test]
+    fn an_over_long_first_line_still_settles_the_format() {
+        let text = format!("{{\"id\":\"{}\"}}\n{{\"id\":2}}\n", "y".repeat(500));
+        let mut r = reader(text.as_bytes(), Format::Auto, 100);
+        assert_eq!(r.resolve_format().unwrap(), Format::Jsonl);
+    }
+
+    #[test]
+    fn a_read_error_names_the_input() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::EIO))
+            }
+        }
+        let mut r = InputReader::new(Box::new(Broken), "in.jsonl", Format::Jsonl, "id", 100);
+        let err = r.next_event(&mut |_| true).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.starts_with("cannot read input in.jsonl at line 1: "),
+            "{msg}"
+        );
     }
 }

@@ -8,11 +8,17 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Capture, Config};
+use crate::config::Config;
+use crate::input::line::{exact_size, human_size};
 use crate::input::Item;
 use crate::process::worker::Reply;
 use crate::process::{Ending, Finished};
 use crate::report::{escape, human_duration, Failure, Reason};
+
+mod stdout;
+
+pub use stdout::parse_result;
+use stdout::result_of;
 
 /// The verdict on one attempt.
 pub enum Outcome {
@@ -47,8 +53,8 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
-    match result_of(cfg, &finished.stdout) {
-        Ok(value) => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
+    match result_of(cfg.capture, &finished.stdout).and_then(|value| record_of(cfg, item, value)) {
+        Ok(record) => Outcome::Record(record),
         Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
     }
 }
@@ -72,27 +78,9 @@ pub fn judge_reply(
         })
     };
     match reply {
-        Reply::Answer(line) => match result_of(cfg, &line) {
-            Ok(value) => match answered_key(&value, &cfg.key_field) {
-                // A worker that echoes the key shows which item it answered: a different key
-                // means it is out of step (it printed an extra line earlier).
-                Some(key) if key != loose_key(&item.key.value) => failure(
-                    Reason::BadOutput,
-                    format!(
-                        "the worker answered for {:?} = {}, not for this item: it is out of \
-                         step (one line per item), so it is restarted",
-                        cfg.key_field,
-                        escape(&key)
-                    ),
-                    None,
-                ),
-                _ => Outcome::Record(make_record(&cfg.key_field, &item.key.value, value)),
-            },
-            Err(why) => failure(
-                Reason::BadOutput,
-                format!("the worker's answer is unusable, so it is restarted: {why}"),
-                None,
-            ),
+        Reply::Answer(line) => match judge_answer(cfg, item, &line) {
+            Ok(record) => Outcome::Record(record),
+            Err(why) => failure(Reason::BadOutput, why, None),
         },
         Reply::Extra(line) => failure(
             Reason::BadOutput,
@@ -141,19 +129,52 @@ fn too_much_output(cap: u64) -> String {
     format!(
         "the output passed {} on stdout, so the child was killed; raise --max-output-bytes, or \
          write big results to a file and print its path",
-        crate::config::human_size(cap)
+        human_size(cap)
     )
 }
 
+/// A worker's answer line made into the item's record, or why it cannot be.
+fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
+    let value = result_of(cfg.capture, line)
+        .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
+    if let Some(key) = answered_key(&value, &cfg.key_field) {
+        // A worker that echoes the key shows which item it answered: a different key means it
+        // is out of step (it printed an extra line earlier).
+        if !same_key(key, &item.key.value) {
+            return Err(format!(
+                "the worker answered for {:?} = {}, not for this item: it is out of step (one \
+                 line per item), so it is restarted",
+                cfg.key_field,
+                escape(&loose_key(key))
+            ));
+        }
+    }
+    record_of(cfg, item, value)
+}
+
 /// The key a worker's answer names, if it names one.
-fn answered_key(value: &Value, key_field: &str) -> Option<String> {
+fn answered_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
     match value {
-        Value::Object(map) => map.get(key_field).map(loose_key),
+        Value::Object(map) => map.get(key_field),
         _ => None,
     }
 }
 
-/// A key compared loosely, as text: a worker given the line `5` may well answer `"id": 5`.
+/// Whether a key a worker echoed is this item's key, compared loosely. As text, since a worker
+/// given the line `5` may well answer `"id": 5`. Numbers also by their value as doubles, since
+/// many JSON libraries read numbers as doubles: such a worker echoes
+/// `123456789012345678901234567890` as `1.2345678901234568e+29`, and `1.0` as `1`.
+fn same_key(answered: &Value, key: &Value) -> bool {
+    if loose_key(answered) == loose_key(key) {
+        return true;
+    }
+    match (answered, key) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64().is_some_and(|a| Some(a) == b.as_f64()),
+        _ => false,
+    }
+}
+
+/// A key as text: a string bare, anything else as its JSON.
 fn loose_key(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
@@ -176,39 +197,18 @@ fn status_failure(status: ExitStatus) -> (Reason, String) {
     }
 }
 
-fn result_of(cfg: &Config, stdout: &[u8]) -> Result<Value, String> {
-    match cfg.capture {
-        Capture::Text => {
-            let text = String::from_utf8_lossy(stdout);
-            Ok(Value::String(
-                text.trim_end_matches(['\n', '\r']).to_owned(),
-            ))
-        }
-        Capture::Json => parse_result(stdout),
+/// The record of an item's result, unless it is longer than a cache line may be.
+fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
+    let record = make_record(&cfg.key_field, &item.key.value, value);
+    if record.len() > cfg.max_line_bytes {
+        return Err(format!(
+            "the record would be {}, over --max-line-bytes ({}), so it could not be read back \
+             from the cache; raise --max-line-bytes",
+            exact_size(record.len() as u64),
+            human_size(cfg.max_line_bytes as u64)
+        ));
     }
-}
-
-/// A child's JSON result: its whole stdout when that is one JSON document, else its last
-/// non-empty line when that is JSON (so log lines before it are fine).
-pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
-    let text = String::from_utf8_lossy(stdout);
-    if text.trim().is_empty() {
-        return Err(
-            "empty stdout (expected a JSON result; use --capture text for plain text)".into(),
-        );
-    }
-    if let Ok(value) = serde_json::from_str(&text) {
-        return Ok(value);
-    }
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(last).map_err(|e| {
-        let excerpt: String = last.chars().take(120).collect();
-        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
-    })
+    Ok(record)
 }
 
 /// The cache record: the result object with the key field first, set to the item's key; any
@@ -255,20 +255,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn results_from_stdout() {
-        assert_eq!(parse_result(b"{\n  \"a\": 1\n}\n"), Ok(json!({"a": 1})));
-        assert_eq!(
-            parse_result(b"loading...\nstep 2\n{\"a\":1}\n\n"),
-            Ok(json!({"a": 1}))
-        );
-        assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
-        assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
-        assert!(parse_result(b"{\"a\":1}\ndone\n")
-            .unwrap_err()
-            .contains("\"done\""));
-    }
-
-    #[test]
     fn records_put_the_key_first() {
         assert_eq!(
             make_record("id", &json!(5), json!({"z": 1, "id": "other", "a": 2})),
@@ -278,5 +264,63 @@ mod tests {
             make_record("k", &json!("x"), json!([1])),
             r#"{"k":"x","result":[1]}"#
         );
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let argv = [&["pararun"][..], args, &["--", "true"]].concat();
+        crate::cli::Cli::try_parse_from(argv)
+            .unwrap()
+            .into_config()
+            .unwrap()
+    }
+
+    fn item(key: Value) -> Item {
+        Item {
+            seq: 1,
+            line: String::new(),
+            value: None,
+            key: crate::input::Key::new(key),
+        }
+    }
+
+    #[test]
+    fn numbers_reach_the_record_exactly() {
+        let out = b"{\"x\": 0.1000000000000000055511151231257827, \"big\": 123456789012345678901234567890, \"e\": 1.50e-3}\n";
+        let key: Value = serde_json::from_str("3.141592653589793238").unwrap();
+        let record = make_record("id", &key, parse_result(out).unwrap());
+        assert_eq!(
+            record,
+            r#"{"id":3.141592653589793238,"x":0.1000000000000000055511151231257827,"big":123456789012345678901234567890,"e":1.50e-3}"#
+        );
+    }
+
+    #[test]
+    fn a_record_over_the_line_cap_fails() {
+        let cfg = config(&["--max-line-bytes", "30"]);
+        assert_eq!(
+            record_of(&cfg, &item(json!(1)), json!("short")).unwrap(),
+            r#"{"id":1,"result":"short"}"#.to_owned()
+        );
+        let err = record_of(&cfg, &item(json!(1)), json!("a longer result")).unwrap_err();
+        assert!(
+            err.contains("would be 35 bytes, over --max-line-bytes (30 bytes)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn echoed_keys_compare_loosely() {
+        let parse = |t: &str| -> Value { serde_json::from_str(t).unwrap() };
+        assert!(same_key(&json!("5"), &json!(5)));
+        assert!(same_key(&json!(5), &json!("5")));
+        assert!(same_key(
+            &parse("1.2345678901234568e+29"),
+            &parse("123456789012345678901234567890")
+        ));
+        assert!(same_key(&json!(1), &parse("1.0")));
+        assert!(!same_key(&json!(2), &json!(1)));
+        assert!(!same_key(&json!("1.0"), &json!(1)));
+        assert!(!same_key(&parse("1e400"), &parse("2e400")));
     }
 }
