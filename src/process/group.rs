@@ -9,7 +9,7 @@
 //! takes its group with it.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,12 +66,12 @@ impl Group {
             return true;
         }
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-        let id = match &self.exit {
-            Some(fd) => WaitId::PidFd(fd.get_ref().as_fd()),
-            None => WaitId::Pid(self.pid),
-        };
-        // An error (ECHILD) means there is nothing left to wait for.
-        !matches!(rustix::process::waitid(id, options), Ok(None))
+        // By pid, which is safe while the leader is unreaped (P_PIDFD needs Linux 5.4). An
+        // error (ECHILD) means there is nothing left to wait for.
+        !matches!(
+            rustix::process::waitid(WaitId::Pid(self.pid), options),
+            Ok(None)
+        )
     }
 
     /// Resolves once the leader has exited, leaving it unreaped.
