@@ -1,13 +1,25 @@
 //! The command template: placeholders, and how values are put into a command safely.
 //!
 //! Direct mode (several words) replaces placeholders inside their own argument, so a value is
-//! never split or interpreted. Shell mode (one word, or `--shell`) builds a `sh -c` script with
-//! every value shell-quoted. Anything in angle brackets that is not a placeholder (`2>&1`,
-//! `<<EOF`, `<in.txt`) is left as written.
+//! never split or interpreted. Shell mode (one word, or `--shell`) builds a `sh -c` script that
+//! never contains a value: values follow the script as arguments, and each placeholder becomes a
+//! reference to a shell variable, quoted for where it stands ([`shell`], [`lexer`]); a place
+//! where no reference is safe refuses the template with a [`TemplateError`]. Anything in angle
+//! brackets that is not a placeholder (`2>&1`, `<<EOF`, `<in.txt`) is left as written.
+
+mod ansi_c;
+mod error;
+mod lexer;
+mod shell;
+
+#[cfg(test)]
+mod tests;
 
 use serde_json::Value;
 
 use crate::input::Item;
+pub use error::{Problem, TemplateError};
+use shell::Script;
 
 /// One piece of a command word.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +33,24 @@ enum Part {
     Seq,
     /// `<%>`: the slot running the item.
     Slot,
+}
+
+impl Part {
+    /// Whether the placeholder stands for item data (as opposed to a number pararun makes).
+    fn is_value(&self) -> bool {
+        matches!(self, Part::Item | Part::Field(_))
+    }
+
+    /// The placeholder as written in the command.
+    fn written(&self) -> String {
+        match self {
+            Part::Lit(text) => text.clone(),
+            Part::Item => "<>".into(),
+            Part::Field(name) => format!("<{name}>"),
+            Part::Seq => "<#>".into(),
+            Part::Slot => "<%>".into(),
+        }
+    }
 }
 
 /// How the command is started.
@@ -37,6 +67,8 @@ pub enum Mode {
 pub struct Template {
     mode: Mode,
     words: Vec<Vec<Part>>,
+    /// The compiled script, in shell mode.
+    script: Option<Script>,
 }
 
 /// A field placeholder whose value an item lacks; the item fails as bad input.
@@ -45,8 +77,13 @@ pub struct MissingField(pub String);
 
 impl Template {
     /// Parses the words after `--`. With no placeholder and `stdin` false, the item is appended
-    /// as a last argument (as xargs does).
-    pub fn parse(command: &[String], force_shell: bool, stdin: bool) -> Template {
+    /// as a last argument (as xargs does). `Err` refuses a shell-mode command in which a
+    /// placeholder stands where its value could not be passed whole and inert.
+    pub fn parse(
+        command: &[String],
+        force_shell: bool,
+        stdin: bool,
+    ) -> Result<Template, TemplateError> {
         // One plain word (`./work.sh`, `python3`) means the same with or without a shell, so it
         // is run directly: one process less, and signals reach the program itself.
         let plain_word = |w: &String| {
@@ -60,10 +97,19 @@ impl Template {
         };
         let mut words: Vec<Vec<Part>> = command.iter().map(|w| parse_word(w)).collect();
         let has_placeholder = words.iter().flatten().any(|p| !matches!(p, Part::Lit(_)));
-        if !has_placeholder && !stdin {
+        let appended = !has_placeholder && !stdin;
+        if appended {
             words.push(vec![Part::Item]);
         }
-        Template { mode, words }
+        let script = match mode {
+            Mode::Shell => Some(Script::compile(&words, appended)?),
+            Mode::Direct => None,
+        };
+        Ok(Template {
+            mode,
+            words,
+            script,
+        })
     }
 
     /// How the command is started.
@@ -90,77 +136,61 @@ impl Template {
     /// The argv of a persistent worker for `slot`: only `<%>` may appear in it, since the items
     /// go to the worker's stdin. `Err` names the first placeholder that cannot be used.
     pub fn render_worker(&self, slot: usize) -> Result<Vec<String>, String> {
-        let word = |parts: &[Part]| -> Result<String, String> {
-            let mut out = String::new();
-            for part in parts {
-                match part {
-                    Part::Lit(text) => out += text,
-                    Part::Slot => out += &slot.to_string(),
-                    Part::Item => return Err("<>".into()),
-                    Part::Seq => return Err("<#>".into()),
-                    Part::Field(name) => return Err(format!("<{name}>")),
-                }
-            }
-            Ok(out)
-        };
-        let words = self
+        if let Some(part) = self
             .words
             .iter()
-            .map(|w| word(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(match self.mode {
-            Mode::Direct => words,
-            Mode::Shell => vec!["sh".into(), "-c".into(), words.join(" ")],
+            .flatten()
+            .find(|p| !matches!(p, Part::Lit(_) | Part::Slot))
+        {
+            return Err(part.written());
+        }
+        Ok(match &self.script {
+            // No value placeholder, so no value variables: the script alone.
+            Some(script) => vec!["sh".into(), "-c".into(), script.text(0, slot)],
+            None => self
+                .words
+                .iter()
+                .map(|word| word.iter().map(|p| number_or_text(p, 0, slot)).collect())
+                .collect(),
         })
     }
 
     /// The argv for one item run in `slot`.
     pub fn render(&self, item: &Item, slot: usize) -> Result<Vec<String>, MissingField> {
-        match self.mode {
-            Mode::Direct => self
+        match &self.script {
+            Some(script) => script.render(item, slot),
+            None => self
                 .words
                 .iter()
-                .map(|word| render_word(word, item, slot, false))
+                .map(|word| {
+                    word.iter()
+                        .map(|part| match part {
+                            Part::Item | Part::Field(_) => value(part, item),
+                            _ => Ok(number_or_text(part, item.seq, slot)),
+                        })
+                        .collect()
+                })
                 .collect(),
-            Mode::Shell => {
-                let mut script = String::new();
-                for (i, word) in self.words.iter().enumerate() {
-                    if i > 0 {
-                        script.push(' ');
-                    }
-                    script += &render_word(word, item, slot, true)?;
-                }
-                Ok(vec!["sh".into(), "-c".into(), script])
-            }
         }
     }
 }
 
-fn render_word(
-    word: &[Part],
-    item: &Item,
-    slot: usize,
-    quote: bool,
-) -> Result<String, MissingField> {
-    let mut out = String::new();
-    for part in word {
-        let value = match part {
-            Part::Lit(text) => {
-                out += text;
-                continue;
-            }
-            Part::Item => item.line.clone(),
-            Part::Seq => item.seq.to_string(),
-            Part::Slot => slot.to_string(),
-            Part::Field(name) => field_text(item, name)?,
-        };
-        if quote {
-            out += &shell_words::quote(&value);
-        } else {
-            out += &value;
-        }
+/// A literal's text, or a number placeholder's digits.
+fn number_or_text(part: &Part, seq: u64, slot: usize) -> String {
+    match part {
+        Part::Lit(text) => text.clone(),
+        Part::Seq => seq.to_string(),
+        Part::Slot => slot.to_string(),
+        Part::Item | Part::Field(_) => unreachable!("values are filled in by value()"),
     }
-    Ok(out)
+}
+
+/// The value of `<>` or `<NAME>` for an item.
+fn value(part: &Part, item: &Item) -> Result<String, MissingField> {
+    match part {
+        Part::Field(name) => field_text(item, name),
+        _ => Ok(item.line.clone()),
+    }
 }
 
 /// A field's value as text: strings as-is, null empty, everything else as compact JSON.
@@ -231,123 +261,4 @@ fn parse_word(word: &str) -> Vec<Part> {
         parts.push(Part::Lit(lit));
     }
     parts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::input::Key;
-
-    fn words(cmd: &[&str]) -> Vec<String> {
-        cmd.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn json_item(line: &str) -> Item {
-        let value: Value = serde_json::from_str(line).unwrap();
-        Item {
-            seq: 7,
-            line: line.into(),
-            key: Key::new(value["id"].clone()),
-            value: Some(value),
-        }
-    }
-
-    #[test]
-    fn parses_placeholders_and_leaves_the_rest() {
-        assert_eq!(
-            parse_word("a<>b"),
-            [Part::Lit("a".into()), Part::Item, Part::Lit("b".into())]
-        );
-        assert_eq!(
-            parse_word("<#>/<%>"),
-            [Part::Seq, Part::Lit("/".into()), Part::Slot]
-        );
-        assert_eq!(
-            parse_word("--x=<name>"),
-            [Part::Lit("--x=".into()), Part::Field("name".into())]
-        );
-        for literal in ["2>&1", "<<EOF", "<in.txt", "a < b > c", "<", "<1a>", ""] {
-            assert_eq!(
-                parse_word(literal),
-                [Part::Lit(literal.into())],
-                "{literal:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn direct_mode_keeps_values_whole() {
-        let t = Template::parse(&words(&["echo", "<text>", "<#>", "<%>"]), false, false);
-        let item = json_item(r#"{"id":1,"text":"$(touch x); rm -rf ~ 'q'"}"#);
-        assert_eq!(
-            t.render(&item, 3).unwrap(),
-            ["echo", "$(touch x); rm -rf ~ 'q'", "7", "3"]
-        );
-    }
-
-    #[test]
-    fn shell_mode_quotes_values() {
-        let t = Template::parse(&words(&["echo <text> 2>&1"]), false, false);
-        let item = json_item(r#"{"id":1,"text":"a'b $(x)"}"#);
-        let argv = t.render(&item, 1).unwrap();
-        assert_eq!(argv[..2], ["sh", "-c"]);
-        assert_eq!(argv[2], r#"echo 'a'\''b $(x)' 2>&1"#);
-    }
-
-    #[test]
-    fn field_values_follow_json_rules() {
-        let t = Template::parse(&words(&["p", "<n>", "<b>", "<z>", "<o>"]), false, false);
-        let item = json_item(r#"{"id":1,"n":2.5,"b":true,"z":null,"o":{"k":[1, 2]}}"#);
-        assert_eq!(
-            t.render(&item, 1).unwrap(),
-            ["p", "2.5", "true", "", r#"{"k":[1,2]}"#]
-        );
-    }
-
-    #[test]
-    fn missing_field_is_an_item_error() {
-        let t = Template::parse(&words(&["p", "<nope>"]), false, false);
-        assert!(t.render(&json_item(r#"{"id":1}"#), 1).is_err());
-    }
-
-    #[test]
-    fn item_is_appended_without_placeholders() {
-        let t = Template::parse(&words(&["echo", "hi"]), false, false);
-        assert_eq!(
-            t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
-            ["echo", "hi", r#"{"id":1}"#]
-        );
-        let t = Template::parse(&words(&["wc -c"]), false, false);
-        assert_eq!(
-            t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2],
-            r#"wc -c '{"id":1}'"#
-        );
-        let t = Template::parse(&words(&["cat"]), false, true);
-        assert_eq!(t.render(&json_item(r#"{"id":1}"#), 1).unwrap(), ["cat"]);
-        let t = Template::parse(&words(&["./work.sh"]), false, false);
-        assert_eq!(t.mode(), Mode::Direct);
-        assert_eq!(
-            t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
-            ["./work.sh", r#"{"id":1}"#]
-        );
-    }
-
-    #[test]
-    fn workers_take_only_the_slot() {
-        let t = Template::parse(&words(&["python3", "w.py", "--slot=<%>"]), false, true);
-        assert_eq!(t.render_worker(2).unwrap(), ["python3", "w.py", "--slot=2"]);
-        let t = Template::parse(&words(&["python3", "w.py", "<text>"]), false, true);
-        assert_eq!(t.render_worker(1).unwrap_err(), "<text>");
-    }
-
-    #[test]
-    fn forced_shell_joins_words() {
-        let t = Template::parse(&words(&["echo", "$HOME", "<>"]), true, false);
-        assert_eq!(t.mode(), Mode::Shell);
-        assert_eq!(
-            t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2],
-            r#"echo $HOME '{"id":1}'"#
-        );
-        assert_eq!(t.literal_program(), None);
-    }
 }
