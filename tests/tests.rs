@@ -10,6 +10,7 @@ mod generated;
 mod order;
 mod persistent;
 mod progress;
+mod quoting;
 mod rate;
 mod resume;
 mod shard;
