@@ -123,10 +123,11 @@ impl Script {
             }),
             // With no value to place, a script pararun cannot follow (bash syntax it does not
             // know, a quote left open) goes to sh as written, as before; sh judges it.
-            Err(_)
-                if !toks
-                    .iter()
-                    .any(|t| matches!(&t.tok, Tok::Ph(p) if p.is_value())) =>
+            Err(err)
+                if err.placeholder.is_none()
+                    && !toks
+                        .iter()
+                        .any(|t| matches!(&t.tok, Tok::Ph(p) if p.is_value())) =>
             {
                 Ok(Script::as_written(&toks))
             }

@@ -224,3 +224,10 @@ fn dollar_single_quotes_that_cannot_be_plain_text_are_refused() {
         assert!(err.to_string().contains("printf"), "{err}");
     }
 }
+
+#[test]
+fn a_number_after_a_dollar_is_refused_even_alone() {
+    // `$<#>` would be `$7`, the seventh positional parameter.
+    let err = Template::parse(&["echo $<#>".to_owned()], false, true).unwrap_err();
+    assert_eq!(err.problem, Problem::AfterDollar);
+}
