@@ -13,6 +13,8 @@ mod lexer;
 mod shell;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;

@@ -74,7 +74,7 @@ const CONTEXTS: &[Context] = &[
 
 /// The shells to run, as (program, argv[0]): sh, and bash when it exists, also as `sh` (its
 /// POSIX mode, which is /bin/sh on some systems) when `posix`.
-fn shells(posix: bool) -> Vec<(&'static str, &'static str)> {
+pub(super) fn shells(posix: bool) -> Vec<(&'static str, &'static str)> {
     let mut shells = vec![("sh", "sh")];
     if Command::new("bash").args(["-c", ":"]).status().is_ok() {
         shells.push(("bash", "bash"));
@@ -138,7 +138,7 @@ fn check(shell: (&str, &str), argv: &[String], values: &[&str], dir: &Path) {
     );
 }
 
-fn item(line: &str, value: Option<serde_json::Value>) -> Item {
+pub(super) fn item(line: &str, value: Option<serde_json::Value>) -> Item {
     Item {
         seq: 7,
         line: line.to_owned(),
