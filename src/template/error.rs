@@ -49,7 +49,11 @@ pub enum Problem {
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let offset = self.offset;
-        let ph = self.placeholder.as_deref().unwrap_or("<>");
+        // For the examples in hints: the placeholder as written (`<>` for the appended item).
+        let ph = match self.placeholder.as_deref() {
+            Some(ph) if ph.starts_with('<') => ph,
+            _ => "<>",
+        };
         let (place, hint) = match &self.problem {
             Problem::Backticks => (
                 "inside backticks `…`, whose text the shell reads twice".to_owned(),

@@ -3,9 +3,14 @@
 //! Direct mode (several words) replaces placeholders inside their own argument, so a value is
 //! never split or interpreted. Shell mode (one word, or `--shell`) builds a `sh -c` script that
 //! never contains a value: values follow the script as arguments, and each placeholder becomes a
-//! reference to a shell variable, quoted for where it stands ([`shell`], [`lexer`]); a place
+//! reference to a shell variable, quoted for where it stands (`shell`, `lexer`); a place
 //! where no reference is safe refuses the template with a [`TemplateError`]. Anything in angle
 //! brackets that is not a placeholder (`2>&1`, `<<EOF`, `<in.txt`) is left as written.
+//!
+//! The parts: this file parses words and renders direct mode; `shell` compiles and renders a
+//! shell-mode script; `lexer` (with `command`, `expand`, `heredoc`) follows the script's quoting
+//! contexts; `ansi_c` decodes `$'…'`; `error` words the refusals. `props` and `fuzz` run rendered
+//! scripts through real shells.
 
 mod ansi_c;
 mod error;

@@ -231,3 +231,11 @@ fn a_number_after_a_dollar_is_refused_even_alone() {
     let err = Template::parse(&["echo $<#>".to_owned()], false, true).unwrap_err();
     assert_eq!(err.problem, Problem::AfterDollar);
 }
+
+#[test]
+fn hints_for_the_appended_item_show_it_as_written() {
+    let err = refused("echo $((1 +");
+    let text = err.to_string();
+    assert!(text.starts_with("the item (appended"), "{text}");
+    assert!(text.contains("n=<>;"), "{text}");
+}
