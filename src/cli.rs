@@ -25,7 +25,7 @@ Examples:
   Pass one field of each item; the program is run directly, no shell:
     pararun -i items.jsonl --cache out.jsonl -- ./score --text <text> --lang <lang>
 
-  One word after -- runs through sh -c, with every value shell-quoted:
+  One word after -- runs through sh -c; values go in as arguments, never as code:
     pararun -i urls.txt --capture text -- 'curl -s <> | sha256sum'
 
   Survive flaky children and record what still fails:
@@ -67,7 +67,10 @@ pub struct Cli {
     /// Placeholders: `<>` the item (the line as read), `<NAME>` a top-level field of a JSON
     /// item, `<#>` the item's input line number, `<%>` the slot (1..N) running it. Several
     /// words: the program is run directly and each placeholder is replaced inside its own
-    /// argument. One word (or --shell): run with `sh -c`, each value shell-quoted. With no
+    /// argument. One word (or --shell): run with `sh -c`; each value is passed to the script as
+    /// an argument and reaches the child whole wherever its placeholder stands (unquoted, in
+    /// "…", '…' or $'…', in a here-document), never run. Inside backticks or arithmetic no value
+    /// is safe, so such a command is refused (exit 2) with what to write instead. With no
     /// placeholder and no --stdin the item is appended as the last argument, as xargs does.
     #[arg(
         help_heading = "Command",

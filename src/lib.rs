@@ -45,13 +45,16 @@ use template::Template;
 /// returned [`Exit`].
 pub fn run(cfg: &Config) -> Result<Exit> {
     let started = Instant::now();
+    // A refused command is a usage error (exit 2), found before anything starts. Parsing takes
+    // no lock and starts no thread, so the watchdog below is still forked from a small process.
+    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent)
+        .map_err(anyhow::Error::new)?;
     // Forked first, while the process is small and holds no lock or thread.
     let watchdog = if cfg.dry_run {
         None
     } else {
         Some(process::Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?)
     };
-    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent);
     if cfg.persistent {
         if let Err(placeholder) = template.render_worker(1) {
             bail!(

@@ -326,7 +326,8 @@ fn text_capture_and_failures_exit_1() {
             "--capture",
             "text",
             "--",
-            "echo out <>; echo 'oops <>' >&2; exit $((<> % 2))",
+            // A value may not stand in $((…)) (bash would evaluate it): checked in a variable.
+            "echo out <>; echo 'oops <>' >&2; n=<>; case $n in *[!0-9]*) exit 2;; esac; exit $((n % 2))",
         ])
         .stdin("1\n2\n")
         .run();
@@ -398,7 +399,16 @@ fn dry_run_prints_quoted_commands_and_touches_nothing() {
         .stdin("a b\n")
         .run();
     out.success();
-    assert_eq!(out.stdout, "sh -c 'echo '\\''a b'\\'''\n");
+    // Shell mode passes the value after the script; the line replays as it would run.
+    assert_eq!(
+        out.stdout,
+        "sh -c '__pr1=${1}; shift 1; echo \"${__pr1}\"' sh 'a b'\n"
+    );
+    let replay = std::process::Command::new("sh")
+        .args(["-c", out.stdout.trim()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&replay.stdout), "a b\n");
     assert!(!env.path("new.jsonl").exists());
 }
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod order;
 mod persistent;
 mod progress;
+mod quoting;
 mod rate;
 mod resume;
 mod shard;

@@ -1,0 +1,129 @@
+//! Why a shell-mode template is refused at start, and what to write instead.
+//!
+//! A refusal is a usage error (exit 2) raised before any child runs: a placeholder that stands
+//! where pararun cannot pass a value whole and inert would otherwise fail, or worse run, on every
+//! item.
+
+use std::fmt;
+
+/// A shell-mode command that pararun will not run, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The placeholder as written (`<>`, `<name>`), or a description of the item appended to a
+    /// command that has no placeholder; `None` when the problem is the script itself.
+    pub placeholder: Option<String>,
+    /// Byte offset in the command (its words joined with spaces, as `sh -c` gets them).
+    pub offset: usize,
+    /// What is wrong there.
+    pub problem: Problem,
+}
+
+/// What makes a spot unsafe or unreadable for pararun.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Inside `` `…` ``, whose text the shell reads twice.
+    Backticks,
+    /// Inside an arithmetic context (named: `$((…))`, `((…))`, `$[…]`, `${a[…]}`, `${x:…}`,
+    /// `let`), where bash evaluates a value as an expression, and `a[$(cmd)]` runs `cmd`.
+    Arithmetic(&'static str),
+    /// Inside `[[ … ]]` next to `-eq`, `-lt` or the like, which bash evaluates as arithmetic.
+    ArithmeticTest,
+    /// Where `${…}` takes a variable name or an operator.
+    VariableName,
+    /// Right after a backslash, which would quote the reference rather than the value.
+    AfterBackslash,
+    /// Right after a `$`, which would join the reference into another expansion.
+    AfterDollar,
+    /// As the delimiter word of a here-document.
+    HeredocDelimiter,
+    /// In a here-document with a quoted delimiter that cannot be written unquoted.
+    HeredocDelimiterNotPlain,
+    /// In the pattern of `${x#…}` (or `%`, `/`, …) inside a here-document.
+    HeredocPattern,
+    /// A quote, expansion or here-document opened and never closed (named).
+    Unterminated(&'static str),
+    /// A `$'…'` escape that cannot be written as plain text (the reason).
+    DollarSingleQuote(&'static str),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let offset = self.offset;
+        // For the examples in hints: the placeholder as written (`<>` for the appended item).
+        let ph = match self.placeholder.as_deref() {
+            Some(ph) if ph.starts_with('<') => ph,
+            _ => "<>",
+        };
+        let (place, hint) = match &self.problem {
+            Problem::Backticks => (
+                "inside backticks `…`, whose text the shell reads twice".to_owned(),
+                "use $(…) instead of backticks".to_owned(),
+            ),
+            Problem::Arithmetic(what) => (
+                format!("inside {what}, where bash evaluates a value as an expression (a[$(cmd)] runs cmd)"),
+                format!(
+                    "check that it is a number in a variable first: \
+                     n={ph}; case $n in ''|*[!0-9]*) exit 2;; esac; echo $((n + 1)) \
+                     (<#> and <%> are numbers and may stand there)"
+                ),
+            ),
+            Problem::ArithmeticTest => (
+                "inside [[ … ]] next to -eq, -lt or the like, which bash evaluates as expressions \
+                 (a[$(cmd)] runs cmd)"
+                    .to_owned(),
+                format!("compare with [ ] (test), which reads plain integers only: [ {ph} -eq 3 ]"),
+            ),
+            Problem::VariableName => (
+                "where ${…} takes a variable name or an operator".to_owned(),
+                format!("a value cannot choose a variable; branch on it instead: case {ph} in …) … ;; esac"),
+            ),
+            Problem::AfterBackslash => (
+                "right after a backslash, which would quote pararun's reference to the value".to_owned(),
+                "remove the backslash: the value arrives as written, nothing in it interpreted".to_owned(),
+            ),
+            Problem::AfterDollar => (
+                "right after a $, which would join pararun's reference into another expansion".to_owned(),
+                format!("write \\${ph} (or '$'{ph}) for a literal $ before the value"),
+            ),
+            Problem::HeredocDelimiter => (
+                "as a here-document delimiter".to_owned(),
+                "use a fixed delimiter such as EOF".to_owned(),
+            ),
+            Problem::HeredocDelimiterNotPlain => (
+                "in a here-document whose quoted delimiter has characters that need quoting".to_owned(),
+                "use a plain delimiter such as 'EOF': pararun rewrites a quoted here-document that \
+                 holds a placeholder with its delimiter unquoted"
+                    .to_owned(),
+            ),
+            Problem::HeredocPattern => (
+                "in the pattern of ${x#…} (or %, /, …) inside a here-document, where dash and bash \
+                 quote differently"
+                    .to_owned(),
+                format!("compute it before the here-document, r=${{x#\"{ph}\"}}, and write $r in it"),
+            ),
+            Problem::Unterminated(what) => {
+                return write!(
+                    f,
+                    "the command has an unterminated {what} at byte {offset}: close it (pararun \
+                     must know where each placeholder stands to pass its value safely)"
+                )
+            }
+            Problem::DollarSingleQuote(why) => {
+                return write!(
+                    f,
+                    "the command has a $'…' escape at byte {offset} that {why}: pararun rewrites \
+                     $'…' as plain '…' for sh, which cannot hold it; make such bytes with printf"
+                )
+            }
+        };
+        match &self.placeholder {
+            Some(ph) => write!(
+                f,
+                "{ph} at byte {offset} of the command stands {place}: {hint}"
+            ),
+            None => write!(f, "byte {offset} of the command is {place}: {hint}"),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}

@@ -1,0 +1,133 @@
+//! Unit tests of the template: parsing, both modes, rendering from items.
+
+use super::*;
+use crate::input::Key;
+
+fn words(cmd: &[&str]) -> Vec<String> {
+    cmd.iter().map(|s| s.to_string()).collect()
+}
+
+fn json_item(line: &str) -> Item {
+    let value: Value = serde_json::from_str(line).unwrap();
+    Item {
+        seq: 7,
+        line: line.into(),
+        key: Key::new(value["id"].clone()),
+        value: Some(value),
+    }
+}
+
+#[test]
+fn parses_placeholders_and_leaves_the_rest() {
+    assert_eq!(
+        parse_word("a<>b"),
+        [Part::Lit("a".into()), Part::Item, Part::Lit("b".into())]
+    );
+    assert_eq!(
+        parse_word("<#>/<%>"),
+        [Part::Seq, Part::Lit("/".into()), Part::Slot]
+    );
+    assert_eq!(
+        parse_word("--x=<name>"),
+        [Part::Lit("--x=".into()), Part::Field("name".into())]
+    );
+    for literal in ["2>&1", "<<EOF", "<in.txt", "a < b > c", "<", "<1a>", ""] {
+        assert_eq!(
+            parse_word(literal),
+            [Part::Lit(literal.into())],
+            "{literal:?}"
+        );
+    }
+}
+
+#[test]
+fn direct_mode_keeps_values_whole() {
+    let t = Template::parse(&words(&["echo", "<text>", "<#>", "<%>"]), false, false).unwrap();
+    let item = json_item(r#"{"id":1,"text":"$(touch x); rm -rf ~ 'q'"}"#);
+    assert_eq!(
+        t.render(&item, 3).unwrap(),
+        ["echo", "$(touch x); rm -rf ~ 'q'", "7", "3"]
+    );
+}
+
+#[test]
+fn shell_mode_quotes_values() {
+    let t = Template::parse(&words(&["echo <text> 2>&1"]), false, false).unwrap();
+    let item = json_item(r#"{"id":1,"text":"a'b $(x)"}"#);
+    // The value follows the script as an argument; the script only refers to it.
+    assert_eq!(
+        t.render(&item, 1).unwrap(),
+        [
+            "sh",
+            "-c",
+            r#"__pr1=${1}; shift 1; echo "${__pr1}" 2>&1"#,
+            "sh",
+            "a'b $(x)"
+        ]
+    );
+}
+
+#[test]
+fn field_values_follow_json_rules() {
+    let t = Template::parse(&words(&["p", "<n>", "<b>", "<z>", "<o>"]), false, false).unwrap();
+    let item = json_item(r#"{"id":1,"n":2.5,"b":true,"z":null,"o":{"k":[1, 2]}}"#);
+    assert_eq!(
+        t.render(&item, 1).unwrap(),
+        ["p", "2.5", "true", "", r#"{"k":[1,2]}"#]
+    );
+}
+
+#[test]
+fn missing_field_is_an_item_error() {
+    let t = Template::parse(&words(&["p", "<nope>"]), false, false).unwrap();
+    assert!(t.render(&json_item(r#"{"id":1}"#), 1).is_err());
+}
+
+#[test]
+fn item_is_appended_without_placeholders() {
+    let t = Template::parse(&words(&["echo", "hi"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
+        ["echo", "hi", r#"{"id":1}"#]
+    );
+    let t = Template::parse(&words(&["wc -c"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2..],
+        [
+            r#"__pr1=${1}; shift 1; wc -c "${__pr1}""#,
+            "sh",
+            r#"{"id":1}"#
+        ]
+    );
+    let t = Template::parse(&words(&["cat"]), false, true).unwrap();
+    assert_eq!(t.render(&json_item(r#"{"id":1}"#), 1).unwrap(), ["cat"]);
+    let t = Template::parse(&words(&["./work.sh"]), false, false).unwrap();
+    assert_eq!(t.mode(), Mode::Direct);
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
+        ["./work.sh", r#"{"id":1}"#]
+    );
+}
+
+#[test]
+fn workers_take_only_the_slot() {
+    let t = Template::parse(&words(&["python3", "w.py", "--slot=<%>"]), false, true).unwrap();
+    assert_eq!(t.render_worker(2).unwrap(), ["python3", "w.py", "--slot=2"]);
+    let t = Template::parse(&words(&["python3", "w.py", "<text>"]), false, true).unwrap();
+    assert_eq!(t.render_worker(1).unwrap_err(), "<text>");
+}
+
+#[test]
+fn forced_shell_joins_words() {
+    let t = Template::parse(&words(&["echo", "$HOME", "<>"]), true, false).unwrap();
+    assert_eq!(t.mode(), Mode::Shell);
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2..],
+        [
+            r#"__pr1=${1}; shift 1; echo $HOME "${__pr1}""#,
+            "sh",
+            r#"{"id":1}"#
+        ]
+    );
+    assert_eq!(t.literal_program(), None);
+}

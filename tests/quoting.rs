@@ -1,0 +1,187 @@
+//! Shell-mode quoting (the shell-injection issue): a placeholder may stand unquoted, in "…",
+//! '…', $'…' or a here-document, and the child gets the value byte for byte with nothing in it
+//! run; where no quoting is safe, pararun refuses the command at start with exit 2.
+
+use serde_json::json;
+
+use crate::util::TestEnv;
+
+/// Items whose text runs commands if pasted into a script, as JSONL with `id` = `s`.
+const PAYLOADS: [&str; 7] = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "'; touch pwned; '",
+    "\"; touch pwned; \"",
+    "a[$(touch pwned)]",
+    "x\nEOF\ntouch pwned",
+    "$'\\x41' \\ é",
+];
+
+fn payload_input() -> String {
+    PAYLOADS
+        .iter()
+        .map(|s| json!({"id": s, "s": s}).to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn the_reported_injections_echo_the_value_and_run_nothing() {
+    // The two commands of the issue, with the records shown instead of -q.
+    for command in ["echo \"<>\"", "echo '<>'"] {
+        let env = TestEnv::new();
+        let out = env
+            .cmd()
+            .args(["--capture", "text", "--", command])
+            .stdin("$(touch pwned)\n")
+            .run();
+        out.success();
+        assert_eq!(
+            out.records(),
+            [json!({"id": "$(touch pwned)", "result": "$(touch pwned)"})],
+            "{}",
+            out.report()
+        );
+        assert!(!env.path("pwned").exists(), "{command}: the item ran");
+    }
+}
+
+#[test]
+fn values_arrive_whole_in_every_quoting_context() {
+    let contexts = [
+        ("printf %s <s>", "{}"),
+        ("printf %s \"<s>\"", "{}"),
+        ("printf %s '<s>'", "{}"),
+        ("printf %s \"[<s>]\"'(<s>)'", "[{}]({})"),
+        ("printf %s $'\\t<s>\\x41'", "\t{}A"),
+        ("printf %s \"$(printf %s \"<s>\")\"", "{}"),
+        ("printf %s ${UNSET_X:-<s>}", "{}"),
+        ("cat <<EOF\n<s>\nEOF", "{}\n"),
+        ("cat <<'EOF'\n$HOME `x` \\ <s>\nEOF", "$HOME `x` \\ {}\n"),
+    ];
+    for (command, expected) in contexts {
+        let env = TestEnv::new();
+        let out = env
+            .cmd()
+            .args(["--capture", "text", "--", command])
+            .stdin(payload_input())
+            .run();
+        out.success();
+        let records = out.records();
+        assert_eq!(records.len(), PAYLOADS.len(), "{}", out.report());
+        for r in records {
+            let value = r["id"].as_str().unwrap();
+            assert_eq!(
+                r["result"].as_str(),
+                // --capture text drops trailing newlines.
+                Some(expected.replace("{}", value).trim_end_matches('\n')),
+                "{command:?}\n{}",
+                out.report()
+            );
+        }
+        assert!(!env.path("pwned").exists(), "{command:?}: an item ran");
+    }
+}
+
+#[test]
+fn unsafe_contexts_are_refused_at_start_with_the_fix() {
+    let refused = [
+        (
+            "echo `echo <>`",
+            "inside backticks",
+            "use $(…) instead of backticks",
+        ),
+        ("echo $((<> + 1))", "inside arithmetic $((…))", "case $n in"),
+        ("[[ <> -eq 1 ]]", "inside [[ … ]]", "[ <> -eq 3 ]"),
+        (
+            "echo \"\\<>\"",
+            "right after a backslash",
+            "remove the backslash",
+        ),
+        ("echo $<>", "right after a $", "write \\$<>"),
+        ("echo ${<>}", "variable name", "case <> in"),
+        ("echo 'unclosed <>", "unterminated '…'", "close it"),
+    ];
+    for (command, place, fix) in refused {
+        for dry_run in [false, true] {
+            let env = TestEnv::new();
+            let mut args = vec!["--", command];
+            if dry_run {
+                args.insert(0, "--dry-run");
+            }
+            env.cmd()
+                .args(args)
+                .stdin("$(touch pwned)\n")
+                .run()
+                .code(2)
+                .stderr_has("pararun: ")
+                .stderr_has(place)
+                .stderr_has(fix);
+            assert!(!env.path("pwned").exists());
+        }
+    }
+    // A byte offset points at the placeholder in the command.
+    TestEnv::new()
+        .cmd()
+        .args(["--", "echo ok; echo `<>`"])
+        .stdin("a\n")
+        .run()
+        .code(2)
+        .stderr_has("<> at byte 15 of the command");
+}
+
+#[test]
+fn numbers_may_stand_where_values_may_not() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--", "echo $((<#> * 10)) `echo <%>`"])
+        .stdin("a\n")
+        .run();
+    out.success();
+    assert_eq!(out.records(), [json!({"id": "a", "result": "10 1"})]);
+}
+
+#[test]
+fn dry_run_shows_values_after_the_script_and_replays() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--dry-run", "--", "printf '%s|' '<>' \"<>\""])
+        .stdin("it's $(touch pwned)\n")
+        .run();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        "sh -c '__pr1=${1}; shift 1; printf '\\''%s|'\\'' '\\'''\\''\"${__pr1}\"'\\'''\\'' \
+         \"${__pr1}\"' sh 'it'\\''s $(touch pwned)'\n"
+    );
+    let replay = std::process::Command::new("sh")
+        .args(["-c", out.stdout.trim()])
+        .current_dir(env.path(""))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&replay.stdout),
+        "it's $(touch pwned)|it's $(touch pwned)|"
+    );
+    assert!(!env.path("pwned").exists());
+}
+
+#[test]
+fn direct_mode_passes_a_leading_dash_as_an_argument() {
+    // As with xargs: the value is one argument, and the program decides what `-n` means.
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--", "printf", "[%s]", "<>"])
+        .stdin("-n\n--help\n")
+        .run();
+    out.success();
+    let mut results: Vec<String> = out
+        .records()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap().to_owned())
+        .collect();
+    results.sort();
+    assert_eq!(results, ["[--help]", "[-n]"]);
+}
