@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::progress::Display;
+pub use crate::report::progress::Display;
 
 /// Everything a run needs to know, decided before the first item is read.
 #[derive(Debug, Clone)]

@@ -14,9 +14,7 @@ pub mod config;
 pub mod files;
 pub mod index;
 pub mod input;
-pub mod output;
 pub mod process;
-pub mod progress;
 pub mod report;
 pub mod result;
 pub mod runner;
@@ -36,7 +34,7 @@ use cache::{CacheWriter, Loaded};
 use config::{Format, InputSource};
 use index::KeyIndex;
 use input::{InputEvent, InputReader, Key};
-use progress::Progress;
+use report::progress::{self, Progress};
 use report::{FailureLog, Stats};
 use template::Template;
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::group::Group;
 use super::pipes::{lock, pump_stderr, read_capped, Captured, Tail};
 use super::{reached, sleep_until, Ending, Stop, Watchdog, DRAIN};
-use crate::progress::Progress;
+use crate::report::progress::Progress;
 
 /// One child to start.
 pub struct Job {

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
-use crate::progress::Progress;
+use crate::report::progress::Progress;
 
 /// The longest piece of stderr passed through at once.
 pub const PIECE: usize = 64 * 1024;

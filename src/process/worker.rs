@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::group::Group;
 use super::pipes::{self, Line, Tail};
 use super::{child, reached, Stop, Watchdog, DRAIN};
-use crate::progress::Progress;
+use crate::report::progress::Progress;
 
 /// One running worker, owned by the slot it serves.
 pub struct Worker {

@@ -19,10 +19,10 @@ use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
-use crate::output::Output;
 use crate::process::worker::Worker;
 use crate::process::{Stop, Watchdog};
-use crate::progress::Progress;
+use crate::report::output::Output;
+use crate::report::progress::Progress;
 use crate::report::{failure_message, Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
 

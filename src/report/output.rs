@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use crate::progress::Progress;
+use crate::report::progress::Progress;
 
 /// The stdout writer of one run.
 pub struct Output {
@@ -99,7 +99,11 @@ mod tests {
     use super::*;
 
     fn quiet(keep_order: bool, window: usize) -> Output {
-        let progress = Progress::new(crate::progress::Display::Off, Default::default(), None);
+        let progress = Progress::new(
+            crate::report::progress::Display::Off,
+            Default::default(),
+            None,
+        );
         Output::new(false, keep_order, window, progress)
     }
 

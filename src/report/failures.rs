@@ -1,0 +1,186 @@
+//! Item failures as values ([`Failure`], [`Reason`]), the message each one prints, and the
+//! `--failures` file, which this module alone writes.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::text::{escape, excerpt};
+use crate::files;
+
+/// Why an item failed: the `reason` field of the failures file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The child exited with a non-zero status.
+    Exit,
+    /// The child was killed by a signal it was not sent by pararun.
+    Signal,
+    /// The attempt ran out of `--timeout`.
+    Timeout,
+    /// Exit 0, but stdout held no usable result.
+    BadOutput,
+    /// The item itself is unusable (invalid JSON, missing field); never retried.
+    BadInput,
+    /// The child could not be started at all.
+    Spawn,
+}
+
+impl Reason {
+    /// The name used in messages and in the failures file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Exit => "exit",
+            Reason::Signal => "signal",
+            Reason::Timeout => "timeout",
+            Reason::BadOutput => "bad-output",
+            Reason::BadInput => "bad-input",
+            Reason::Spawn => "spawn",
+        }
+    }
+
+    /// Whether another attempt could succeed.
+    pub fn retryable(self) -> bool {
+        self != Reason::BadInput
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed attempt, as a value the runner branches on.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The kind of failure.
+    pub reason: Reason,
+    /// What happened, for people (`exit code 3`, `invalid JSON: ...`).
+    pub detail: String,
+    /// The exit code, for `Reason::Exit`.
+    pub code: Option<i32>,
+    /// The signal number, for `Reason::Signal`.
+    pub signal: Option<i32>,
+    /// The last lines of the child's stderr.
+    pub stderr_tail: String,
+    /// How long the attempt ran.
+    pub duration: Duration,
+}
+
+impl Failure {
+    /// A failure with only a reason and a detail.
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            detail: detail.into(),
+            code: None,
+            signal: None,
+            stderr_tail: String::new(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// Where in the input a failed item came from.
+pub struct FailedItem<'a> {
+    /// The item's key, if it had one.
+    pub key: Option<&'a Value>,
+    /// Its 1-based input line.
+    pub seq: u64,
+    /// The line as read.
+    pub line: &'a str,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+/// The stderr message for a failed item: key, line, reason and the last stderr line(s).
+pub fn failure_message(item: &FailedItem<'_>, failure: &Failure, input: &str) -> String {
+    let mut msg = match item.key {
+        Some(key) => format!(
+            "pararun: item {} ({input}:{}) failed",
+            excerpt(&key.to_string()),
+            item.seq
+        ),
+        None => format!("pararun: {input}:{}: item failed", item.seq),
+    };
+    msg += &format!(": {}: {}", failure.reason, failure.detail);
+    if item.attempts > 1 {
+        msg += &format!(" (after {} attempts)", item.attempts);
+    }
+    let tail: Vec<&str> = failure
+        .stderr_tail
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if let Some(last) = tail.last() {
+        msg += &format!("; stderr ends: {}", escape(last));
+    }
+    msg
+}
+
+/// The `--failures` file: one JSON line appended per item that failed for good.
+///
+/// After a write fails (a full disk, an I/O error), the log stops writing: the error is
+/// reported once, the run goes on, and every failure is still reported on stderr.
+pub struct FailureLog {
+    /// `None` once a write has failed.
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl FailureLog {
+    /// Opens (creating if needed) the failures file for appending. Anything but a regular file
+    /// is refused without blocking (see [`crate::files`]).
+    pub fn open(path: &Path) -> Result<FailureLog> {
+        let file = files::open_regular(path, OpenOptions::new().create(true).append(true))
+            .map_err(|e| {
+                e.describe(files::FAILURES, path, || {
+                    format!("open failures file {} for appending", path.display())
+                })
+            })?;
+        Ok(FailureLog {
+            file: Some(file),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Whether every failure so far is in the file (no write has failed).
+    pub fn is_complete(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Appends the record of a failed item in one write. The first failed write returns its
+    /// error; later calls write nothing and return `Ok`.
+    pub fn append(&mut self, item: &FailedItem<'_>, failure: &Failure) -> Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        let record = json!({
+            "key": item.key,
+            "line": item.seq,
+            "item": item.line,
+            "reason": failure.reason.as_str(),
+            "detail": failure.detail,
+            "exit_code": failure.code,
+            "signal": failure.signal,
+            "attempts": item.attempts,
+            "duration_s": (failure.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            "stderr_tail": failure.stderr_tail,
+        });
+        let mut line = record.to_string();
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(|e| {
+            self.file = None;
+            anyhow::Error::new(e).context(format!(
+                "cannot append to failures file {}; it stops here (this and later failed items \
+                 are reported on stderr only), the run goes on and will exit 2",
+                self.path.display()
+            ))
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! The run's counters, shared between the input reader and the runner and read by the
+//! progress display, and the summary line made from them.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::text::human_duration;
+
+/// Counters shared between the input reader and the runner; read by the progress display.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Items started at least once.
+    pub ran: AtomicU64,
+    /// Items whose result was recorded.
+    pub succeeded: AtomicU64,
+    /// Items that failed for good (after retries), bad input included.
+    pub failed: AtomicU64,
+    /// Items skipped because their key is in the cache.
+    pub cached: AtomicU64,
+    /// Items skipped because their key came earlier in this input.
+    pub duplicates: AtomicU64,
+    /// Attempts beyond the first.
+    pub retries: AtomicU64,
+    /// Items skipped because another shard owns them.
+    pub other_shards: AtomicU64,
+    /// Items cut short by a shutdown: neither done nor failed, they run again next time.
+    pub unfinished: AtomicU64,
+}
+
+impl Stats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Items accounted for so far: done, failed or skipped for any reason.
+    pub fn settled(&self) -> u64 {
+        Self::get(&self.succeeded)
+            + Self::get(&self.failed)
+            + Self::get(&self.cached)
+            + Self::get(&self.duplicates)
+            + Self::get(&self.other_shards)
+    }
+
+    /// The one-line summary printed at the end of a run.
+    pub fn summary(&self, elapsed: Duration, failures_file: Option<&Path>) -> String {
+        let ran = Self::get(&self.ran);
+        let failed = Self::get(&self.failed);
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { ran as f64 / secs } else { 0.0 };
+        let mut line = format!(
+            "pararun: ran {ran} ({} succeeded, {failed} failed), {} cached, {} duplicates in {}, {rate:.1}/s",
+            Self::get(&self.succeeded),
+            Self::get(&self.cached),
+            Self::get(&self.duplicates),
+            human_duration(elapsed),
+        );
+        let other = Self::get(&self.other_shards);
+        if other > 0 {
+            line += &format!(", {other} other shards");
+        }
+        let unfinished = Self::get(&self.unfinished);
+        if unfinished > 0 {
+            line += &format!("; {unfinished} unfinished (they run again next time)");
+        }
+        if failed > 0 {
+            match failures_file {
+                Some(path) => line += &format!("; failures in {}", path.display()),
+                None => line += "; failures: see stderr",
+            }
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_points_at_failures() {
+        let stats = Stats::default();
+        Stats::bump(&stats.ran);
+        Stats::bump(&stats.failed);
+        let line = stats.summary(Duration::from_secs(2), Some(Path::new("f.jsonl")));
+        assert!(line.contains("ran 1 (0 succeeded, 1 failed)"), "{line}");
+        assert!(line.ends_with("failures in f.jsonl"), "{line}");
+        assert!(stats
+            .summary(Duration::from_secs(2), None)
+            .ends_with("see stderr"));
+    }
+}
