@@ -12,7 +12,6 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod files;
-pub mod index;
 pub mod input;
 pub mod process;
 pub mod report;
@@ -30,9 +29,9 @@ use anyhow::{bail, Context, Result};
 pub use config::Config;
 pub use report::Exit;
 
+use cache::index::KeyIndex;
 use cache::{CacheWriter, Loaded};
 use config::{Format, InputSource};
-use index::KeyIndex;
 use input::{InputEvent, InputReader, Key};
 use report::progress::{self, Progress};
 use report::{FailureLog, Stats};

@@ -1,20 +1,14 @@
-//! The JSONL cache: its lock, its index of done keys, and crash-safe appends.
-//!
-//! One [`CacheWriter`] owns the file for the whole run. Every record is one complete line,
-//! written with one `write` call; a failed write is cut back to the last complete record, so
-//! the file only ever holds whole records (plus, at worst, one torn line from a crash, which the
-//! next load skips).
+//! Loading a cache: every record's key into the index of done keys, damaged lines counted
+//! and skipped, never fatal.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::fs::OpenOptions;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-use crate::config::Fsync;
+use super::index::KeyIndex;
 use crate::files;
-use crate::index::KeyIndex;
 use crate::input::line::{human_size, CappedLines, Line};
 use crate::input::{key_of_object, Key};
 
@@ -149,155 +143,6 @@ fn count_lines(file: &mut impl Read) -> io::Result<usize> {
     }
 }
 
-/// A cache write or sync that failed; the run must stop (exit 2).
-#[derive(Debug)]
-pub struct WriteError {
-    /// What failed, with the cache's path.
-    pub error: anyhow::Error,
-    /// Whether the record being appended is whole in the file all the same (only its sync
-    /// failed): then it counts as done, since the next run will find it and skip its item.
-    pub record_kept: bool,
-}
-
-/// The single owner of the cache file during a run.
-pub struct CacheWriter {
-    file: File,
-    path: PathBuf,
-    /// The length of the file up to its last complete record.
-    len: u64,
-    needs_newline: bool,
-    fsync: Fsync,
-    dirty: bool,
-    last_sync: Instant,
-}
-
-impl CacheWriter {
-    /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
-    /// nothing, when another process holds the lock.
-    pub fn open(
-        path: &Path,
-        key_field: &str,
-        max_line: usize,
-        fsync: Fsync,
-    ) -> Result<(CacheWriter, Loaded)> {
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create_new(true);
-        let mut created = true;
-        let file = match files::open_regular(path, &options) {
-            Err(e) if e.io_kind() == Some(io::ErrorKind::AlreadyExists) => {
-                created = false;
-                files::open_regular(path, options.create_new(false))
-            }
-            other => other,
-        }
-        .map_err(|e| {
-            e.describe(files::CACHE, path, || {
-                format!("open cache {} for appending", path.display())
-            })
-        })?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "cache {} is in use by another pararun (it holds the file's lock); wait for it \
-                 to finish or use another --cache file",
-                path.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock cache {}", path.display()))
-            }
-        }
-        if created && fsync != Fsync::Never {
-            sync_parent_dir(path)?;
-        }
-        let loaded = load(&file, key_field, max_line, path)?;
-        let len = file
-            .metadata()
-            .with_context(|| format!("cannot stat cache {}", path.display()))?
-            .len();
-        let writer = CacheWriter {
-            file,
-            path: path.to_owned(),
-            len,
-            needs_newline: loaded.torn_tail,
-            fsync,
-            dirty: false,
-            last_sync: Instant::now(),
-        };
-        Ok((writer, loaded))
-    }
-
-    /// Appends one record (a complete line ending in `\n`) in a single write. On error the file
-    /// is cut back to its last complete record.
-    pub fn append(&mut self, record: &[u8]) -> Result<(), WriteError> {
-        debug_assert!(record.ends_with(b"\n"));
-        let prefixed;
-        let bytes = if self.needs_newline {
-            prefixed = [&b"\n"[..], record].concat();
-            &prefixed[..]
-        } else {
-            record
-        };
-        if let Err(e) = self.file.write_all(bytes) {
-            let cut = self.file.set_len(self.len);
-            let mut err = anyhow::Error::new(e).context(format!(
-                "cannot append to cache {} (disk full or file too large?)",
-                self.path.display()
-            ));
-            if let Err(cut) = cut {
-                err = err.context(format!(
-                    "and could not cut it back to its last complete record ({cut}); its last line may be torn"
-                ));
-            }
-            return Err(WriteError {
-                error: err,
-                record_kept: false,
-            });
-        }
-        self.len += bytes.len() as u64;
-        self.needs_newline = false;
-        self.dirty = true;
-        if self.fsync == Fsync::Always {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
-    /// With `--fsync batch`: syncs when a second has passed since the last sync.
-    pub fn sync_if_due(&mut self) -> Result<(), WriteError> {
-        if self.fsync == Fsync::Batch && self.dirty && self.last_sync.elapsed() >= SYNC_EVERY {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
-    /// The final sync at exit (except with `--fsync never`).
-    pub fn finish(&mut self) -> Result<(), WriteError> {
-        if self.fsync != Fsync::Never && self.dirty {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
-    /// fdatasync; a failure is fatal and never retried, because the kernel may already have
-    /// dropped the dirty pages, so a later success would prove nothing.
-    fn sync(&mut self) -> Result<(), WriteError> {
-        self.file.sync_data().map_err(|e| WriteError {
-            error: anyhow::Error::new(e).context(format!(
-                "cannot sync cache {} to disk; records since the last sync may not survive a \
-                 power cut (check the disk, e.g. with dmesg)",
-                self.path.display()
-            )),
-            record_kept: true,
-        })?;
-        self.dirty = false;
-        self.last_sync = Instant::now();
-        Ok(())
-    }
-}
-
-/// How often `--fsync batch` syncs at most.
-pub const SYNC_EVERY: Duration = Duration::from_secs(1);
-
 /// Loads a cache's keys without locking or creating it (for `--dry-run`).
 pub fn load_read_only(path: &Path, key_field: &str, max_line: usize) -> Result<Loaded> {
     match files::open_regular(path, OpenOptions::new().read(true)) {
@@ -307,20 +152,6 @@ pub fn load_read_only(path: &Path, key_field: &str, max_line: usize) -> Result<L
             format!("read cache {}", path.display())
         })),
     }
-}
-
-/// Makes a newly created file's directory entry durable.
-fn sync_parent_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| {
-        format!(
-            "cannot sync directory {} after creating the cache",
-            dir.display()
-        )
-    })
 }
 
 #[cfg(test)]
