@@ -32,17 +32,6 @@ pub struct Item {
     pub key: Key,
 }
 
-impl Item {
-    /// The line a persistent worker gets for this item: the JSON line as read, or the plain
-    /// line as a JSON string.
-    pub fn worker_request(&self) -> String {
-        match &self.value {
-            Some(_) => self.line.clone(),
-            None => Value::String(self.line.clone()).to_string(),
-        }
-    }
-}
-
 /// What the reader yields for each non-blank line.
 #[derive(Debug)]
 pub enum InputEvent {

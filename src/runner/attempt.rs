@@ -6,16 +6,34 @@ use std::time::{Duration, Instant};
 
 use super::{failed_item, retry_delay, Pending, Runner};
 use crate::input::Item;
+use crate::job::{self, Launch};
 use crate::process::worker::{Reply, Worker};
 use crate::process::{self, Finished, Job, Limits};
 use crate::report::{escape, Failure, Reason, Stats};
 use crate::result::{judge_process, judge_reply, Outcome};
-use crate::template::MissingField;
+
+/// An attempt on its way: which item, in which slot.
+struct Started {
+    ordinal: u64,
+    slot: usize,
+    item: Item,
+    attempt: u32,
+}
+
+impl Started {
+    fn done(self, program: String, result: Attempt) -> Done {
+        Done {
+            ordinal: self.ordinal,
+            slot: self.slot,
+            item: self.item,
+            attempt: self.attempt,
+            program,
+            result,
+        }
+    }
+}
 
 /// A finished attempt, returned by its task.
-/// The longest `PARARUN_KEY` handed to a child (the kernel's limit for one string is 128 KiB).
-const MAX_ENV_KEY: usize = 32 * 1024;
-
 pub(super) struct Done {
     ordinal: u64,
     slot: usize,
@@ -41,7 +59,8 @@ struct WorkerAttempt {
 }
 
 impl Runner<'_> {
-    /// Starts one attempt of `item` in a free slot.
+    /// Starts one attempt of `item` in a free slot: a child of its own, or a request to the
+    /// slot's persistent worker, as [`job::prepare`] decides.
     pub(super) fn start(&mut self, ordinal: u64, item: Item, attempt: u32) {
         let Some(slot) = self.free_slots.pop() else {
             unreachable!("start is only called with a free slot")
@@ -58,24 +77,30 @@ impl Runner<'_> {
         } else {
             Stats::bump(&self.stats.retries);
         }
-        let argv = match self.template.render(&item, slot) {
-            Ok(argv) => argv,
-            Err(MissingField(reason)) => {
+        let marker = self.watchdog.as_ref().map(|dog| dog.marker(slot));
+        let launch = match job::prepare(self.cfg, &self.template, &item, slot, attempt, marker) {
+            Ok(launch) => launch,
+            Err(failure) => {
                 self.free_slots.push(slot);
-                let failure = Failure::new(Reason::BadInput, reason);
                 self.fail(ordinal, &failed_item(&item, attempt), &failure);
                 return;
             }
         };
-        if argv.iter().any(|arg| arg.contains('\0')) {
-            self.free_slots.push(slot);
-            let failure = Failure::new(
-                Reason::BadInput,
-                "the item holds a NUL byte, which no command argument can carry (use --stdin)",
-            );
-            self.fail(ordinal, &failed_item(&item, attempt), &failure);
-            return;
+        self.count_rate();
+        let attempt = Started {
+            ordinal,
+            slot,
+            item,
+            attempt,
+        };
+        match launch {
+            Launch::Process(job) => self.start_process(attempt, job),
+            Launch::Worker { argv, request } => self.start_on_worker(attempt, argv, request),
         }
+    }
+
+    /// With `--rate`, takes this start out of the budget.
+    fn count_rate(&mut self) {
         if let Some(rate) = self.cfg.rate {
             // Timers fire a little late; forgiving up to a tenth of an interval (at most 5 ms)
             // keeps that lateness from adding up into a slower rate.
@@ -84,33 +109,10 @@ impl Runner<'_> {
             self.rate_tat =
                 self.rate_tat.max(now.checked_sub(slack).unwrap_or(now)) + rate.interval;
         }
-        let mut env = vec![
-            ("PARARUN_SEQ", item.seq.to_string()),
-            ("PARARUN_SLOT", slot.to_string()),
-            ("PARARUN_ATTEMPT", attempt.to_string()),
-        ];
-        // Linux caps one environment string at 128 KiB: a longer key (a huge plain line) is
-        // left out rather than making the item impossible to run.
-        let key = item.key.env_text();
-        if key.len() <= MAX_ENV_KEY && !key.contains('\0') {
-            env.push(("PARARUN_KEY", key.to_owned()));
-        }
-        if let Some(dog) = &self.watchdog {
-            env.push(dog.marker(slot));
-        }
-        let job = Job {
-            env,
-            stdin: self.cfg.stdin.then(|| {
-                let mut line = item.line.clone().into_bytes();
-                line.push(b'\n');
-                line
-            }),
-            argv,
-        };
-        if self.cfg.persistent {
-            self.start_on_worker(ordinal, item, attempt, slot);
-            return;
-        }
+    }
+
+    /// Runs a child of its own for the attempt.
+    fn start_process(&mut self, started: Started, job: Job) {
         let limits = Limits {
             timeout: self.cfg.timeout,
             kill_after: self.cfg.kill_after,
@@ -119,28 +121,17 @@ impl Runner<'_> {
         let stop = self.stop_tx.subscribe();
         let progress = self.progress.clone();
         let program = job.argv[0].clone();
-        let watchdog = self.watchdog.clone();
+        let guard = self.watchdog.clone().map(|dog| (dog, started.slot));
         self.tasks.spawn(async move {
-            let guard = watchdog.map(|dog| (dog, slot));
             let result = Attempt::Process(process::run(job, limits, stop, &progress, guard).await);
-            Done {
-                ordinal,
-                slot,
-                item,
-                attempt,
-                program,
-                result,
-            }
+            started.done(program, result)
         });
     }
 
-    /// Sends an item to the slot's worker, starting one if there is none (or it exited).
-    fn start_on_worker(&mut self, ordinal: u64, item: Item, attempt: u32, slot: usize) {
-        let argv = match self.template.render_worker(slot) {
-            Ok(argv) => argv,
-            Err(_) => unreachable!("the worker command was checked at setup"),
-        };
-        let request = item.worker_request();
+    /// Sends the request to the slot's worker, starting one if there is none (or it exited,
+    /// or printed output that answers no item).
+    fn start_on_worker(&mut self, started: Started, argv: Vec<String>, request: Vec<u8>) {
+        let slot = started.slot;
         let idle = self.workers[slot].take();
         let (timeout, kill_after, max_output) =
             (self.cfg.timeout, self.cfg.kill_after, self.cfg.max_output);
@@ -149,9 +140,8 @@ impl Runner<'_> {
         let watchdog = self.watchdog.clone();
         let program = argv[0].clone();
         self.tasks.spawn(async move {
-            let spawn = || Worker::spawn(&argv, slot, &progress, watchdog.clone());
-            let worker = match idle.map(|w| (w.alive(), w)) {
-                Some((true, mut worker)) => match worker.stray_output() {
+            let worker = match idle.filter(Worker::alive) {
+                Some(mut worker) => match worker.stray_output() {
                     None => Ok(worker),
                     Some(stray) => {
                         progress.line(
@@ -163,40 +153,27 @@ impl Runner<'_> {
                             .as_bytes(),
                         );
                         drop(worker);
-                        spawn()
+                        Worker::spawn(&argv, slot, &progress, watchdog)
                     }
                 },
-                _ => spawn(),
+                None => Worker::spawn(&argv, slot, &progress, watchdog),
             };
             let result = match worker {
                 Ok(mut worker) => {
-                    let started = Instant::now();
+                    let begun = Instant::now();
                     let reply = worker
-                        .call(
-                            request.as_bytes(),
-                            timeout,
-                            kill_after,
-                            max_output,
-                            &mut stop,
-                        )
+                        .call(&request, timeout, kill_after, max_output, &mut stop)
                         .await;
                     Ok(Box::new(WorkerAttempt {
                         reply,
                         stderr_tail: worker.stderr_tail(),
-                        duration: started.elapsed(),
+                        duration: begun.elapsed(),
                         worker,
                     }))
                 }
                 Err(e) => Err(e),
             };
-            Done {
-                ordinal,
-                slot,
-                item,
-                attempt,
-                program,
-                result: Attempt::Worker(result),
-            }
+            started.done(program, Attempt::Worker(result))
         });
     }
 

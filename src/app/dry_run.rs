@@ -1,0 +1,51 @@
+//! `--dry-run`: prints the launch of each item that would run, one per line, built by the same
+//! [`job::prepare`] as a real run.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::input::{InputEvent, InputReader, Key};
+use crate::job;
+use crate::report::progress::Progress;
+use crate::report::Exit;
+use crate::template::Template;
+
+/// Prints every item's launch; bad items are reported on stderr and make the exit 1.
+pub(super) fn print(
+    cfg: &Config,
+    template: &Template,
+    mut reader: InputReader,
+    mut keep: impl FnMut(&Key) -> bool,
+    progress: &Progress,
+) -> Result<Exit> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let input_name = cfg.input.to_string();
+    let mut failed = false;
+    while let Some(event) = reader.next_event(&mut keep)? {
+        let (seq, reason) = match event {
+            InputEvent::Item(item) => match job::prepare(cfg, template, &item, 1, 1, None) {
+                Ok(launch) => {
+                    match writeln!(out, "{}", launch.dry_run_line()) {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(Exit::Success)
+                        }
+                        other => other.context("cannot write to stdout")?,
+                    }
+                    continue;
+                }
+                Err(failure) => (item.seq, failure.detail),
+            },
+            InputEvent::Bad { seq, reason, .. } => (seq, reason),
+        };
+        failed = true;
+        progress.line(format!("pararun: {input_name}:{seq}: bad-input: {reason}").as_bytes());
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(if failed {
+        Exit::ItemsFailed
+    } else {
+        Exit::Success
+    })
+}

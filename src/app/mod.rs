@@ -1,0 +1,139 @@
+//! The application: everything one run sets up from a [`Config`] before the first child
+//! starts (the template, the watchdog, the input, the cache, the failures file, the progress
+//! display), then the run itself, or the dry run ([`dry_run`]).
+//!
+//! Setup errors are `Err`s (exit 2, nothing has run); from the first child on, everything is
+//! reported through the returned [`Exit`].
+
+mod checks;
+mod dry_run;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::cache::index::KeyIndex;
+use crate::cache::{self, CacheWriter, Loaded};
+use crate::config::{Config, InputSource};
+use crate::files;
+use crate::filter::skip_filter;
+use crate::input::{self, InputReader};
+use crate::process::{self, Watchdog};
+use crate::report::progress::{self, Display, Progress};
+use crate::report::{Exit, FailureLog, Stats};
+use crate::runner::Runner;
+
+/// Runs a whole job; see [`crate::run`].
+pub(crate) fn run(cfg: &Config) -> Result<Exit> {
+    let started = Instant::now();
+    // A refused command is a usage error (exit 2), found before anything starts.
+    let template = checks::command_template(cfg)?;
+    // Forked early, while the process is small (the fork itself is sound at any time).
+    let watchdog = match cfg.dry_run {
+        true => None,
+        false => Some(Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?),
+    };
+    let (mut reader, sized) = open_input(cfg)?;
+    checks::format_fits(&mut reader, &template)?;
+    let stats = Arc::new(Stats::default());
+    let progress = start_progress(cfg, &stats, sized.as_deref());
+    if cfg.dry_run {
+        let loaded = match &cfg.cache {
+            Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
+            None => Loaded::default(),
+        };
+        warn_cache(&loaded, cfg, &progress);
+        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, stats);
+        return dry_run::print(cfg, &template, reader, keep, &progress);
+    }
+    let (cache, index) = open_cache(cfg, &progress)?;
+    let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
+    process::sys::survive_file_size_limit();
+    process::sys::raise_open_file_limit();
+    let keep = skip_filter(cfg, sized.as_deref(), index, stats.clone());
+    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
+    let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
+    Ok(runtime(cfg.jobs)?.block_on(runner.run(input, started)))
+}
+
+/// Opens the input; also returns its path when it is a regular file, the only kind that may be
+/// opened a second time to count or estimate its lines: a FIFO or a pipe (`-i <(cmd)`) read
+/// twice would lose to the second reader the items it took.
+fn open_input(cfg: &Config) -> Result<(InputReader, Option<PathBuf>)> {
+    let (source, sized): (Box<dyn Read + Send>, _) = match &cfg.input {
+        InputSource::Stdin => (Box::new(std::io::stdin()), None),
+        InputSource::File(path) => {
+            let (file, regular) = files::open_input(path)?;
+            (Box::new(file), regular.then(|| path.clone()))
+        }
+    };
+    let reader = InputReader::new(
+        source,
+        &cfg.input.to_string(),
+        cfg.format,
+        &cfg.key_field,
+        cfg.max_line_bytes,
+    );
+    Ok((reader, sized))
+}
+
+/// The progress display; with a regular input file and no `--total`, the items are counted on
+/// a thread of their own, so that the first job does not wait for the count.
+fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Progress {
+    let display = if cfg.dry_run {
+        Display::Off
+    } else {
+        cfg.display
+    };
+    let progress = Progress::new(display, stats.clone(), cfg.total);
+    if let (None, Some(path), false) = (cfg.total, sized, display == Display::Off) {
+        let (path, progress) = (path.to_owned(), progress.clone());
+        std::thread::spawn(move || {
+            if let Some(total) = progress::count_items(&path) {
+                progress.set_total(total);
+            }
+        });
+    }
+    progress
+}
+
+/// Opens, locks and loads the cache (if any): its writer and the index of done keys.
+fn open_cache(cfg: &Config, progress: &Progress) -> Result<(Option<CacheWriter>, KeyIndex)> {
+    Ok(match &cfg.cache {
+        Some(path) => {
+            let (writer, loaded) =
+                CacheWriter::open(path, &cfg.key_field, cfg.max_line_bytes, cfg.fsync)?;
+            warn_cache(&loaded, cfg, progress);
+            (Some(writer), loaded.index)
+        }
+        None => (None, KeyIndex::default()),
+    })
+}
+
+fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {
+    if let (Some(path), false) = (&cfg.cache, cfg.quiet) {
+        if let Some(warning) = loaded.warning(path) {
+            progress.line(warning.as_bytes());
+        }
+    }
+}
+
+/// The async runtime. Measured on 5,000 trivial jobs (scripts/bench.sh): with one or two
+/// children a single thread answers a finished child soonest; with more, spawning on two
+/// threads overlaps the kernel's share of each spawn and wins by ~15%.
+fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime> {
+    let mut builder = if jobs <= 2 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
