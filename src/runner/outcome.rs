@@ -1,0 +1,121 @@
+//! Where each item's outcome goes: a record to the cache first (durability) and then to stdout,
+//! a failure to stderr and the failures file; and the `--rate` budget.
+
+use std::io;
+use std::time::Instant;
+
+use anyhow::Error;
+
+use super::{Cause, Runner};
+use crate::input::Item;
+use crate::report::{failure_message, FailedItem, Failure, Stats};
+
+impl Runner<'_> {
+    /// Hands an item's outcome to stdout (a record, or `None` for no record).
+    pub(super) fn emit(&mut self, ordinal: u64, record: Option<&str>) {
+        if let Err(e) = self.output.resolve(ordinal, record) {
+            self.stdout_failed(e);
+        }
+    }
+
+    pub(super) fn stdout_failed(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache keeps
+            // every result that finishes meanwhile.
+            self.stop(Cause::BrokenPipe);
+        } else if self.cache.is_some() {
+            // stdout is a copy of the cache: losing it must not lose results, so the run goes
+            // on (records are no longer printed) and exits 2.
+            self.write_failed = true;
+            self.progress.line(
+                format!(
+                    "pararun: cannot write to stdout: {e}; records are no longer printed but \
+                     still go to the cache; the run goes on and will exit 2"
+                )
+                .as_bytes(),
+            );
+        } else {
+            // Without a cache, stdout is the only place results go: stop starting items.
+            self.set_fatal(
+                Error::new(e)
+                    .context("cannot write to stdout, the only place results go without --cache"),
+            );
+        }
+    }
+
+    /// An item cut short by a shutdown: no record, no failure; it runs again next time.
+    pub(super) fn unfinished(&mut self, ordinal: u64) {
+        Stats::bump(&self.stats.unfinished);
+        self.emit(ordinal, None);
+    }
+
+    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    pub(super) fn rate_wait(&self) -> Option<Instant> {
+        let rate = self.cfg.rate?;
+        let allowed = self
+            .rate_tat
+            .checked_sub(rate.interval * (rate.burst - 1))
+            .unwrap_or(self.rate_tat);
+        (allowed > Instant::now()).then_some(allowed)
+    }
+
+    /// Appends a record to the cache (first: durability) and then to stdout.
+    pub(super) fn record(&mut self, ordinal: u64, item: &Item, mut record: String) {
+        record.push('\n');
+        if self.cause == Some(Cause::Fatal) {
+            self.unfinished(ordinal);
+            return;
+        }
+        if let Some(cache) = &mut self.cache {
+            if let Err(e) = cache.append(record.as_bytes()) {
+                if e.record_kept {
+                    // Only the sync failed: the record is in the file, so the item is done.
+                    self.set_fatal(e.error);
+                    Stats::bump(&self.stats.succeeded);
+                    self.emit(ordinal, Some(&record));
+                    return;
+                }
+                self.progress.line(
+                    format!(
+                        "pararun: item {} ({}:{}) is not done: its record could not be written",
+                        crate::report::excerpt(&item.key.text),
+                        self.input_name,
+                        item.seq
+                    )
+                    .as_bytes(),
+                );
+                self.set_fatal(e.error);
+                self.unfinished(ordinal);
+                return;
+            }
+        }
+        Stats::bump(&self.stats.succeeded);
+        self.emit(ordinal, Some(&record));
+    }
+
+    /// Counts, reports and logs an item that failed for good.
+    pub(super) fn fail(&mut self, ordinal: u64, item: &FailedItem<'_>, failure: &Failure) {
+        Stats::bump(&self.stats.failed);
+        self.emit(ordinal, None);
+        self.progress
+            .line(failure_message(item, failure, &self.input_name).as_bytes());
+        if let Some(log) = &mut self.failures {
+            if let Err(e) = log.append(item, failure) {
+                self.write_failed = true;
+                self.progress.line(format!("pararun: {e:#}").as_bytes());
+            }
+        }
+        if let Some(max) = self.cfg.max_failures {
+            if Stats::get(&self.stats.failed) >= max && self.cause.is_none() {
+                self.progress.line(
+                    format!(
+                        "pararun: {max} failed item{}: starting nothing new (--max-failures)",
+                        if max == 1 { "" } else { "s" }
+                    )
+                    .as_bytes(),
+                );
+                self.stop(Cause::MaxFailures);
+            }
+        }
+    }
+}
