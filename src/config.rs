@@ -63,6 +63,41 @@ pub struct Config {
     pub rate: Option<Rate>,
 }
 
+impl Config {
+    /// A configuration with the command line's defaults for `command` (the words after `--`):
+    /// one child at a time, items from stdin, `id` keys, no cache, no progress display.
+    pub fn new(command: Vec<String>) -> Config {
+        Config {
+            jobs: 1,
+            input: InputSource::Stdin,
+            format: Format::Auto,
+            key_field: "id".into(),
+            max_line_bytes: 64 << 20,
+            command,
+            stdin: false,
+            shell: false,
+            dry_run: false,
+            cache: None,
+            capture: Capture::Json,
+            max_output: 64 << 20,
+            fsync: Fsync::Batch,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            timeout: None,
+            kill_after: Duration::from_secs(5),
+            failures: None,
+            max_failures: None,
+            quiet: false,
+            display: Display::Off,
+            total: None,
+            keep_order: false,
+            persistent: false,
+            shard: None,
+            rate: None,
+        }
+    }
+}
+
 /// `--shard I/N`: this run owns the keys whose hash is I modulo N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

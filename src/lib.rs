@@ -1,27 +1,56 @@
 //! pararun: run a command over every item of a JSONL or line input, N at a time, with a
 //! crash-safe, resumable JSONL cache.
 //!
-//! The binary is a thin shell around [`run`]; a Rust program can build a [`Config`] and call it
-//! the same way. Data flows one way: [`input`] reads items, the cache index filters them,
-//! [`template`] builds each command, [`process`] runs it, and [`runner`] hands each outcome to the
-//! [`cache`], stdout and [`report`].
+//! The binary is a thin shell around [`run`]; a Rust program builds a [`Config`] and calls it
+//! the same way, then reads the results with [`CacheReader`]. `ARCHITECTURE.md` maps the parts
+//! behind this API (input, filter, template, job, process, result, cache, report, runner).
+//!
+//! ```
+//! use pararun::{CacheReader, Config, Exit};
+//! use pararun::config::InputSource;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let items = dir.path().join("items.jsonl");
+//! std::fs::write(&items, "{\"id\":1,\"n\":2}\n{\"id\":2,\"n\":3}\n")?;
+//! // Each child reads its item on stdin and prints it back: the item is its own result.
+//! let mut cfg = Config::new(vec!["cat".into()]);
+//! cfg.input = InputSource::File(items);
+//! cfg.stdin = true;
+//! cfg.cache = Some(dir.path().join("out.jsonl"));
+//! cfg.quiet = true;
+//! assert_eq!(pararun::run(&cfg)?, Exit::Success);
+//! let records: Vec<_> = CacheReader::open(&dir.path().join("out.jsonl"), 1 << 20)?
+//!     .collect::<anyhow::Result<_>>()?;
+//! assert_eq!(records.len(), 2);
+//! // A second run finds both keys in the cache and runs nothing.
+//! assert_eq!(pararun::run(&cfg)?, Exit::Success);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`run`] is sound to call from any program, threads or not. It changes a few process-wide
+//! settings while it runs, and leaves them: the soft limit on open files is raised to the hard
+//! limit, SIGXFSZ gets a no-op handler, and SIGINT, SIGTERM, SIGHUP and SIGTSTP are handled
+//! through tokio (whose handlers stay installed once the run returns).
 
 #![deny(missing_docs)]
 
 mod app;
-pub mod cache;
+mod cache;
 pub mod cli;
 pub mod config;
-pub mod files;
+mod files;
 mod filter;
-pub mod input;
+mod input;
 mod job;
-pub mod process;
-pub mod report;
-pub mod result;
-pub mod runner;
-pub mod template;
+mod process;
+mod report;
+mod result;
+mod runner;
+mod template;
 
+pub use cache::CacheReader;
 pub use config::Config;
 pub use report::Exit;
 

@@ -2,11 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use pararun::cli::Cli;
-
 fn main() -> ExitCode {
-    let config = match Cli::parse().into_config() {
+    let config = match pararun::cli::parse() {
         Ok(config) => config,
         Err(err) => return fail(&err),
     };

@@ -58,11 +58,6 @@ impl KeyIndex {
         self.len
     }
 
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The slot a hash starts probing at: a multiply-shift of its low half onto the table,
     /// which needs no power-of-two size.
     fn home(&self, hash: u128) -> usize {

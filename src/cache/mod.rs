@@ -8,6 +8,7 @@
 
 pub mod index;
 pub mod load;
+pub mod reader;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub use load::{load_read_only, Loaded};
+pub use reader::CacheReader;
 
 use crate::config::Fsync;
 use crate::files;

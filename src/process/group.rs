@@ -55,11 +55,6 @@ impl Group {
         })
     }
 
-    /// The leader's pid, which is the group's id.
-    pub fn pid(&self) -> i32 {
-        self.pid.as_raw_nonzero().get()
-    }
-
     /// Whether the leader has exited (it stays unreaped).
     pub fn has_exited(&self) -> bool {
         if self.child.is_none() {

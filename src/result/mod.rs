@@ -17,7 +17,8 @@ use crate::report::{escape, human_duration, Failure, Reason};
 
 mod stdout;
 
-pub use stdout::parse_result;
+#[cfg(test)]
+use stdout::parse_result;
 use stdout::result_of;
 
 /// The verdict on one attempt.

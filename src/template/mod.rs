@@ -27,7 +27,9 @@ mod tests;
 use serde_json::Value;
 
 use crate::input::Item;
-pub use error::{Problem, TemplateError};
+#[cfg(test)]
+pub use error::Problem;
+pub use error::TemplateError;
 use shell::Script;
 
 /// One piece of a command word.
@@ -121,6 +123,7 @@ impl Template {
         })
     }
 
+    #[cfg(test)]
     /// How the command is started.
     pub fn mode(&self) -> Mode {
         self.mode

@@ -1,0 +1,208 @@
+//! The flags, one flattened struct per help heading.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum, ValueHint};
+
+use crate::config::{parse_duration, parse_rate, parse_shard, parse_size, Shard, DEFAULT_MAX_LINE};
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
+pub(super) struct InputArgs {
+    /// Read items from FILE instead of stdin (`-` is stdin).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(super) input: Option<PathBuf>,
+
+    /// How to read items: `auto` picks jsonl when the first non-blank line starts with `{`.
+    #[arg(hide_short_help = true, long, value_enum, default_value_t = FormatArg::Auto, value_name = "FORMAT")]
+    pub(super) format: FormatArg,
+
+    /// The top-level field that keys a JSON item and every cache record.
+    ///
+    /// Keys are compared by their compact JSON text: `5` and `"5"` are different keys, and so
+    /// are `1`, `1.0` and `1e0`; a number keeps all its digits. A line item's key is the line
+    /// itself, stored under this name in its record.
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    pub(super) key_field: String,
+
+    /// The longest line read from the input or the cache, and the longest record written.
+    ///
+    /// An input line over SIZE fails alone as bad-input and is skipped without being held in
+    /// memory; a cache line over it is skipped as damaged; a result whose record would be over
+    /// it fails as bad-output (it could not be read back). SIZE is bytes, or a number with K,
+    /// M or G (binary: 1K = 1024).
+    #[arg(hide_short_help = true, long, default_value = DEFAULT_MAX_LINE, value_parser = parse_size, value_name = "SIZE")]
+    pub(super) max_line_bytes: usize,
+
+    /// Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N).
+    ///
+    /// The hash is XXH3-64 of the key's compact JSON text, the same on every machine and
+    /// version, so N runs with 0/N .. N-1/N split any input into disjoint parts. Other items
+    /// are skipped and counted as "other shards". Example: `--shard $SLURM_ARRAY_TASK_ID/4`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub(super) shard: Option<Shard>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Command")]
+pub(super) struct CommandArgs {
+    /// Children running at once [default: the number of CPUs].
+    #[arg(short, long, value_name = "N")]
+    pub(super) jobs: Option<NonZeroUsize>,
+
+    /// Write the item's input line to the child's stdin (otherwise stdin is /dev/null).
+    #[arg(long)]
+    pub(super) stdin: bool,
+
+    /// Run the command through `sh -c` even when given as several words.
+    #[arg(hide_short_help = true, long)]
+    pub(super) shell: bool,
+
+    /// Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as
+    /// one line on its stdin (the JSON line, or a JSON string for lines input), and the worker
+    /// answers with one JSON line on stdout.
+    ///
+    /// A worker that exits, times out or answers with something that is not JSON fails its item
+    /// and is restarted. Only the `<%>` placeholder may be used; PARARUN_SLOT is set.
+    #[arg(long)]
+    pub(super) persistent: bool,
+
+    /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
+    /// spaced; retries count too.
+    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    pub(super) rate: Option<Duration>,
+
+    /// With --rate: how many items may start back to back after a pause.
+    #[arg(hide_short_help = true, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
+    pub(super) burst: u32,
+
+    /// Print each command that would run (after skipping cached keys), shell-quoted, one per
+    /// line; run nothing and write nothing.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Results and cache")]
+pub(super) struct ResultArgs {
+    /// The JSONL cache: keys found in it are skipped; each new result is appended as it arrives.
+    ///
+    /// Created if missing. A torn or unreadable line is skipped with a warning, never fatal.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(super) cache: Option<PathBuf>,
+
+    /// What a child's stdout is: a JSON result, or text stored as a string.
+    ///
+    /// Either way it is kept exactly: output that is not valid UTF-8 (as JSON must be) fails
+    /// the item as bad-output instead of being altered.
+    #[arg(long, value_enum, default_value_t = CaptureArg::Json, value_name = "MODE")]
+    pub(super) capture: CaptureArg,
+
+    /// The most a child may print on stdout (a persistent worker: per answer line); past it
+    /// the child is killed and the item fails as bad-output.
+    ///
+    /// SIZE is bytes, or a number with K, M or G (powers of 1024), e.g. `256M`.
+    #[arg(hide_short_help = true, long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
+    pub(super) max_output_bytes: usize,
+
+    /// How hard each cache append is pushed to disk (against power loss, not crashes: a crash
+    /// of pararun loses no finished result in any mode).
+    #[arg(hide_short_help = true, long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
+    pub(super) fsync: FsyncArg,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Faults")]
+pub(super) struct FaultArgs {
+    /// Retry a failed item up to N more times; bad input is never retried.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(super) retries: u32,
+
+    /// Wait before the first retry, doubling (with jitter) on each further one, capped at 1m.
+    ///
+    /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
+    #[arg(hide_short_help = true, long, default_value = "1s", value_parser = parse_duration, value_name = "DUR")]
+    pub(super) retry_delay: Duration,
+
+    /// Per attempt: on expiry the child's process group gets SIGTERM, then SIGKILL after
+    /// --kill-after.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub(super) timeout: Option<Duration>,
+
+    /// Grace between SIGTERM and SIGKILL, for timeouts and for shutdown.
+    #[arg(hide_short_help = true, long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub(super) kill_after: Duration,
+
+    /// Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...).
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(super) failures: Option<PathBuf>,
+
+    /// After N failed items start nothing new, let running ones finish, and exit 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) max_failures: Option<u64>,
+
+    /// Stop at the first failed item (the same as --max-failures 1).
+    #[arg(hide_short_help = true, long)]
+    pub(super) halt_on_error: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub(super) struct OutputArgs {
+    /// Print no result records on stdout and no summary or progress on stderr.
+    #[arg(short, long)]
+    pub(super) quiet: bool,
+
+    /// Print records on stdout in input order (the cache still gets them as they finish).
+    ///
+    /// At most 4 x --jobs results wait behind a slow item; past that, new items wait.
+    #[arg(short = 'k', long)]
+    pub(super) keep_order: bool,
+
+    /// Show the progress bar even when stderr is not a terminal.
+    #[arg(hide_short_help = true, long, overrides_with = "no_progress")]
+    pub(super) progress: bool,
+
+    /// Show no progress bar and no progress lines.
+    #[arg(hide_short_help = true, long, overrides_with = "progress")]
+    pub(super) no_progress: bool,
+
+    /// The number of items, for the bar's ETA [default: counted in the background when the
+    /// input is a regular file].
+    #[arg(hide_short_help = true, long, value_name = "N")]
+    pub(super) total: Option<u64>,
+
+    /// When stderr is not a terminal, print a plain progress line this often.
+    #[arg(hide_short_help = true, long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    pub(super) log_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum FormatArg {
+    /// jsonl when the first non-blank line starts with `{`, else lines.
+    Auto,
+    /// One JSON value per line.
+    Jsonl,
+    /// Each line is an item, keyed by itself.
+    Lines,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum CaptureArg {
+    /// The child's stdout is one JSON document, or its last JSON line.
+    Json,
+    /// The child's stdout, as a string, is the result.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum FsyncArg {
+    /// fdatasync after every record.
+    Always,
+    /// fdatasync at most once a second, and at exit.
+    Batch,
+    /// Leave it to the operating system.
+    Never,
+}

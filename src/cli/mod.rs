@@ -1,0 +1,262 @@
+//! The command-line definition: the only module that knows about clap.
+//!
+//! Doc comments here are the `--help` text, the man page and the completions, so they are
+//! written for users. `Cli::into_config` turns the parsed flags into the plain [`Config`] the
+//! engine takes; checks that span several flags live there and name the flags they involve.
+
+mod args;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+
+use anyhow::{bail, Result};
+use clap::{Parser, ValueHint};
+
+use crate::config::{Capture, Config, Display, Format, Fsync, InputSource, Rate};
+use args::{
+    CaptureArg, CommandArgs, FaultArgs, FormatArg, FsyncArg, InputArgs, OutputArgs, ResultArgs,
+};
+
+/// Names kept for pararun's own subcommands. As a command's first word they must come after
+/// `--` (`pararun -- stats`), so that adding a subcommand later never changes what an
+/// existing command line does.
+pub const RESERVED: [&str; 8] = [
+    "cache",
+    "check",
+    "completions",
+    "help",
+    "man",
+    "merge",
+    "stats",
+    "status",
+];
+
+/// Parses the process's own arguments into a [`Config`]. A bad flag prints clap's message and
+/// exits 2 here; a reserved word used as the command without `--`, or flags that do not go
+/// together, are an `Err`.
+pub fn parse() -> Result<Config> {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&raw);
+    check_reserved(&raw, &cli.cmd)?;
+    cli.into_config()
+}
+
+/// Refuses a reserved name as the command's first word unless `--` stands right before it.
+/// The command is the last of the arguments (it takes everything after its first word).
+fn check_reserved(raw: &[OsString], cmd: &[String]) -> Result<()> {
+    let Some(first) = cmd.first().filter(|w| RESERVED.contains(&w.as_str())) else {
+        return Ok(());
+    };
+    let before = raw.len().checked_sub(cmd.len() + 1).map(|i| &raw[i]);
+    if before.is_some_and(|arg| arg == "--") {
+        return Ok(());
+    }
+    bail!(
+        "{first:?} is reserved for a pararun subcommand; to run a program named {first}, put \
+         it after --: pararun [OPTIONS] -- {first} ..."
+    )
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  Run work.py on every JSONL item, 8 at a time, resumable:
+    cat items.jsonl | pararun -j 8 --cache out.jsonl -- python work.py <>
+
+  Pass one field of each item; the program is run directly, no shell:
+    pararun -i items.jsonl --cache out.jsonl -- ./score --text <text> --lang <lang>
+
+  One word after -- runs through sh -c; values go in as arguments, never as code:
+    pararun -i urls.txt --capture text -- 'curl -s <> | sha256sum'
+
+  Survive flaky children and record what still fails:
+    pararun -i items.jsonl --cache out.jsonl --retries 3 --timeout 2m \\
+      --failures failed.jsonl -- python call_api.py <>
+
+  See what would run, without running it:
+    pararun -i items.jsonl --cache out.jsonl --dry-run -- python work.py <>
+";
+
+/// Run a command over every item of a JSONL or line input, N at a time, with a crash-safe,
+/// resumable JSONL cache.
+///
+/// Each item (a JSON object per line, or a plain line) is put into COMMAND; the child's JSON
+/// stdout is its result, appended to the --cache file the moment the child finishes. Run the
+/// same command again and every item whose key is already in the cache is skipped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pararun",
+    version,
+    after_long_help = EXAMPLES,
+    after_help = "Use --help for the details of each option and examples.",
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    command: CommandArgs,
+    #[command(flatten)]
+    results: ResultArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+
+    /// The command to run for each item, after `--`.
+    ///
+    /// Placeholders: `<>` the item (the line as read), `<NAME>` a top-level field of a JSON
+    /// item, `<#>` the item's input line number, `<%>` the slot (1..N) running it. Several
+    /// words: the program is run directly and each placeholder is replaced inside its own
+    /// argument. One word (or --shell): run with `sh -c`; each value is passed to the script as
+    /// an argument and reaches the child whole wherever its placeholder stands (unquoted, in
+    /// "…", '…' or $'…', in a here-document), never run. Inside backticks or arithmetic no value
+    /// is safe, so such a command is refused (exit 2) with what to write instead. With no
+    /// placeholder and no --stdin the item is appended as the last argument, as xargs does.
+    #[arg(
+        help_heading = "Command",
+        required = true,
+        trailing_var_arg = true,
+        value_name = "COMMAND",
+        value_hint = ValueHint::CommandWithArguments,
+        num_args = 1..
+    )]
+    cmd: Vec<String>,
+}
+
+impl Cli {
+    /// Checks the flags that depend on each other and senses the environment (CPU count)
+    /// once, producing the engine's [`Config`].
+    pub fn into_config(self) -> Result<Config> {
+        let jobs = match self.command.jobs {
+            Some(n) => n.get(),
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        if self.input.key_field.is_empty() {
+            bail!("--key-field must not be empty");
+        }
+        let input = match self.input.input {
+            None => InputSource::Stdin,
+            Some(p) if p.as_os_str() == "-" => InputSource::Stdin,
+            Some(p) => InputSource::File(p),
+        };
+        if self.faults.timeout.is_some_and(|t| t.is_zero()) {
+            bail!("--timeout 0 would fail every item at once; give a positive duration, or leave --timeout out for none");
+        }
+        if self.command.persistent && self.command.stdin {
+            bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
+        }
+        let max_failures = if self.faults.halt_on_error {
+            Some(1)
+        } else {
+            self.faults.max_failures
+        };
+        Ok(Config {
+            jobs,
+            input,
+            format: match self.input.format {
+                FormatArg::Auto => Format::Auto,
+                FormatArg::Jsonl => Format::Jsonl,
+                FormatArg::Lines => Format::Lines,
+            },
+            key_field: self.input.key_field,
+            max_line_bytes: self.input.max_line_bytes,
+            command: self.cmd,
+            stdin: self.command.stdin,
+            shell: self.command.shell,
+            dry_run: self.command.dry_run,
+            cache: self.results.cache,
+            capture: match self.results.capture {
+                CaptureArg::Json => Capture::Json,
+                CaptureArg::Text => Capture::Text,
+            },
+            max_output: self.results.max_output_bytes as u64,
+            fsync: match self.results.fsync {
+                FsyncArg::Always => Fsync::Always,
+                FsyncArg::Batch => Fsync::Batch,
+                FsyncArg::Never => Fsync::Never,
+            },
+            retries: self.faults.retries,
+            retry_delay: self.faults.retry_delay,
+            timeout: self.faults.timeout,
+            kill_after: self.faults.kill_after,
+            failures: self.faults.failures,
+            max_failures,
+            quiet: self.output.quiet,
+            display: if self.output.quiet || self.output.no_progress {
+                Display::Off
+            } else if self.output.progress || std::io::stderr().is_terminal() {
+                Display::Bar {
+                    color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                    forced: !std::io::stderr().is_terminal(),
+                }
+            } else if self.output.log_interval.is_zero() {
+                Display::Off
+            } else {
+                Display::Log(self.output.log_interval)
+            },
+            total: self.output.total,
+            keep_order: self.output.keep_order,
+            persistent: self.command.persistent,
+            shard: self.input.shard,
+            rate: self.command.rate.map(|interval| Rate {
+                interval,
+                burst: self.command.burst,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn zero_jobs_is_rejected() {
+        let err = Cli::try_parse_from(["pararun", "-j", "0", "--", "true"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn child_flags_are_not_ours() {
+        let cli =
+            Cli::try_parse_from(["pararun", "-j", "2", "--", "grep", "-q", "--jobs"]).unwrap();
+        assert_eq!(cli.cmd, ["grep", "-q", "--jobs"]);
+    }
+
+    #[test]
+    fn attached_short_values_and_flags_without_a_separator() {
+        // Regression: `-j1` was taken for the command's first word.
+        let cli = Cli::try_parse_from(["pararun", "-j1", "-qk", "grep", "-c", "x"]).unwrap();
+        assert_eq!(cli.command.jobs.map(NonZeroUsize::get), Some(1));
+        assert!(cli.output.quiet && cli.output.keep_order);
+        assert_eq!(cli.cmd, ["grep", "-c", "x"]);
+    }
+
+    #[test]
+    fn reserved_names_need_a_separator() {
+        let raw = |args: &[&str]| -> Vec<OsString> { args.iter().map(OsString::from).collect() };
+        let cmd = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+        assert!(check_reserved(&raw(&["pararun", "stats", "x"]), &cmd(&["stats", "x"])).is_err());
+        assert!(check_reserved(&raw(&["pararun", "-j", "2", "stats"]), &cmd(&["stats"])).is_err());
+        assert!(check_reserved(&raw(&["pararun", "--", "stats"]), &cmd(&["stats"])).is_ok());
+        assert!(check_reserved(
+            &raw(&["pararun", "echo", "stats"]),
+            &cmd(&["echo", "stats"])
+        )
+        .is_ok());
+        assert!(check_reserved(&raw(&["pararun", "--", "--"]), &cmd(&["--"])).is_ok());
+    }
+
+    #[test]
+    fn halt_on_error_means_one_failure() {
+        let cli = Cli::try_parse_from(["pararun", "--halt-on-error", "--", "true"]).unwrap();
+        assert_eq!(cli.into_config().unwrap().max_failures, Some(1));
+    }
+}
