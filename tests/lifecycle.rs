@@ -294,3 +294,91 @@ fn killing_one_run_never_touches_another_runs_children() {
     let _ = second.wait();
     all_gone(&pids(&two, "kids"), "the second run's children");
 }
+
+#[test]
+fn a_worker_that_dies_while_a_background_job_holds_its_stdout_does_not_hang_the_run() {
+    for worker in [
+        "sleep 60 & while read -r l; do [ \"$l\" = '\"2\"' ] && exit 3; echo '{}'; done",
+        "setsid sleep 60 & read -r l; echo '{}'; exit 0",
+    ] {
+        let env = TestEnv::new();
+        let started = Instant::now();
+        let script = format!("echo $$ >> kids; {worker}");
+        let out = env
+            .cmd()
+            .args(["-j", "1", "--persistent", "--", "bash", "-c", &script])
+            .stdin("1\n2\n3\n")
+            .run();
+        // The second worker may exit before its next item is sent (it is then replaced, and
+        // every item succeeds) or after (that item fails): either way, nothing hangs.
+        assert!(matches!(out.code, Some(0 | 1)), "{}", out.report());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{worker}\n{}",
+            out.report()
+        );
+        assert!(out.records().len() >= 2, "{}", out.report());
+    }
+}
+
+#[test]
+fn a_holder_of_the_pipe_with_a_cleared_environment_is_killed_too() {
+    let env = TestEnv::new();
+    let script = "env -i setsid sh -c 'echo $$ >> daemons; exec sleep 60' & \
+                  while [ ! -s daemons ]; do sleep 0.01; done; echo '{}'";
+    env.cmd()
+        .args(["-q", "--", "sh", "-c", script])
+        .stdin("1\n")
+        .run()
+        .success();
+    all_gone(&pids(&env, "daemons"), "the daemon without a marker");
+}
+
+#[test]
+fn a_signal_while_the_cache_loads_is_a_clean_stop() {
+    let env = TestEnv::new();
+    let cache: String = (0..1_000_000)
+        .map(|i| format!("{{\"id\":{i}}}\n"))
+        .collect();
+    env.write("c.jsonl", cache);
+    let input: String = (0..1_000_010)
+        .map(|i| format!("{{\"id\":{i}}}\n"))
+        .collect();
+    env.write("in.jsonl", input);
+    let running = env
+        .cmd()
+        .args([
+            "-i",
+            "in.jsonl",
+            "--cache",
+            "c.jsonl",
+            "--kill-after",
+            "1s",
+            "--",
+        ])
+        .args(["sh", "-c", "sleep 60"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal(libc::SIGTERM);
+    running
+        .wait()
+        .code(143)
+        .stderr_has("SIGTERM: starting nothing new")
+        .stderr_has("pararun: ran ");
+}
+
+#[test]
+fn chatty_stderr_passes_through_fast_and_whole() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--", "sh", "-c", "seq 1 200000 >&2; echo '{}'"])
+        .stdin("1\n")
+        .run();
+    out.success();
+    let expected: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        out.stderr.contains(&expected),
+        "stderr lost or reordered lines"
+    );
+}

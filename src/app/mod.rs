@@ -24,7 +24,7 @@ use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
 use crate::report::{Exit, FailureLog, Stats};
-use crate::runner::Runner;
+use crate::runner::{Runner, Signals};
 
 /// Runs a whole job; see [`crate::run`].
 pub(crate) fn run(cfg: &Config) -> Result<Exit> {
@@ -49,6 +49,14 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         let keep = skip_filter(cfg, sized.as_deref(), loaded.index, stats);
         return dry_run::print(cfg, &template, reader, keep, &progress);
     }
+    // The runtime and the signal handlers come before the cache is loaded, which can take
+    // seconds: a Ctrl-C meanwhile is then a clean stop (the runner sees it first thing),
+    // not a silent death.
+    let runtime = runtime(cfg.jobs)?;
+    let signals = {
+        let _enter = runtime.enter();
+        Signals::install().context("cannot install signal handlers")?
+    };
     let (cache, index) = open_cache(cfg, &progress)?;
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
@@ -56,7 +64,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let keep = skip_filter(cfg, sized.as_deref(), index, stats.clone());
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
     let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
-    Ok(runtime(cfg.jobs)?.block_on(runner.run(input, started)))
+    Ok(runtime.block_on(runner.run(signals, input, started)))
 }
 
 /// Opens the input; also returns its path when it is a regular file, the only kind that may be

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use super::group::Group;
+use super::holders;
 use super::pipes::{lock, pump_stderr, read_capped, Captured, Tail};
 use super::{reached, sleep_until, Ending, Stop, Watchdog, DRAIN};
 use crate::report::progress::Progress;
@@ -80,6 +81,10 @@ pub async fn run(
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
+    let inodes: Vec<u64> = [holders::pipe_inode(&stdout), holders::pipe_inode(&stderr)]
+        .into_iter()
+        .flatten()
+        .collect();
     let mut group = Group::new(child, guard.clone())?;
     let tail = Mutex::new(Tail::default());
     let mut captured = Captured::default();
@@ -117,6 +122,8 @@ pub async fn run(
             if let Some((dog, slot)) = &guard {
                 dog.sweep_slot(*slot);
             }
+            // One that also cleared its environment carries no marker, but holds the pipe.
+            holders::kill_holders(&inodes);
             pipes.drain(Duration::from_millis(100)).await;
         }
         (ending, status)

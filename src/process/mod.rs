@@ -5,6 +5,7 @@
 //! - [`group`] owns a running child's process group, and is the one place that signals it;
 //! - [`pipes`] reads a child's stdout (capped) and passes its stderr through (in bounded pieces);
 //! - [`sweep`] finds and kills, by pidfd, every process that carries a run's marker;
+//! - [`holders`] finds and kills the processes that hold a child's pipes, marker or not;
 //! - [`watchdog`] is the forked process that cleans up if pararun itself dies;
 //! - [`sys`] holds the process-wide settings (open-file limit, SIGXFSZ).
 //!
@@ -14,6 +15,7 @@
 
 pub mod child;
 pub mod group;
+pub mod holders;
 pub mod pipes;
 pub mod sweep;
 pub mod sys;

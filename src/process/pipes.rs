@@ -111,25 +111,39 @@ pub fn lock(tail: &Mutex<Tail>) -> MutexGuard<'_, Tail> {
     tail.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Passes a child's stderr through to ours a whole line at a time (a line longer than
-/// [`PIECE`] in pieces), keeping its tail.
-pub async fn pump_stderr(stderr: impl AsyncRead + Unpin, progress: &Progress, tail: &Mutex<Tail>) {
-    let mut reader = tokio::io::BufReader::with_capacity(PIECE, stderr);
-    let mut line = Vec::new();
+/// Passes a child's stderr through to ours as it arrives, whole lines at a time: everything up
+/// to the last newline of each read goes out in one write (a chatty child is not slowed to a
+/// write per line), and a line longer than [`PIECE`] goes out in pieces of that size. Keeps
+/// the tail for failure reports.
+pub async fn pump_stderr(
+    mut stderr: impl AsyncRead + Unpin,
+    progress: &Progress,
+    tail: &Mutex<Tail>,
+) {
+    let mut buf = vec![0u8; 2 * PIECE];
+    let mut held = 0;
     loop {
-        line.clear();
-        match read_line_capped(&mut reader, PIECE, &mut line).await {
-            Err(_) => break,
-            Ok(Line::Eof) if line.is_empty() => break,
-            Ok(end) => {
-                // A cut piece goes on without a newline, so the stream stays byte for byte.
-                if end == Line::Whole {
-                    line.push(b'\n');
-                }
-                progress.write_raw(&line);
-                lock(tail).push(&line);
-            }
+        let n = match stderr.read(&mut buf[held..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let filled = held + n;
+        // Whole lines go out now; a partial line waits for its end unless it fills a piece.
+        let cut = match buf[..filled].iter().rposition(|&b| b == b'\n') {
+            Some(nl) => nl + 1,
+            None if filled >= PIECE => filled,
+            None => 0,
+        };
+        if cut > 0 {
+            progress.write_raw(&buf[..cut]);
+            lock(tail).push(&buf[..cut]);
+            buf.copy_within(cut..filled, 0);
         }
+        held = filled - cut;
+    }
+    if held > 0 {
+        progress.write_raw(&buf[..held]);
+        lock(tail).push(&buf[..held]);
     }
 }
 

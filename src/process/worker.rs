@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -122,23 +123,37 @@ impl Worker {
     ) -> Reply {
         enum Event {
             Read(io::Result<Line>),
+            Exited,
             TimedOut,
             Stopped,
         }
         let deadline = timeout.map(|t| tokio::time::Instant::from_std(Instant::now() + t));
         let cap = usize::try_from(max_output).unwrap_or(usize::MAX);
         let mut line = Vec::new();
-        let (stdin, stdout) = (&mut self.stdin, &mut self.stdout);
-        let exchange = async {
-            stdin.write_all(request).await?;
-            stdin.write_all(b"\n").await?;
-            stdin.flush().await?;
-            pipes::read_line_capped(stdout, cap, &mut line).await
-        };
-        let event = tokio::select! {
-            read = exchange => Event::Read(read),
-            _ = super::sleep_until(deadline) => Event::TimedOut,
-            _ = reached(stop, Stop::Graceful) => Event::Stopped,
+        let event = {
+            let (stdin, stdout, group) = (&mut self.stdin, &mut self.stdout, &self.group);
+            let exchange = async {
+                stdin.write_all(request).await?;
+                stdin.write_all(b"\n").await?;
+                stdin.flush().await?;
+                pipes::read_line_capped(stdout, cap, &mut line).await
+            };
+            tokio::pin!(exchange);
+            let mut event = tokio::select! {
+                read = &mut exchange => Event::Read(read),
+                // A worker can exit while something it started still holds its stdout open (a
+                // background job): its exit, not an EOF that may never come, ends the wait.
+                _ = group.exited() => Event::Exited,
+                _ = super::sleep_until(deadline) => Event::TimedOut,
+                _ = reached(stop, Stop::Graceful) => Event::Stopped,
+            };
+            if let Event::Exited = event {
+                // An answer written just before the exit is still in the pipe.
+                if let Ok(read) = tokio::time::timeout(DRAIN, &mut exchange).await {
+                    event = Event::Read(read);
+                }
+            }
+            event
         };
         match event {
             Event::Read(Ok(Line::Whole)) => {
@@ -149,14 +164,16 @@ impl Worker {
                 }
             }
             Event::Read(Ok(Line::OverCap)) => Reply::TooLong(max_output),
-            // EOF or a broken pipe: the worker is exiting (or closed its stdout and lingers,
-            // which it gets `kill_after` to stop doing); its status says why.
-            Event::Read(_) => {
+            // EOF, a broken pipe, or an exit: the worker is gone (or closed its stdout and
+            // lingers, which it gets `kill_after` to stop doing); its status says why.
+            Event::Read(_) | Event::Exited => {
                 let exited = tokio::time::timeout(kill_after, self.group.exited()).await;
                 if exited.is_err() {
                     self.group.terminate(kill_after, stop).await;
                 }
-                Reply::Died(self.reap().await)
+                let status = self.reap().await;
+                self.release_pipes();
+                Reply::Died(status)
             }
             Event::TimedOut => {
                 self.group.terminate(kill_after, stop).await;
@@ -167,6 +184,16 @@ impl Worker {
                 Reply::Stopped
             }
         }
+    }
+
+    /// After the worker died: whatever still holds its pipes (a descendant that left the
+    /// group) is killed, so that nothing it started outlives it.
+    fn release_pipes(&self) {
+        if let Some(dog) = &self.watchdog {
+            dog.sweep_slot(self.slot);
+        }
+        let inode = super::holders::pipe_inode(self.stdout.get_ref().as_fd());
+        super::holders::kill_holders(&inode.into_iter().collect::<Vec<_>>());
     }
 
     /// Reaps the exited leader (and kills what it left in its group).

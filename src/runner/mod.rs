@@ -29,6 +29,8 @@ mod attempt;
 mod outcome;
 mod retry;
 mod signals;
+
+pub use signals::Signals;
 mod stop;
 
 use attempt::Done;
@@ -160,16 +162,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
-    /// exit status. Signal handlers are installed before the first child starts.
-    pub async fn run(mut self, input: InputFeed, started: Instant) -> Exit {
-        let signals = match signals::Signals::install() {
-            Ok(signals) => signals,
-            Err(e) => {
-                self.progress
-                    .line(format!("pararun: cannot install signal handlers: {e}").as_bytes());
-                return Exit::Error;
-            }
-        };
+    /// exit status. `signals` were installed at setup, before the cache was loaded.
+    pub async fn run(mut self, signals: Signals, input: InputFeed, started: Instant) -> Exit {
         let mut wakers = Wakers::new(&self, signals, input).await;
         loop {
             if self.tasks.is_empty()

@@ -10,7 +10,7 @@ use super::Cause;
 use crate::process::Watchdog;
 
 /// The signal streams, installed before the first child starts.
-pub(super) struct Signals {
+pub struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
     hangup: tokio::signal::unix::Signal,
@@ -27,7 +27,7 @@ pub(super) enum Asked {
 
 impl Signals {
     /// Installs the handlers.
-    pub(super) fn install() -> io::Result<Signals> {
+    pub fn install() -> io::Result<Signals> {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
