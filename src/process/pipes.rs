@@ -120,30 +120,32 @@ pub async fn pump_stderr(
     progress: &Progress,
     tail: &Mutex<Tail>,
 ) {
-    let mut buf = vec![0u8; 2 * PIECE];
-    let mut held = 0;
+    // Small to start with: a thousand children at once must not cost a thousand big buffers.
+    // It grows (to a piece) only for a child that writes long lines.
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let n = match stderr.read(&mut buf[held..]).await {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity().min(PIECE));
+        }
+        match stderr.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let filled = held + n;
+            Ok(_) => {}
+        }
         // Whole lines go out now; a partial line waits for its end unless it fills a piece.
-        let cut = match buf[..filled].iter().rposition(|&b| b == b'\n') {
+        let cut = match buf.iter().rposition(|&b| b == b'\n') {
             Some(nl) => nl + 1,
-            None if filled >= PIECE => filled,
+            None if buf.len() >= PIECE => buf.len(),
             None => 0,
         };
         if cut > 0 {
             progress.write_raw(&buf[..cut]);
             lock(tail).push(&buf[..cut]);
-            buf.copy_within(cut..filled, 0);
+            buf.drain(..cut);
         }
-        held = filled - cut;
     }
-    if held > 0 {
-        progress.write_raw(&buf[..held]);
-        lock(tail).push(&buf[..held]);
+    if !buf.is_empty() {
+        progress.write_raw(&buf);
+        lock(tail).push(&buf);
     }
 }
 
