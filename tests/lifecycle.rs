@@ -382,3 +382,40 @@ fn chatty_stderr_passes_through_fast_and_whole() {
         "stderr lost or reordered lines"
     );
 }
+
+#[test]
+fn a_stdout_nobody_reads_holds_up_neither_the_cache_nor_a_signal() {
+    let env = TestEnv::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut command = env.cmd().command;
+    command
+        .args(["-j", "2", "--cache", "c.jsonl", "--kill-after", "1s", "--"])
+        .args([
+            "python3",
+            "-c",
+            "import json; print(json.dumps({'pad': 'x' * 100000}))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let items: String = (1..=10).map(|i| format!("{i}\n")).collect();
+        stdin.write_all(items.as_bytes()).unwrap();
+    }
+    // The first record fills the pipe; every record still reaches the cache.
+    wait_until(Duration::from_secs(20), "ten records in the cache", || {
+        env.read("c.jsonl").lines().count() == 10
+    });
+    let started = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stuck on stdout"
+    );
+    assert!(status.code().is_some(), "{status:?}");
+    drop(reader);
+}

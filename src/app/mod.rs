@@ -63,7 +63,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     process::sys::raise_open_file_limit();
     let keep = skip_filter(cfg, sized.as_deref(), index, stats.clone());
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
-    let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
+    let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog)?;
     Ok(runtime.block_on(runner.run(signals, input, started)))
 }
 

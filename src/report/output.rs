@@ -37,6 +37,22 @@ impl Output {
 
     /// Whether the item with ordinal `next` may start: always, unless input order is kept and
     /// a window of items after the oldest unresolved one is already out.
+    /// Whether records are printed in input order (`-k`).
+    pub fn keep_order(&self) -> bool {
+        self.keep_order
+    }
+
+    /// How many items may wait behind the slowest with `-k`.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// The ordinal stdout waits for next with `-k`.
+    pub fn next_to_print(&self) -> u64 {
+        self.next_to_print
+    }
+
+    #[cfg(test)]
     pub fn window_open(&self, next: u64) -> bool {
         !self.keep_order || next < self.next_to_print + self.window
     }

@@ -24,6 +24,7 @@ use crate::report::output::Output;
 use crate::report::progress::Progress;
 use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
+use writer::{Report, Writer};
 
 mod attempt;
 mod outcome;
@@ -32,6 +33,7 @@ mod signals;
 
 pub use signals::Signals;
 mod stop;
+mod writer;
 
 use attempt::Done;
 use retry::{retry_delay, Pending};
@@ -45,9 +47,11 @@ pub struct Runner<'a> {
     input_name: String,
     stats: Arc<Stats>,
     progress: Progress,
-    cache: Option<CacheWriter>,
+    /// Whether there is a cache (it belongs to the writer thread).
+    has_cache: bool,
     failures: Option<FailureLog>,
-    output: Output,
+    /// The thread that owns the cache and stdout.
+    writer: Writer,
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
     stop_tx: watch::Sender<Stop>,
@@ -109,7 +113,7 @@ impl Wakers {
             input_open: true,
             retry_cap: (runner.cfg.jobs * 4).max(64),
             sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
-            batch_sync: runner.cfg.fsync == Fsync::Batch && runner.cache.is_some(),
+            batch_sync: runner.cfg.fsync == Fsync::Batch && runner.has_cache,
             progress_tick,
             progress_on: progress_every.is_some(),
         }
@@ -119,6 +123,7 @@ impl Wakers {
 enum Event {
     Signal(signals::Asked),
     Done(Done),
+    Written(Report),
     RetryDue,
     RateReady,
     Input(Option<InputMsg>),
@@ -136,17 +141,18 @@ impl<'a> Runner<'a> {
         cache: Option<CacheWriter>,
         failures: Option<FailureLog>,
         watchdog: Option<Watchdog>,
-    ) -> Runner<'a> {
+    ) -> anyhow::Result<Runner<'a>> {
         let output = Output::new(!cfg.quiet, cfg.keep_order, cfg.jobs * 4, progress.clone());
-        Runner {
+        let has_cache = cache.is_some();
+        Ok(Runner {
             cfg,
             template,
             input_name: cfg.input.to_string(),
             stats,
             progress,
-            cache,
+            has_cache,
             failures,
-            output,
+            writer: Writer::start(cache, output)?,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
             free_slots: (1..=cfg.jobs).rev().collect(),
@@ -158,7 +164,7 @@ impl<'a> Runner<'a> {
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
             workers: (0..=cfg.jobs).map(|_| None).collect(),
-        }
+        })
     }
 
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
@@ -175,7 +181,7 @@ impl<'a> Runner<'a> {
             self.handle(event, &mut wakers);
             self.progress.refresh();
         }
-        self.wind_down(started).await
+        self.wind_down(started, &mut wakers.signals).await
     }
 
     /// Waits for the next thing to do: a signal, a finished attempt, a due retry, the rate
@@ -189,7 +195,8 @@ impl<'a> Runner<'a> {
             let want_input = can_start
                 && w.input_open
                 && self.retries.len() < w.retry_cap
-                && self.output.window_open(self.next_ordinal);
+                && self.writer.in_flight < w.retry_cap
+                && self.writer.window_open(self.next_ordinal);
             if want_input {
                 if let Some(msg) = w.batch.pop_front() {
                     return Event::Input(Some(msg));
@@ -198,6 +205,7 @@ impl<'a> Runner<'a> {
             return tokio::select! {
                 biased;
                 asked = w.signals.recv() => Event::Signal(asked),
+                Some(report) = self.writer.report() => Event::Written(report),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok(done) => Event::Done(done),
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -223,6 +231,7 @@ impl<'a> Runner<'a> {
             Event::Signal(signals::Asked::Stop(cause)) => self.on_signal(cause),
             Event::Signal(signals::Asked::Pause) => self.pause(),
             Event::Done(done) => self.on_done(done),
+            Event::Written(report) => self.on_written(report),
             Event::RetryDue => {
                 let Reverse(p) = self.retries.pop().expect("a retry is due");
                 self.start(p.ordinal, p.item, p.attempt);
@@ -248,21 +257,16 @@ impl<'a> Runner<'a> {
             Event::Input(Some(Err(e))) => self.input_failed(e),
             Event::ProgressTick => self.progress.tick(),
             Event::SyncTick => {
-                if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::sync_if_due) {
-                    self.set_fatal(e.error);
-                }
+                self.writer.sync();
             }
         }
     }
 
     /// After the last attempt: retries left waiting are unfinished, workers end, leftovers of
     /// the items are killed, the cache is synced, and the summary printed.
-    async fn wind_down(mut self, started: Instant) -> Exit {
+    async fn wind_down(mut self, started: Instant, signals: &mut Signals) -> Exit {
         for Reverse(pending) in std::mem::take(&mut self.retries) {
             self.unfinished(pending.ordinal);
-        }
-        if let Err(e) = self.output.finish() {
-            self.stdout_failed(e);
         }
         self.shut_down_workers().await;
         if let Some(dog) = &self.watchdog {
@@ -272,8 +276,22 @@ impl<'a> Runner<'a> {
             dog.sweep_run();
             dog.disarm();
         }
-        if let Some(Err(e)) = self.cache.as_mut().map(CacheWriter::finish) {
-            self.set_fatal(e.error);
+        // The cache gets what is queued and its last sync. Stdout gets the rest too, but a run
+        // that is stopping does not wait for ever on a stdout that nobody reads.
+        let stopping = matches!(
+            self.cause,
+            Some(Cause::Interrupt | Cause::Terminate | Cause::Hangup | Cause::BrokenPipe)
+        );
+        let patience = stopping.then_some(self.cfg.kill_after);
+        let signalled = async {
+            signals.recv().await;
+        };
+        let (left, finished) = self.writer.finish(patience, signalled).await;
+        for report in left {
+            self.on_written(report);
+        }
+        if let Err(e) = finished {
+            self.set_fatal(e);
         }
         self.progress.finish();
         if let Some(err) = &self.fatal {

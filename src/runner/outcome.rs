@@ -6,15 +6,39 @@ use std::time::Instant;
 
 use anyhow::Error;
 
-use super::{Cause, Runner};
+use super::{Cause, Report, Runner};
 use crate::input::Item;
 use crate::report::{failure_message, FailedItem, Failure, Stats};
 
 impl Runner<'_> {
-    /// Hands an item's outcome to stdout (a record, or `None` for no record).
-    pub(super) fn emit(&mut self, ordinal: u64, record: Option<&str>) {
-        if let Err(e) = self.output.resolve(ordinal, record) {
-            self.stdout_failed(e);
+    /// Gives up the place in `-k` order of an item that ends without a record.
+    pub(super) fn emit_nothing(&mut self, ordinal: u64) {
+        self.writer.skip(ordinal);
+    }
+
+    /// Takes the writer's word on a record, a stdout failure or a sync.
+    pub(super) fn on_written(&mut self, report: Report) {
+        match report {
+            Report::Done { sync_failed } => {
+                Stats::bump(&self.stats.succeeded);
+                if let Some(e) = sync_failed {
+                    self.set_fatal(e);
+                }
+            }
+            Report::NotWritten { what, error } => {
+                self.writer.in_flight -= 1;
+                Stats::bump(&self.stats.unfinished);
+                self.progress.line(
+                    format!("pararun: item {what} is not done: its record could not be written")
+                        .as_bytes(),
+                );
+                if let Some(e) = error {
+                    self.set_fatal(e);
+                }
+            }
+            Report::Printed => self.writer.in_flight -= 1,
+            Report::StdoutFailed(e) => self.stdout_failed(e),
+            Report::SyncFailed(e) => self.set_fatal(e),
         }
     }
 
@@ -23,7 +47,7 @@ impl Runner<'_> {
             // `pararun ... | head`: the reader is gone. Stop like SIGTERM; the cache keeps
             // every result that finishes meanwhile.
             self.stop(Cause::BrokenPipe);
-        } else if self.cache.is_some() {
+        } else if self.has_cache {
             // stdout is a copy of the cache: losing it must not lose results, so the run goes
             // on (records are no longer printed) and exits 2.
             self.write_failed = true;
@@ -46,7 +70,7 @@ impl Runner<'_> {
     /// An item cut short by a shutdown: no record, no failure; it runs again next time.
     pub(super) fn unfinished(&mut self, ordinal: u64) {
         Stats::bump(&self.stats.unfinished);
-        self.emit(ordinal, None);
+        self.emit_nothing(ordinal);
     }
 
     /// With `--rate`, the moment the next start is allowed, if that is still to come.
@@ -59,44 +83,27 @@ impl Runner<'_> {
         (allowed > Instant::now()).then_some(allowed)
     }
 
-    /// Appends a record to the cache (first: durability) and then to stdout.
+    /// Hands a record to the writer, which appends it to the cache (first: durability) and
+    /// then prints it; the item counts as done when the writer says the write returned.
     pub(super) fn record(&mut self, ordinal: u64, item: &Item, mut record: String) {
         record.push('\n');
         if self.cause == Some(Cause::Fatal) {
             self.unfinished(ordinal);
             return;
         }
-        if let Some(cache) = &mut self.cache {
-            if let Err(e) = cache.append(record.as_bytes()) {
-                if e.record_kept {
-                    // Only the sync failed: the record is in the file, so the item is done.
-                    self.set_fatal(e.error);
-                    Stats::bump(&self.stats.succeeded);
-                    self.emit(ordinal, Some(&record));
-                    return;
-                }
-                self.progress.line(
-                    format!(
-                        "pararun: item {} ({}:{}) is not done: its record could not be written",
-                        crate::report::excerpt(&item.key.text),
-                        self.input_name,
-                        item.seq
-                    )
-                    .as_bytes(),
-                );
-                self.set_fatal(e.error);
-                self.unfinished(ordinal);
-                return;
-            }
-        }
-        Stats::bump(&self.stats.succeeded);
-        self.emit(ordinal, Some(&record));
+        let what = format!(
+            "{} ({}:{})",
+            crate::report::excerpt(&item.key.text),
+            self.input_name,
+            item.seq
+        );
+        self.writer.record(ordinal, record, what);
     }
 
     /// Counts, reports and logs an item that failed for good.
     pub(super) fn fail(&mut self, ordinal: u64, item: &FailedItem<'_>, failure: &Failure) {
         Stats::bump(&self.stats.failed);
-        self.emit(ordinal, None);
+        self.emit_nothing(ordinal);
         self.progress
             .line(failure_message(item, failure, &self.input_name).as_bytes());
         if let Some(log) = &mut self.failures {
