@@ -20,3 +20,4 @@ mod resume;
 mod shard;
 mod signals;
 mod slurm;
+mod terminal;

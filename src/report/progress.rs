@@ -5,12 +5,12 @@
 //! `--log-interval` (stderr is a file or pipe: cron, CI), or nothing (`-q`, `--no-progress`).
 //! The wrapper holds an `Option<ProgressBar>`: callers never branch on which is shown.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::report::{human_duration, Stats};
 
@@ -21,7 +21,7 @@ pub enum Display {
     Bar {
         /// Whether the bar may use colour.
         color: bool,
-        /// Draw even when stderr is not a terminal (`--progress`).
+        /// Whether stderr is not a terminal (`--progress` asked for the bar all the same).
         forced: bool,
     },
     /// A plain line on stderr at this interval.
@@ -54,14 +54,13 @@ impl Progress {
     /// A display for a run; `total` is the number of items when known up front.
     pub fn new(display: Display, stats: Arc<Stats>, total: Option<u64>) -> Progress {
         let (bar, color, log_every) = match display {
-            Display::Bar { color, forced } => {
-                // indicatif hides a bar whose stderr is not a terminal; a term-like target does
-                // not ask, which is what --progress wants.
-                let target = if forced {
-                    ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)
-                } else {
-                    ProgressDrawTarget::stderr_with_hz(10)
-                };
+            Display::Bar { color, .. } => {
+                // A term-like target is drawn whether or not stderr is a terminal (which is
+                // what --progress wants; otherwise it is one). indicatif then takes stdout's
+                // colour setting instead of stderr's, so stderr's is copied there.
+                let target =
+                    ProgressDrawTarget::term_like_with_hz(Box::new(EchoRoom::stderr()), 10);
+                console::set_colors_enabled(color && console::colors_enabled_stderr());
                 let bar = ProgressBar::with_draw_target(None, target);
                 bar.enable_steady_tick(Duration::from_millis(100));
                 (Some(bar), color, None)
@@ -236,6 +235,58 @@ impl Progress {
         if let Some(bar) = &self.inner.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The terminal as the bar sees it: [`ECHO_ROOM`] columns narrower than it is.
+///
+/// indicatif pads the bar to the terminal's full width, which leaves the cursor in the last
+/// column: the `^C` the terminal echoes on Ctrl-C then wraps onto a new line, the clearing of
+/// the bar clears that line instead, and the bar stays on the screen, frozen above the stop
+/// messages. With room left at the end of the line, the echo stays on the bar's line and goes
+/// with it.
+#[derive(Debug)]
+struct EchoRoom(console::Term);
+
+/// Columns left free after the bar: the width of an echoed `^C` or `^Z`.
+const ECHO_ROOM: u16 = 2;
+
+impl EchoRoom {
+    fn stderr() -> EchoRoom {
+        EchoRoom(console::Term::buffered_stderr())
+    }
+}
+
+impl TermLike for EchoRoom {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(ECHO_ROOM).max(1)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
