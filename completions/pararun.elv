@@ -32,6 +32,8 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --capture 'What a child''s stdout is: a JSON result, or text stored as a string'
             cand --max-output-bytes 'The most a child may print on stdout (a persistent worker: per answer line); past it the child is killed and the item fails as bad-output'
             cand --fsync 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)'
+            cand --lock-wait 'When another run holds the cache''s lock, wait up to DUR for it (as `flock -w` does) instead of giving up at once; then exit as --conflict-exit-code says'
+            cand --conflict-exit-code 'The exit status when another run holds the cache''s lock (as `flock -E` sets it)'
             cand --retries 'Retry a failed item up to N more times; bad input is never retried'
             cand --retry-delay 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m'
             cand --timeout 'Per attempt: on expiry the child''s process group gets SIGTERM, then SIGKILL after --kill-after'

@@ -15,6 +15,8 @@ complete -c pararun -l max-output-bytes -d 'The most a child may print on stdout
 complete -c pararun -l fsync -d 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)' -r -f -a "always\t'fdatasync after every record'
 batch\t'fdatasync at most once a second, and at exit'
 never\t'Leave it to the operating system'"
+complete -c pararun -l lock-wait -d 'When another run holds the cache\'s lock, wait up to DUR for it (as `flock -w` does) instead of giving up at once; then exit as --conflict-exit-code says' -r
+complete -c pararun -l conflict-exit-code -d 'The exit status when another run holds the cache\'s lock (as `flock -E` sets it)' -r
 complete -c pararun -l retries -d 'Retry a failed item up to N more times; bad input is never retried' -r
 complete -c pararun -l retry-delay -d 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m' -r
 complete -c pararun -l timeout -d 'Per attempt: on expiry the child\'s process group gets SIGTERM, then SIGKILL after --kill-after' -r

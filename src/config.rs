@@ -35,6 +35,10 @@ pub struct Config {
     pub max_output: u64,
     /// Durability of cache appends.
     pub fsync: Fsync,
+    /// How long to wait for another run to release the cache's lock.
+    pub lock_wait: Duration,
+    /// The exit status when another run holds the cache's lock after `lock_wait`.
+    pub conflict_exit_code: u8,
     /// Extra attempts for a failed item.
     pub retries: u32,
     /// Delay before the first retry (doubled for each further one).
@@ -81,6 +85,8 @@ impl Config {
             capture: Capture::Json,
             max_output: 64 << 20,
             fsync: Fsync::Batch,
+            lock_wait: Duration::ZERO,
+            conflict_exit_code: 2,
             retries: 0,
             retry_delay: Duration::from_secs(1),
             timeout: None,

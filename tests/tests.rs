@@ -21,3 +21,4 @@ mod shard;
 mod signals;
 mod slurm;
 mod terminal;
+mod unattended;

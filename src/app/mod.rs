@@ -23,7 +23,7 @@ use crate::filter::skip_filter;
 use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
-use crate::report::{Exit, FailureLog, Stats};
+use crate::report::{human_duration, Exit, FailureLog, Stats};
 use crate::runner::Runner;
 
 /// Runs a whole job; see [`crate::run`].
@@ -49,7 +49,13 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         let keep = skip_filter(cfg, sized.as_deref(), loaded.index, stats);
         return dry_run::print(cfg, &template, reader, keep, &progress);
     }
-    let (cache, index) = open_cache(cfg, &progress)?;
+    let (cache, index) = match open_cache(cfg, &progress) {
+        Err(e) => match e.downcast_ref::<cache::Busy>() {
+            Some(busy) => return Ok(cache_busy(cfg, busy, &progress)),
+            None => return Err(e),
+        },
+        Ok(opened) => opened,
+    };
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
@@ -104,13 +110,49 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
 fn open_cache(cfg: &Config, progress: &Progress) -> Result<(Option<CacheWriter>, KeyIndex)> {
     Ok(match &cfg.cache {
         Some(path) => {
-            let (writer, loaded) =
-                CacheWriter::open(path, &cfg.key_field, cfg.max_line_bytes, cfg.fsync)?;
+            let waiting = || {
+                if !cfg.quiet {
+                    let note = format!(
+                        "pararun: cache {} is in use by another pararun; waiting up to {} for \
+                         it (--lock-wait)",
+                        path.display(),
+                        human_duration(cfg.lock_wait)
+                    );
+                    progress.line(note.as_bytes());
+                }
+            };
+            let (writer, loaded) = CacheWriter::open(
+                path,
+                &cfg.key_field,
+                cfg.max_line_bytes,
+                cfg.fsync,
+                cfg.lock_wait,
+                waiting,
+            )?;
             warn_cache(&loaded, cfg, progress);
             (Some(writer), loaded.index)
         }
         None => (None, KeyIndex::default()),
     })
+}
+
+/// Another run holds the cache: nothing has been read, written or run. With
+/// `--conflict-exit-code 0` that is a quiet skip (a cron job that overlaps the previous one);
+/// otherwise an error that says what to do.
+fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
+    progress.finish();
+    let code = cfg.conflict_exit_code;
+    if code != 0 {
+        let msg = format!(
+            "pararun: {busy}; wait for it to finish or use another --cache file \
+             (--lock-wait DUR waits for it, --conflict-exit-code 0 skips quietly)"
+        );
+        progress.line(msg.as_bytes());
+    } else if !cfg.quiet {
+        let msg = format!("pararun: {busy}; skipping this run (--conflict-exit-code 0)");
+        progress.line(msg.as_bytes());
+    }
+    Exit::CacheBusy(code)
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {

@@ -111,6 +111,26 @@ pub(super) struct ResultArgs {
     /// of pararun loses no finished result in any mode).
     #[arg(hide_short_help = true, long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
     pub(super) fsync: FsyncArg,
+
+    /// When another run holds the cache's lock, wait up to DUR for it (as `flock -w` does)
+    /// instead of giving up at once; then exit as --conflict-exit-code says.
+    ///
+    /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
+    #[arg(hide_short_help = true, long, default_value = "0", value_parser = parse_duration, value_name = "DUR", requires = "cache")]
+    pub(super) lock_wait: Duration,
+
+    /// The exit status when another run holds the cache's lock (as `flock -E` sets it).
+    ///
+    /// 0 skips the run quietly, with a one-line note (none with -q): for a cron job that may
+    /// overlap the previous one. Nothing is read, written or run either way.
+    #[arg(
+        hide_short_help = true,
+        long,
+        default_value_t = 2,
+        value_name = "CODE",
+        requires = "cache"
+    )]
+    pub(super) conflict_exit_code: u8,
 }
 
 #[derive(Debug, Args)]

@@ -176,6 +176,8 @@ impl Cli {
                 FsyncArg::Batch => Fsync::Batch,
                 FsyncArg::Never => Fsync::Never,
             },
+            lock_wait: self.results.lock_wait,
+            conflict_exit_code: self.results.conflict_exit_code,
             retries: self.faults.retries,
             retry_delay: self.faults.retry_delay,
             timeout: self.faults.timeout,

@@ -32,6 +32,9 @@ pub enum Exit {
     Terminated,
     /// Stopped by SIGHUP (a closed terminal, a dropped ssh session).
     HungUp,
+    /// Nothing ran: another run holds the cache's lock. The code is `--conflict-exit-code`
+    /// (2 unless set; 0 to skip quietly).
+    CacheBusy(u8),
 }
 
 impl Exit {
@@ -45,6 +48,7 @@ impl Exit {
             Exit::BrokenPipe => 141,
             Exit::Terminated => 143,
             Exit::HungUp => 129,
+            Exit::CacheBusy(code) => code,
         }
     }
 }
@@ -63,10 +67,12 @@ mod tests {
             Exit::BrokenPipe,
             Exit::Terminated,
             Exit::HungUp,
+            Exit::CacheBusy(0),
+            Exit::CacheBusy(2),
         ]
         .iter()
         .map(|e| e.code())
         .collect();
-        assert_eq!(codes, [0, 1, 2, 130, 141, 143, 129]);
+        assert_eq!(codes, [0, 1, 2, 130, 141, 143, 129, 0, 2]);
     }
 }
