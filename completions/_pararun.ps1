@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--kill-after', '--kill-after', [CompletionResultType]::ParameterName, 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown')
             [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)')
             [CompletionResult]::new('--max-failures', '--max-failures', [CompletionResultType]::ParameterName, 'After N failed items start nothing new, let running ones finish, and exit 1')
+            [CompletionResult]::new('--give-up-after', '--give-up-after', [CompletionResultType]::ParameterName, 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures')
             [CompletionResult]::new('--total', '--total', [CompletionResultType]::ParameterName, 'The number of items, for the bar''s ETA [default: counted in the background when the input is a regular file]')
             [CompletionResult]::new('--log-interval', '--log-interval', [CompletionResultType]::ParameterName, 'When stderr is not a terminal, print a plain progress line this often')
             [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)')

@@ -23,6 +23,7 @@ complete -c pararun -l timeout -d 'Per attempt: on expiry the child\'s process g
 complete -c pararun -l kill-after -d 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown' -r
 complete -c pararun -l failures -d 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)' -r -F
 complete -c pararun -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
+complete -c pararun -l give-up-after -d 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures' -r
 complete -c pararun -l total -d 'The number of items, for the bar\'s ETA [default: counted in the background when the input is a regular file]' -r
 complete -c pararun -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'

@@ -51,6 +51,8 @@ pub struct Config {
     pub failures: Option<PathBuf>,
     /// Stop starting items after this many failures.
     pub max_failures: Option<u64>,
+    /// Skip an item once the `failures` file holds this many failed attempts of it.
+    pub give_up_after: Option<u32>,
     /// No records on stdout, no summary.
     pub quiet: bool,
     /// How progress is shown on stderr (decided at the edge from the terminal and flags).
@@ -93,6 +95,7 @@ impl Config {
             kill_after: Duration::from_secs(5),
             failures: None,
             max_failures: None,
+            give_up_after: None,
             quiet: false,
             display: Display::Off,
             total: None,

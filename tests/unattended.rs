@@ -114,3 +114,60 @@ fn an_overlapping_run_can_wait_for_the_lock() {
         .code(2)
         .stderr_has("--cache <FILE>");
 }
+
+#[test]
+fn an_item_that_always_fails_is_given_up_after_n_attempts() {
+    let env = TestEnv::new();
+    env.write("in.jsonl", "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+    let child = env.script(
+        "work.sh",
+        "echo $PARARUN_KEY >> ran.log; [ $PARARUN_KEY = 2 ] && exit 3; echo {}",
+    );
+    let run = |extra: &[&str]| {
+        env.cmd()
+            .args([
+                "-i",
+                "in.jsonl",
+                "--cache",
+                "c.jsonl",
+                "--failures",
+                "f.jsonl",
+            ])
+            .args(extra)
+            .args(["--", child.as_str()])
+            .run()
+    };
+    let give_up = ["--give-up-after", "3"];
+    // Two attempts in the first run (one retry), one in the second: three in all.
+    run(&[&give_up[..], &["--retries", "1", "--retry-delay", "10ms"]].concat()).code(1);
+    run(&give_up).code(1);
+    assert_eq!(env.json_lines("f.jsonl").len(), 2);
+    std::fs::remove_file(env.path("ran.log")).unwrap();
+    let out = run(&give_up);
+    out.success()
+        .stderr_has("ran 0 (0 succeeded, 0 failed), 2 cached, 0 duplicates, 1 given up in ")
+        .stderr_has("; run without --give-up-after to retry those given up");
+    assert_eq!(env.read("ran.log"), "", "a given-up item ran");
+    // --dry-run skips it too.
+    let out = run(&[&give_up[..], &["--dry-run"]].concat());
+    assert_eq!(out.success().stdout, "");
+    // On request, it runs again: without the option (or after deleting its lines).
+    run(&[]).code(1);
+    assert_eq!(env.read("ran.log"), "2\n");
+    // A larger N gives it more chances.
+    run(&["--give-up-after", "5"]).code(1);
+    assert_eq!(env.read("ran.log"), "2\n2\n");
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "3"]);
+}
+
+#[test]
+fn giving_up_needs_a_failures_file() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["--give-up-after", "3", "--", "touch", "ran"])
+        .stdin("a\n")
+        .run()
+        .code(2)
+        .stderr_has("--give-up-after needs --failures FILE: failed attempts are counted");
+    assert!(!env.path("ran").exists());
+}

@@ -23,7 +23,7 @@ use crate::filter::skip_filter;
 use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
-use crate::report::{human_duration, Exit, FailureLog, Stats};
+use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
 use crate::runner::Runner;
 
 /// Runs a whole job; see [`crate::run`].
@@ -46,7 +46,8 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
             None => Loaded::default(),
         };
         warn_cache(&loaded, cfg, &progress);
-        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, stats);
+        let given_up = load_given_up(cfg, &progress)?;
+        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats);
         return dry_run::print(cfg, &template, reader, keep, &progress);
     }
     let (cache, index) = match open_cache(cfg, &progress) {
@@ -56,10 +57,12 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         },
         Ok(opened) => opened,
     };
+    // Read once the cache is ours: a run that skips a busy cache reads nothing.
+    let given_up = load_given_up(cfg, &progress)?;
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
-    let keep = skip_filter(cfg, sized.as_deref(), index, stats.clone());
+    let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
     let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog);
     Ok(runtime(cfg.jobs)?.block_on(runner.run(input, started)))
@@ -153,6 +156,18 @@ fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
         progress.line(msg.as_bytes());
     }
     Exit::CacheBusy(code)
+}
+
+/// With `--give-up-after`, the keys that the failures file says failed too often.
+fn load_given_up(cfg: &Config, progress: &Progress) -> Result<KeyIndex> {
+    let (Some(limit), Some(path)) = (cfg.give_up_after, &cfg.failures) else {
+        return Ok(KeyIndex::default());
+    };
+    let found = given_up::load(path, limit, cfg.max_line_bytes)?;
+    if let (Some(warning), false) = (found.warning(path), cfg.quiet) {
+        progress.line(warning.as_bytes());
+    }
+    Ok(found.index)
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {

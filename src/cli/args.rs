@@ -166,6 +166,16 @@ pub(super) struct FaultArgs {
     /// Stop at the first failed item (the same as --max-failures 1).
     #[arg(hide_short_help = true, long)]
     pub(super) halt_on_error: bool,
+
+    /// Skip an item once the --failures file records N failed attempts of it, across runs, so
+    /// that an item that always fails stops failing every run (cron mails). Needs --failures.
+    ///
+    /// Attempts add up over every line of the file with the item's key (retries included),
+    /// read once at start. Such items are counted as "given up" in the summary and do not fail
+    /// the run. To try them again, run once without --give-up-after (or with a larger N), or
+    /// delete their lines from the failures file.
+    #[arg(hide_short_help = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) give_up_after: Option<u32>,
 }
 
 #[derive(Debug, Args)]

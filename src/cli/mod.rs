@@ -146,6 +146,12 @@ impl Cli {
         if self.command.persistent && self.command.stdin {
             bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
         }
+        if self.faults.give_up_after.is_some() && self.faults.failures.is_none() {
+            bail!(
+                "--give-up-after needs --failures FILE: failed attempts are counted across runs \
+                 in that file (e.g. --failures failed.jsonl)"
+            );
+        }
         let max_failures = if self.faults.halt_on_error {
             Some(1)
         } else {
@@ -182,6 +188,7 @@ impl Cli {
             retry_delay: self.faults.retry_delay,
             timeout: self.faults.timeout,
             kill_after: self.faults.kill_after,
+            give_up_after: self.faults.give_up_after,
             failures: self.faults.failures,
             max_failures,
             quiet: self.output.quiet,
