@@ -54,6 +54,8 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --keep-order 'Print records on stdout in input order (the cache still gets them as they finish)'
             cand --progress 'Show the progress bar even when stderr is not a terminal'
             cand --no-progress 'Show no progress bar and no progress lines'
+            cand --timestamps 'Start each of pararun''s own stderr lines with the local time, even on a terminal'
+            cand --no-timestamps 'Never timestamp stderr lines (e.g. when the log already adds its own, as journald does)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -35,5 +35,7 @@ complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no s
 complete -c pararun -s k -l keep-order -d 'Print records on stdout in input order (the cache still gets them as they finish)'
 complete -c pararun -l progress -d 'Show the progress bar even when stderr is not a terminal'
 complete -c pararun -l no-progress -d 'Show no progress bar and no progress lines'
+complete -c pararun -l timestamps -d 'Start each of pararun\'s own stderr lines with the local time, even on a terminal'
+complete -c pararun -l no-timestamps -d 'Never timestamp stderr lines (e.g. when the log already adds its own, as journald does)'
 complete -c pararun -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pararun -s V -l version -d 'Print version'

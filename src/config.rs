@@ -57,6 +57,9 @@ pub struct Config {
     pub quiet: bool,
     /// How progress is shown on stderr (decided at the edge from the terminal and flags).
     pub display: Display,
+    /// Start each line pararun writes to stderr with the local time (decided at the edge:
+    /// stderr is not a terminal, or `--timestamps`).
+    pub timestamps: bool,
     /// The number of items, when the user knows it (`--total`).
     pub total: Option<u64>,
     /// Print records in input order rather than completion order.
@@ -98,6 +101,7 @@ impl Config {
             give_up_after: None,
             quiet: false,
             display: Display::Off,
+            timestamps: false,
             total: None,
             keep_order: false,
             persistent: false,

@@ -5,6 +5,29 @@ use std::time::Duration;
 
 use crate::util::{keys, wait_until, Running, TestEnv, BIN};
 
+/// `text` without the timestamp that starts each line (panics on a line without one).
+fn unstamped(text: &str) -> String {
+    text.lines()
+        .map(|line| match stamp_of(line) {
+            Some(stamp) => format!("{}\n", &line[stamp.len() + 1..]),
+            None => panic!("no timestamp at the start of {line:?}"),
+        })
+        .collect()
+}
+
+/// The RFC 3339 timestamp at the start of `line` (`2026-11-25T13:34:56+01:00`), if any.
+fn stamp_of(line: &str) -> Option<&str> {
+    let stamp = line.get(..25)?;
+    let shape = stamp.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 | 22 => b == b':',
+        19 => b == b'+' || b == b'-',
+        _ => b.is_ascii_digit(),
+    });
+    (shape && line[25..].starts_with(' ')).then_some(stamp)
+}
+
 /// Starts a run of `item` that holds `c.jsonl` until the file `go` appears.
 fn holder(env: &TestEnv, item: &str) -> Running {
     let wait = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo {}";
@@ -32,7 +55,7 @@ fn an_overlapping_run_can_skip_quietly() {
         .run();
     out.success();
     assert_eq!(
-        out.stderr,
+        unstamped(&out.stderr),
         "pararun: cache c.jsonl is in use by another pararun (it holds the file's lock); \
          skipping this run (--conflict-exit-code 0)\n",
         "{}",
@@ -170,4 +193,56 @@ fn giving_up_needs_a_failures_file() {
         .code(2)
         .stderr_has("--give-up-after needs --failures FILE: failed attempts are counted");
     assert!(!env.path("ran").exists());
+}
+
+#[test]
+fn our_log_lines_carry_the_local_time_and_child_stderr_none() {
+    let env = TestEnv::new();
+    let child = env.script(
+        "work.sh",
+        "printf 'child says\\n' >&2; printf 'no newline' >&2; [ $1 = b ] && exit 3; echo {}",
+    );
+    let run = |extra: &[&str]| {
+        let mut cmd = env.cmd();
+        // 5:30 east of UTC: a half-hour offset, printed as +05:30.
+        cmd.command.env("TZ", "XYZ-5:30");
+        cmd.args(["--log-interval", "10ms", "-i", "in.txt"])
+            .args(extra)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                &format!("sleep 0.1; {child} \"$1\""),
+                "sh",
+                "<>",
+            ])
+            .run()
+    };
+    env.write("in.txt", "a\nb\n");
+    let out = run(&[]);
+    out.code(1);
+    let mut ours = 0;
+    for line in out.stderr.lines() {
+        if line.starts_with("child says") || line.starts_with("no newline") {
+            // Passed on as the child wrote it; a last line without a newline is ended with one
+            // when the child's stderr closes, so that the next line starts a line of its own.
+            assert!(!line.contains("+05:30"), "{}", out.report());
+            continue;
+        }
+        let stamp = stamp_of(line).unwrap_or_else(|| panic!("{line:?}\n{}", out.report()));
+        assert!(stamp.ends_with("+05:30"), "{}", out.report());
+        assert!(line[26..].starts_with("pararun: "), "{}", out.report());
+        ours += 1;
+    }
+    // The progress lines, the failure and the summary.
+    assert!(ours >= 3, "{}", out.report());
+    assert_eq!(out.stderr.matches("child says").count(), 2);
+    assert_eq!(out.stderr.lines().filter(|&l| l == "no newline").count(), 2);
+    let out = run(&["--no-timestamps"]);
+    assert!(
+        out.stderr.lines().all(|l| stamp_of(l).is_none()),
+        "{}",
+        out.report()
+    );
+    out.stderr_has("\npararun: ran 2 (1 succeeded, 1 failed)");
 }

@@ -97,7 +97,7 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
     } else {
         cfg.display
     };
-    let progress = Progress::new(display, stats.clone(), cfg.total);
+    let progress = Progress::new(display, cfg.timestamps, stats.clone(), cfg.total);
     if let (None, Some(path), false) = (cfg.total, sized, display == Display::Off) {
         let (path, progress) = (path.to_owned(), progress.clone());
         std::thread::spawn(move || {

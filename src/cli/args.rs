@@ -204,6 +204,18 @@ pub(super) struct OutputArgs {
     #[arg(hide_short_help = true, long, value_name = "N")]
     pub(super) total: Option<u64>,
 
+    /// Start each of pararun's own stderr lines with the local time, even on a terminal.
+    ///
+    /// The default is to do so when stderr is not a terminal (a log file, cron, CI), as
+    /// `2026-11-25T13:34:56+01:00 pararun: ...` (RFC 3339, local time with its UTC offset). A
+    /// child's stderr is passed on as it is, never timestamped.
+    #[arg(hide_short_help = true, long, overrides_with = "no_timestamps")]
+    pub(super) timestamps: bool,
+
+    /// Never timestamp stderr lines (e.g. when the log already adds its own, as journald does).
+    #[arg(hide_short_help = true, long, overrides_with = "timestamps")]
+    pub(super) no_timestamps: bool,
+
     /// When stderr is not a terminal, print a plain progress line this often.
     #[arg(hide_short_help = true, long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
     pub(super) log_interval: Duration,

@@ -204,6 +204,11 @@ impl Cli {
             } else {
                 Display::Log(self.output.log_interval)
             },
+            timestamps: match (self.output.timestamps, self.output.no_timestamps) {
+                (true, _) => true,
+                (_, true) => false,
+                _ => !std::io::stderr().is_terminal(),
+            },
             total: self.output.total,
             keep_order: self.output.keep_order,
             persistent: self.command.persistent,

@@ -122,8 +122,10 @@ pub async fn pump_stderr(stderr: impl AsyncRead + Unpin, progress: &Progress, ta
             Err(_) => break,
             Ok(Line::Eof) if line.is_empty() => break,
             Ok(end) => {
-                // A cut piece goes on without a newline, so the stream stays byte for byte.
-                if end == Line::Whole {
+                // A cut piece goes on without a newline, so a long line stays byte for byte.
+                // A last line without one gets one when the stream ends: the next line, a
+                // child's or one of ours with its timestamp, then starts a line of its own.
+                if end != Line::OverCap {
                     line.push(b'\n');
                 }
                 progress.write_raw(&line);

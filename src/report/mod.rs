@@ -6,6 +6,7 @@
 //! Item failures are never `Err`s: they are [`Failure`] values that the runner counts, retries
 //! and reports here. This part owns the `--failures` file and stdout; nothing else writes them.
 
+pub mod clock;
 pub mod failures;
 pub mod given_up;
 pub mod output;

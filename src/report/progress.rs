@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use crate::report::{human_duration, Stats};
+use crate::report::{clock, human_duration, Stats};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct Progress {
 
 struct Inner {
     bar: Option<ProgressBar>,
+    /// Start each line with the local time (stderr is a log, not a terminal).
+    timestamps: bool,
     color: bool,
     log_every: Option<Duration>,
     stats: Arc<Stats>,
@@ -51,8 +53,14 @@ struct Inner {
 const BAR_REFRESH: Duration = Duration::from_millis(200);
 
 impl Progress {
-    /// A display for a run; `total` is the number of items when known up front.
-    pub fn new(display: Display, stats: Arc<Stats>, total: Option<u64>) -> Progress {
+    /// A display for a run; `total` is the number of items when known up front. With
+    /// `timestamps`, each line starts with the local time (see [`clock`]).
+    pub fn new(
+        display: Display,
+        timestamps: bool,
+        stats: Arc<Stats>,
+        total: Option<u64>,
+    ) -> Progress {
         let (bar, color, log_every) = match display {
             Display::Bar { color, .. } => {
                 // A term-like target is drawn whether or not stderr is a terminal (which is
@@ -71,6 +79,7 @@ impl Progress {
         let progress = Progress {
             inner: Arc::new(Inner {
                 bar,
+                timestamps,
                 color,
                 log_every,
                 stats,
@@ -109,9 +118,14 @@ impl Progress {
         }
     }
 
-    /// Writes one whole line (the trailing newline is added if missing) to stderr, above the bar.
+    /// Writes one whole line (the trailing newline is added if missing) to stderr, above the
+    /// bar, after the time when lines are timestamped.
     pub fn line(&self, text: &[u8]) {
-        let mut buf = Vec::with_capacity(text.len() + 1);
+        let mut buf = Vec::with_capacity(text.len() + 27);
+        if self.inner.timestamps {
+            buf.extend_from_slice(clock::now().as_bytes());
+            buf.push(b' ');
+        }
         buf.extend_from_slice(text);
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
@@ -123,7 +137,8 @@ impl Progress {
     }
 
     /// Writes `bytes` to stderr as they are (a child's stderr, maybe a piece of a long line),
-    /// with the bar cleared.
+    /// with the bar cleared. Never timestamped: a piece may start mid-line, and the child's
+    /// bytes are passed on unchanged.
     pub fn write_raw(&self, bytes: &[u8]) {
         self.suspend(|| {
             // A closed stderr must not stop the run; there is nowhere left to report it.
@@ -333,7 +348,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         Stats::bump(&stats.succeeded);
         Stats::bump(&stats.cached);
-        let p = Progress::new(Display::Off, stats, Some(4));
+        let p = Progress::new(Display::Off, false, stats, Some(4));
         let line = p.log_line();
         assert!(
             line.starts_with("pararun: progress 2/4 (50%): 1 ok, 0 failed, 1 cached;"),
