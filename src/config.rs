@@ -55,6 +55,9 @@ pub struct Config {
     pub give_up_after: Option<u32>,
     /// No records on stdout, no summary.
     pub quiet: bool,
+    /// Print each record on stdout (unless `quiet`); decided at the edge: not when stdout is
+    /// a terminal and the cache keeps the records, unless asked.
+    pub records: bool,
     /// How progress is shown on stderr (decided at the edge from the terminal and flags).
     pub display: Display,
     /// Start each line pararun writes to stderr with the local time (decided at the edge:
@@ -100,6 +103,7 @@ impl Config {
             max_failures: None,
             give_up_after: None,
             quiet: false,
+            records: true,
             display: Display::Off,
             timestamps: false,
             total: None,

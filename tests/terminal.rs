@@ -224,3 +224,40 @@ fn ctrl_c_leaves_no_frozen_bar_above_the_stop_messages() {
         rows.join("\n")
     );
 }
+
+#[test]
+fn a_terminal_gets_the_summary_and_not_the_records_the_cache_keeps() {
+    let env = TestEnv::new();
+    env.write("in.txt", "a\nb\nc\n");
+    let args = "-i in.txt --cache c.jsonl -- sh -c 'echo {}'";
+    let (code, received) = Pty::start(&env, args).finish();
+    assert_eq!(code, 0, "{received}");
+    assert!(
+        !received.contains("{\"id\""),
+        "records on the terminal:\n{received}"
+    );
+    // On a terminal, no timestamp either: the summary starts its row.
+    let rows = Screen::render(&received);
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("pararun: ran 3 (3 succeeded")
+                && r.ends_with("; records in c.jsonl")),
+        "{}",
+        rows.join("\n")
+    );
+    assert_eq!(env.json_lines("c.jsonl").len(), 3);
+    // Asked for, they come; without a cache they are the only copy, so they come anyway.
+    std::fs::remove_file(env.path("c.jsonl")).unwrap();
+    let (code, received) = Pty::start(&env, &format!("--records {args}")).finish();
+    assert_eq!(
+        (code, received.matches("{\"id\"").count()),
+        (0, 3),
+        "{received}"
+    );
+    let (code, received) = Pty::start(&env, "-i in.txt -- sh -c 'echo {}'").finish();
+    assert_eq!(
+        (code, received.matches("{\"id\"").count()),
+        (0, 3),
+        "{received}"
+    );
+}

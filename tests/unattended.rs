@@ -246,3 +246,28 @@ fn our_log_lines_carry_the_local_time_and_child_stderr_none() {
     );
     out.stderr_has("\npararun: ran 2 (1 succeeded, 1 failed)");
 }
+
+#[test]
+fn records_go_to_a_pipe_unless_only_the_summary_is_wanted() {
+    let env = TestEnv::new();
+    env.write("in.txt", "a\nb\n");
+    let run = |extra: &[&str]| {
+        env.cmd()
+            .args(["--no-timestamps", "-i", "in.txt", "--cache", "c.jsonl"])
+            .args(extra)
+            .args(["--", "sh", "-c", "echo {}"])
+            .run()
+    };
+    // A pipeline is unchanged: every record on stdout.
+    let out = run(&[]);
+    assert_eq!(keys(&out.success().records()), ["\"a\"", "\"b\""]);
+    assert!(!out.stderr.contains("records in"), "{}", out.report());
+    // --no-records: the summary, which says where the records are, and nothing on stdout.
+    std::fs::remove_file(env.path("c.jsonl")).unwrap();
+    let out = run(&["--no-records", "-k"]);
+    out.success()
+        .stderr_has("pararun: ran 2 (2 succeeded, 0 failed)")
+        .stderr_has("; records in c.jsonl\n");
+    assert_eq!(out.stdout, "");
+    assert_eq!(env.json_lines("c.jsonl").len(), 2);
+}

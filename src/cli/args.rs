@@ -181,7 +181,8 @@ pub(super) struct FaultArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub(super) struct OutputArgs {
-    /// Print no result records on stdout and no summary or progress on stderr.
+    /// Print no result records on stdout and no summary or progress on stderr (--no-records
+    /// hides only the records).
     #[arg(short, long)]
     pub(super) quiet: bool,
 
@@ -190,6 +191,17 @@ pub(super) struct OutputArgs {
     /// At most 4 x --jobs results wait behind a slow item; past that, new items wait.
     #[arg(short = 'k', long)]
     pub(super) keep_order: bool,
+
+    /// Print the records on stdout even when stdout is a terminal and --cache keeps them.
+    ///
+    /// By default a terminal gets no records when there is a cache (the summary says where
+    /// they are), and any other stdout (a pipe, a file) gets every record.
+    #[arg(hide_short_help = true, long, overrides_with = "no_records")]
+    pub(super) records: bool,
+
+    /// Print no records on stdout, but the summary and progress as usual (-q hides all).
+    #[arg(hide_short_help = true, long, overrides_with = "records")]
+    pub(super) no_records: bool,
 
     /// Show the progress bar even when stderr is not a terminal.
     #[arg(hide_short_help = true, long, overrides_with = "no_progress")]

@@ -157,6 +157,12 @@ impl Cli {
         } else {
             self.faults.max_failures
         };
+        let records = match (self.output.records, self.output.no_records) {
+            (true, _) => true,
+            (_, true) => false,
+            // The cache keeps every record; on a terminal they would only bury the summary.
+            _ => self.results.cache.is_none() || !std::io::stdout().is_terminal(),
+        };
         Ok(Config {
             jobs,
             input,
@@ -192,6 +198,7 @@ impl Cli {
             failures: self.faults.failures,
             max_failures,
             quiet: self.output.quiet,
+            records,
             display: if self.output.quiet || self.output.no_progress {
                 Display::Off
             } else if self.output.progress || std::io::stderr().is_terminal() {

@@ -51,8 +51,14 @@ impl Stats {
             + Self::get(&self.given_up)
     }
 
-    /// The one-line summary printed at the end of a run.
-    pub fn summary(&self, elapsed: Duration, failures_file: Option<&Path>) -> String {
+    /// The one-line summary printed at the end of a run; it points at `records_file` when the
+    /// records went only there (not to stdout), and at `failures_file` when items failed.
+    pub fn summary(
+        &self,
+        elapsed: Duration,
+        records_file: Option<&Path>,
+        failures_file: Option<&Path>,
+    ) -> String {
         let ran = Self::get(&self.ran);
         let failed = Self::get(&self.failed);
         let secs = elapsed.as_secs_f64();
@@ -72,6 +78,9 @@ impl Stats {
         let other = Self::get(&self.other_shards);
         if other > 0 {
             line += &format!(", {other} other shards");
+        }
+        if let Some(path) = records_file {
+            line += &format!("; records in {}", path.display());
         }
         let unfinished = Self::get(&self.unfinished);
         if unfinished > 0 {
@@ -99,12 +108,17 @@ mod tests {
         let stats = Stats::default();
         Stats::bump(&stats.ran);
         Stats::bump(&stats.failed);
-        let line = stats.summary(Duration::from_secs(2), Some(Path::new("f.jsonl")));
+        let line = stats.summary(Duration::from_secs(2), None, Some(Path::new("f.jsonl")));
         assert!(line.contains("ran 1 (0 succeeded, 1 failed)"), "{line}");
         assert!(line.ends_with("failures in f.jsonl"), "{line}");
         assert!(stats
-            .summary(Duration::from_secs(2), None)
+            .summary(Duration::from_secs(2), None, None)
             .ends_with("see stderr"));
+        let line = stats.summary(Duration::from_secs(2), Some(Path::new("c.jsonl")), None);
+        assert!(
+            line.contains("/s; records in c.jsonl; failures: see"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -112,7 +126,7 @@ mod tests {
         let stats = Stats::default();
         Stats::bump(&stats.given_up);
         Stats::bump(&stats.given_up);
-        let line = stats.summary(Duration::from_secs(2), None);
+        let line = stats.summary(Duration::from_secs(2), None, None);
         assert!(
             line.contains(", 0 duplicates, 2 given up in 2.0s"),
             "{line}"
