@@ -30,10 +30,15 @@ fn stamp_of(line: &str) -> Option<&str> {
 
 /// Starts a run of `item` that holds `c.jsonl` until the file `go` appears.
 fn holder(env: &TestEnv, item: &str) -> Running {
+    holder_of(env, "c.jsonl", item)
+}
+
+/// Starts a run of `item` that holds `cache` until the file `go` appears.
+fn holder_of(env: &TestEnv, cache: &str, item: &str) -> Running {
     let wait = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo {}";
     let running = env
         .cmd()
-        .args(["--cache", "c.jsonl", "--", "sh", "-c", wait])
+        .args(["--cache", cache, "--", "sh", "-c", wait])
         .stdin(format!("{item}\n"))
         .spawn();
     wait_until(Duration::from_secs(10), "the first run to start", || {
@@ -270,4 +275,92 @@ fn records_go_to_a_pipe_unless_only_the_summary_is_wanted() {
         .stderr_has("; records in c.jsonl\n");
     assert_eq!(out.stdout, "");
     assert_eq!(env.json_lines("c.jsonl").len(), 2);
+}
+
+/// The README's crontab line, with the directory and the binary of this test.
+fn readme_cron_line(env: &TestEnv) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let readme = readme.unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("*/10 * * * * "))
+        .expect("a crontab line in README.md");
+    let dir = env.path(".").to_str().unwrap().to_owned();
+    assert!(line.contains("$HOME/.cargo/bin/pararun "), "{line}");
+    line["*/10 * * * * ".len()..]
+        .replace("$HOME/.cargo/bin/pararun", BIN)
+        .replace("/data", &dir)
+}
+
+/// Runs `command` as cron does: `sh -c`, a bare environment and PATH; what it prints is mailed.
+fn as_cron(env: &TestEnv, command: &str) -> crate::util::Output {
+    let mut cmd = env.cmd();
+    cmd.command = std::process::Command::new("/bin/sh");
+    cmd.command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", env.path("."))
+        .env("SHELL", "/bin/sh")
+        .args(["-c", command]);
+    cmd.run()
+}
+
+#[test]
+fn the_readme_cron_recipe_mails_only_what_needs_attention() {
+    let env = TestEnv::new();
+    env.write(
+        "todo.jsonl",
+        "{\"id\":\"a\"}\n{\"id\":\"bad\"}\n{\"id\":\"c\"}\n",
+    );
+    env.script(
+        "process",
+        "case \"$1\" in *bad*) echo 'boom' >&2; exit 1;; esac; echo '{\"ok\":true}'",
+    );
+    let line = readme_cron_line(&env);
+    // The item that always fails mails three times, then is given up: no more mail.
+    for run in 1..=4 {
+        let mail = as_cron(&env, &line);
+        let expected = if run <= 3 {
+            "pararun exited 1; see "
+        } else {
+            ""
+        };
+        assert!(
+            mail.stdout.starts_with(expected) && (run <= 3 || mail.stdout.is_empty()),
+            "run {run}\n{}",
+            mail.report()
+        );
+        assert_eq!(
+            (mail.code, mail.stderr.as_str()),
+            (Some(0), ""),
+            "{}",
+            mail.report()
+        );
+    }
+    assert_eq!(keys(&env.json_lines("done.jsonl")), ["\"a\"", "\"c\""]);
+    // A run that overlaps the previous one is no mail either.
+    let first = holder_of(&env, "done.jsonl", "z");
+    let mail = as_cron(&env, &line);
+    assert_eq!(
+        (mail.stdout.as_str(), mail.stderr.as_str()),
+        ("", ""),
+        "{}",
+        mail.report()
+    );
+    env.write("go", "");
+    first.wait().success();
+    // The log tells it all, each of pararun's lines with its time.
+    let log = env.read("pararun.log");
+    for l in log.lines().filter(|l| *l != "boom") {
+        assert!(stamp_of(l).is_some(), "no timestamp: {l:?}\n{log}");
+    }
+    assert_eq!(log.matches("failed: exit: exit code 1").count(), 3, "{log}");
+    assert!(
+        log.contains("2 cached, 0 duplicates, 1 given up in "),
+        "{log}"
+    );
+    assert!(
+        log.contains("skipping this run (--conflict-exit-code 0)"),
+        "{log}"
+    );
 }
