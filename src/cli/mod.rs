@@ -146,23 +146,13 @@ impl Cli {
         if self.command.persistent && self.command.stdin {
             bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
         }
-        if self.faults.give_up_after.is_some() && self.faults.failures.is_none() {
-            bail!(
-                "--give-up-after needs --failures FILE: failed attempts are counted across runs \
-                 in that file (e.g. --failures failed.jsonl)"
-            );
-        }
+        check_give_up(&self.faults)?;
         let max_failures = if self.faults.halt_on_error {
             Some(1)
         } else {
             self.faults.max_failures
         };
-        let records = match (self.output.records, self.output.no_records) {
-            (true, _) => true,
-            (_, true) => false,
-            // The cache keeps every record; on a terminal they would only bury the summary.
-            _ => self.results.cache.is_none() || !std::io::stdout().is_terminal(),
-        };
+        let records = print_records(&self.output, self.results.cache.is_some());
         Ok(Config {
             jobs,
             input,
@@ -211,11 +201,7 @@ impl Cli {
             } else {
                 Display::Log(self.output.log_interval)
             },
-            timestamps: match (self.output.timestamps, self.output.no_timestamps) {
-                (true, _) => true,
-                (_, true) => false,
-                _ => !std::io::stderr().is_terminal(),
-            },
+            timestamps: stamp_lines(&self.output),
             total: self.output.total,
             keep_order: self.output.keep_order,
             persistent: self.command.persistent,
@@ -225,6 +211,36 @@ impl Cli {
                 burst: self.command.burst,
             }),
         })
+    }
+}
+
+/// `--give-up-after` counts attempts in the failures file: without one it has no memory.
+fn check_give_up(faults: &FaultArgs) -> Result<()> {
+    if faults.give_up_after.is_some() && faults.failures.is_none() {
+        bail!(
+            "--give-up-after needs --failures FILE: failed attempts are counted across runs in \
+             that file (e.g. --failures failed.jsonl)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether records go to stdout: as asked (`--records`, `--no-records`), else everywhere but
+/// on a terminal when the cache keeps them, where they would only bury the summary.
+fn print_records(output: &OutputArgs, cache: bool) -> bool {
+    match (output.records, output.no_records) {
+        (true, _) => true,
+        (_, true) => false,
+        _ => !cache || !std::io::stdout().is_terminal(),
+    }
+}
+
+/// Whether pararun's stderr lines start with the time: as asked, else when stderr is a log.
+fn stamp_lines(output: &OutputArgs) -> bool {
+    match (output.timestamps, output.no_timestamps) {
+        (true, _) => true,
+        (_, true) => false,
+        _ => !std::io::stderr().is_terminal(),
     }
 }
 
