@@ -250,6 +250,12 @@ fn our_log_lines_carry_the_local_time_and_child_stderr_none() {
         out.report()
     );
     out.stderr_has("\npararun: ran 2 (1 succeeded, 1 failed)");
+    // An error that stops the run before it starts is a log line like any other.
+    let out = run(&["--cache", "no/such/dir/c.jsonl"]);
+    let stamp = stamp_of(&out.stderr).unwrap_or_else(|| panic!("{}", out.report()));
+    assert!(stamp.ends_with("+05:30"), "{}", out.report());
+    out.code(2)
+        .stderr_has(" pararun: cannot open cache no/such/dir/c.jsonl");
 }
 
 #[test]

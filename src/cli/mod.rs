@@ -240,7 +240,22 @@ fn stamp_lines(output: &OutputArgs) -> bool {
     match (output.timestamps, output.no_timestamps) {
         (true, _) => true,
         (_, true) => false,
-        _ => !std::io::stderr().is_terminal(),
+        _ => stderr_is_a_log(),
+    }
+}
+
+/// Whether stderr is not a terminal (a file, a pipe: cron, CI), where lines get timestamps
+/// unless the flags say otherwise.
+pub fn stderr_is_a_log() -> bool {
+    !std::io::stderr().is_terminal()
+}
+
+/// An error that ends the run before it starts, as the binary prints it: one line, the anyhow
+/// chain read left to right, after the local time when `timestamps`, like a run's own lines.
+pub fn error_line(err: &anyhow::Error, timestamps: bool) -> String {
+    match timestamps {
+        true => format!("{} pararun: {err:#}", crate::report::clock::now()),
+        false => format!("pararun: {err:#}"),
     }
 }
 
