@@ -23,7 +23,7 @@ _pararun() {
 
     case "${cmd}" in
         pararun)
-            opts="-i -j -q -k -h -V --input --format --key-field --max-line-bytes --shard --jobs --stdin --shell --persistent --rate --burst --dry-run --cache --capture --max-output-bytes --fsync --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --quiet --keep-order --progress --no-progress --total --log-interval --help --version"
+            opts="-i -j -q -k -h -V --input --format --key-field --max-line-bytes --shard --jobs --stdin --shell --persistent --rate --burst --dry-run --cache --capture --max-output-bytes --fsync --lock-wait --conflict-exit-code --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --give-up-after --quiet --keep-order --records --no-records --progress --no-progress --total --timestamps --no-timestamps --log-interval --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,6 +118,14 @@ _pararun() {
                     COMPREPLY=($(compgen -W "always batch never" -- "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --conflict-exit-code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -150,6 +158,10 @@ _pararun() {
                     return 0
                     ;;
                 --max-failures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --give-up-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

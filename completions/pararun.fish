@@ -15,12 +15,15 @@ complete -c pararun -l max-output-bytes -d 'The most a child may print on stdout
 complete -c pararun -l fsync -d 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)' -r -f -a "always\t'fdatasync after every record'
 batch\t'fdatasync at most once a second, and at exit'
 never\t'Leave it to the operating system'"
+complete -c pararun -l lock-wait -d 'When another run holds the cache\'s lock, wait up to DUR for it (as `flock -w` does) instead of giving up at once; then exit as --conflict-exit-code says' -r
+complete -c pararun -l conflict-exit-code -d 'The exit status when another run holds the cache\'s lock (as `flock -E` sets it)' -r
 complete -c pararun -l retries -d 'Retry a failed item up to N more times; bad input is never retried' -r
 complete -c pararun -l retry-delay -d 'Wait before the first retry, doubling (with jitter) on each further one, capped at 1m' -r
 complete -c pararun -l timeout -d 'Per attempt: on expiry the child\'s process group gets SIGTERM, then SIGKILL after --kill-after' -r
 complete -c pararun -l kill-after -d 'Grace between SIGTERM and SIGKILL, for timeouts and for shutdown' -r
 complete -c pararun -l failures -d 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)' -r -F
 complete -c pararun -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
+complete -c pararun -l give-up-after -d 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures' -r
 complete -c pararun -l total -d 'The number of items, for the bar\'s ETA [default: counted in the background when the input is a regular file]' -r
 complete -c pararun -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
@@ -28,9 +31,13 @@ complete -c pararun -l shell -d 'Run the command through `sh -c` even when given
 complete -c pararun -l persistent -d 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout'
 complete -c pararun -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
 complete -c pararun -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
-complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr'
+complete -c pararun -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'
 complete -c pararun -s k -l keep-order -d 'Print records on stdout in input order (the cache still gets them as they finish)'
+complete -c pararun -l records -d 'Print the records on stdout even when stdout is a terminal and --cache keeps them'
+complete -c pararun -l no-records -d 'Print no records on stdout, but the summary and progress as usual (-q hides all)'
 complete -c pararun -l progress -d 'Show the progress bar even when stderr is not a terminal'
 complete -c pararun -l no-progress -d 'Show no progress bar and no progress lines'
+complete -c pararun -l timestamps -d 'Start each of pararun\'s own stderr lines with the local time, even on a terminal'
+complete -c pararun -l no-timestamps -d 'Never timestamp stderr lines (e.g. when the log already adds its own, as journald does)'
 complete -c pararun -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pararun -s V -l version -d 'Print version'

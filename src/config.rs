@@ -35,6 +35,10 @@ pub struct Config {
     pub max_output: u64,
     /// Durability of cache appends.
     pub fsync: Fsync,
+    /// How long to wait for another run to release the cache's lock.
+    pub lock_wait: Duration,
+    /// The exit status when another run holds the cache's lock after `lock_wait`.
+    pub conflict_exit_code: u8,
     /// Extra attempts for a failed item.
     pub retries: u32,
     /// Delay before the first retry (doubled for each further one).
@@ -47,10 +51,18 @@ pub struct Config {
     pub failures: Option<PathBuf>,
     /// Stop starting items after this many failures.
     pub max_failures: Option<u64>,
+    /// Skip an item once the `failures` file holds this many failed attempts of it.
+    pub give_up_after: Option<u32>,
     /// No records on stdout, no summary.
     pub quiet: bool,
+    /// Print each record on stdout (unless `quiet`); decided at the edge: not when stdout is
+    /// a terminal and the cache keeps the records, unless asked.
+    pub records: bool,
     /// How progress is shown on stderr (decided at the edge from the terminal and flags).
     pub display: Display,
+    /// Start each line pararun writes to stderr with the local time (decided at the edge:
+    /// stderr is not a terminal, or `--timestamps`).
+    pub timestamps: bool,
     /// The number of items, when the user knows it (`--total`).
     pub total: Option<u64>,
     /// Print records in input order rather than completion order.
@@ -81,14 +93,19 @@ impl Config {
             capture: Capture::Json,
             max_output: 64 << 20,
             fsync: Fsync::Batch,
+            lock_wait: Duration::ZERO,
+            conflict_exit_code: 2,
             retries: 0,
             retry_delay: Duration::from_secs(1),
             timeout: None,
             kill_after: Duration::from_secs(5),
             failures: None,
             max_failures: None,
+            give_up_after: None,
             quiet: false,
+            records: true,
             display: Display::Off,
+            timestamps: false,
             total: None,
             keep_order: false,
             persistent: false,

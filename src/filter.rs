@@ -10,11 +10,13 @@ use crate::report::Stats;
 
 /// The skip rule: a key another shard owns is skipped; with a cache, a key already in it is
 /// skipped as cached, and a key seen earlier in this input as a duplicate. Without a cache
-/// every item runs, as with xargs. `sized` is the input's path when it is a regular file.
+/// every item runs, as with xargs. Then a key in `given_up` (`--give-up-after`) is skipped.
+/// `sized` is the input's path when it is a regular file.
 pub(crate) fn skip_filter(
     cfg: &Config,
     sized: Option<&Path>,
     cached: KeyIndex,
+    given_up: KeyIndex,
     stats: Arc<Stats>,
 ) -> impl FnMut(&Key) -> bool + Send {
     let dedupe = cfg.cache.is_some();
@@ -33,13 +35,15 @@ pub(crate) fn skip_filter(
         if shard.is_some_and(|s| key.shard(s.count) != s.index) {
             Stats::bump(&stats.other_shards);
             false
-        } else if !dedupe {
-            true
-        } else if cached.contains(key) {
+        } else if dedupe && cached.contains(key) {
             Stats::bump(&stats.cached);
             false
-        } else if !seen.insert(key) {
+        } else if dedupe && !seen.insert(key) {
             Stats::bump(&stats.duplicates);
+            false
+        } else if given_up.contains(key) {
+            // After the cache: an item that failed often and then succeeded is done.
+            Stats::bump(&stats.given_up);
             false
         } else {
             true

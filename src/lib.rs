@@ -31,7 +31,8 @@
 //!
 //! [`run`] is sound to call from any program, threads or not. It changes a few process-wide
 //! settings while it runs, and leaves them: the soft limit on open files is raised to the hard
-//! limit, SIGXFSZ gets a no-op handler, and SIGINT, SIGTERM, SIGHUP and SIGTSTP are handled
+//! limit, SIGXFSZ gets a no-op handler, the `console` crate's colour switch for stdout is set
+//! from stderr's when a progress bar is shown (the bar draws through it), and SIGINT, SIGTERM, SIGHUP and SIGTSTP are handled
 //! through tokio (whose handlers stay installed once the run returns).
 
 #![deny(missing_docs)]

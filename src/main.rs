@@ -5,16 +5,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let config = match pararun::cli::parse() {
         Ok(config) => config,
-        Err(err) => return fail(&err),
+        // The flags did not go together, so --timestamps is not known: the default applies.
+        Err(err) => return fail(&err, pararun::cli::stderr_is_a_log()),
     };
     match pararun::run(&config) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(err) => fail(&err),
+        Err(err) => fail(&err, config.timestamps),
     }
 }
 
-/// Setup and usage errors: one line, the anyhow chain read left to right, exit 2.
-fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("pararun: {err:#}");
+/// Setup and usage errors: one line, exit 2.
+fn fail(err: &anyhow::Error, timestamps: bool) -> ExitCode {
+    eprintln!("{}", pararun::cli::error_line(err, timestamps));
     ExitCode::from(pararun::Exit::Error.code())
 }

@@ -171,9 +171,14 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
             cycles < 100,
             "seed {seed}: no run finished after 100 cycles"
         );
+        // A child that was being started when pararun was killed holds a copy of the cache's
+        // descriptor, and so its lock, until it execs: on a loaded machine the next run can
+        // find the lock still held for a moment.
         let running = env
             .cmd()
             .args([
+                "--lock-wait",
+                "10s",
                 "-j",
                 "8",
                 "-q",

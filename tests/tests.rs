@@ -20,3 +20,5 @@ mod resume;
 mod shard;
 mod signals;
 mod slurm;
+mod terminal;
+mod unattended;

@@ -23,7 +23,7 @@ use crate::filter::skip_filter;
 use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
-use crate::report::{Exit, FailureLog, Stats};
+use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
 use crate::runner::{Runner, Signals};
 
 /// Runs a whole job; see [`crate::run`].
@@ -46,7 +46,8 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
             None => Loaded::default(),
         };
         warn_cache(&loaded, cfg, &progress);
-        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, stats);
+        let given_up = load_given_up(cfg, &progress)?;
+        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats);
         return dry_run::print(cfg, &template, reader, keep, &progress);
     }
     // The runtime and the signal handlers come before the cache is loaded, which can take
@@ -57,11 +58,19 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         let _enter = runtime.enter();
         Signals::install().context("cannot install signal handlers")?
     };
-    let (cache, index) = open_cache(cfg, &progress)?;
+    let (cache, index) = match open_cache(cfg, &progress) {
+        Err(e) => match e.downcast_ref::<cache::Busy>() {
+            Some(busy) => return Ok(cache_busy(cfg, busy, &progress)),
+            None => return Err(e),
+        },
+        Ok(opened) => opened,
+    };
+    // Read once the cache is ours: a run that skips a busy cache reads nothing.
+    let given_up = load_given_up(cfg, &progress)?;
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
-    let keep = skip_filter(cfg, sized.as_deref(), index, stats.clone());
+    let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
     let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog)?;
     Ok(runtime.block_on(runner.run(signals, input, started)))
@@ -96,7 +105,7 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
     } else {
         cfg.display
     };
-    let progress = Progress::new(display, stats.clone(), cfg.total);
+    let progress = Progress::new(display, cfg.timestamps, stats.clone(), cfg.total);
     if let (None, Some(path), false) = (cfg.total, sized, display == Display::Off) {
         let (path, progress) = (path.to_owned(), progress.clone());
         std::thread::spawn(move || {
@@ -112,13 +121,61 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
 fn open_cache(cfg: &Config, progress: &Progress) -> Result<(Option<CacheWriter>, KeyIndex)> {
     Ok(match &cfg.cache {
         Some(path) => {
-            let (writer, loaded) =
-                CacheWriter::open(path, &cfg.key_field, cfg.max_line_bytes, cfg.fsync)?;
+            let waiting = || {
+                if !cfg.quiet {
+                    let note = format!(
+                        "pararun: cache {} is in use by another pararun; waiting up to {} for \
+                         it (--lock-wait)",
+                        path.display(),
+                        human_duration(cfg.lock_wait)
+                    );
+                    progress.line(note.as_bytes());
+                }
+            };
+            let (writer, loaded) = CacheWriter::open(
+                path,
+                &cfg.key_field,
+                cfg.max_line_bytes,
+                cfg.fsync,
+                cfg.lock_wait,
+                waiting,
+            )?;
             warn_cache(&loaded, cfg, progress);
             (Some(writer), loaded.index)
         }
         None => (None, KeyIndex::default()),
     })
+}
+
+/// Another run holds the cache: nothing has been read, written or run. With
+/// `--conflict-exit-code 0` that is a quiet skip (a cron job that overlaps the previous one);
+/// otherwise an error that says what to do.
+fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
+    progress.finish();
+    let code = cfg.conflict_exit_code;
+    if code != 0 {
+        let msg = format!(
+            "pararun: {busy}; wait for it to finish or use another --cache file \
+             (--lock-wait DUR waits for it, --conflict-exit-code 0 skips quietly)"
+        );
+        progress.line(msg.as_bytes());
+    } else if !cfg.quiet {
+        let msg = format!("pararun: {busy}; skipping this run (--conflict-exit-code 0)");
+        progress.line(msg.as_bytes());
+    }
+    Exit::CacheBusy(code)
+}
+
+/// With `--give-up-after`, the keys that the failures file says failed too often.
+fn load_given_up(cfg: &Config, progress: &Progress) -> Result<KeyIndex> {
+    let (Some(limit), Some(path)) = (cfg.give_up_after, &cfg.failures) else {
+        return Ok(KeyIndex::default());
+    };
+    let found = given_up::load(path, limit, cfg.max_line_bytes)?;
+    if let (Some(warning), false) = (found.warning(path), cfg.quiet) {
+        progress.line(warning.as_bytes());
+    }
+    Ok(found.index)
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {

@@ -130,7 +130,8 @@ fn record_key(
     }
 }
 
-fn count_lines(file: &mut impl Read) -> io::Result<usize> {
+/// The number of `\n` in a stream, read to its end; sizes an index before it is filled.
+pub(crate) fn count_lines(file: &mut impl Read) -> io::Result<usize> {
     let mut buf = vec![0u8; 1 << 20];
     let mut lines = 0;
     loop {

@@ -1,4 +1,4 @@
-//! The JSONL cache: its lock, its index of done keys ([`index`]), loading ([`load`]) and
+//! The JSONL cache: its lock ([`lock`]), its index of done keys ([`index`]), loading ([`load`]) and
 //! crash-safe appends ([`CacheWriter`]).
 //!
 //! One [`CacheWriter`] owns the file for the whole run. Every record is one complete line,
@@ -8,6 +8,7 @@
 
 pub mod index;
 pub mod load;
+pub mod lock;
 pub mod reader;
 
 use std::fs::{File, OpenOptions};
@@ -15,9 +16,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 pub use load::{load_read_only, Loaded};
+pub use lock::Busy;
 pub use reader::CacheReader;
 
 use crate::config::Fsync;
@@ -46,13 +48,16 @@ pub struct CacheWriter {
 }
 
 impl CacheWriter {
-    /// Opens (creating) the cache, takes its exclusive lock and loads its keys. Fails, touching
-    /// nothing, when another process holds the lock.
+    /// Opens (creating) the cache, takes its exclusive lock and loads its keys. When another
+    /// process holds the lock, waits up to `lock_wait` for it (calling `waiting` once, when the
+    /// wait begins), then fails with [`Busy`], touching nothing.
     pub fn open(
         path: &Path,
         key_field: &str,
         max_line: usize,
         fsync: Fsync,
+        lock_wait: Duration,
+        waiting: impl FnOnce(),
     ) -> Result<(CacheWriter, Loaded)> {
         let mut options = OpenOptions::new();
         options.read(true).append(true).create_new(true);
@@ -69,17 +74,7 @@ impl CacheWriter {
                 format!("open cache {} for appending", path.display())
             })
         })?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "cache {} is in use by another pararun (it holds the file's lock); wait for it \
-                 to finish or use another --cache file",
-                path.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock cache {}", path.display()))
-            }
-        }
+        lock::lock(&file, path, lock_wait, waiting)?;
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }

@@ -111,6 +111,26 @@ pub(super) struct ResultArgs {
     /// of pararun loses no finished result in any mode).
     #[arg(hide_short_help = true, long, value_enum, default_value_t = FsyncArg::Batch, value_name = "WHEN")]
     pub(super) fsync: FsyncArg,
+
+    /// When another run holds the cache's lock, wait up to DUR for it (as `flock -w` does)
+    /// instead of giving up at once; then exit as --conflict-exit-code says.
+    ///
+    /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
+    #[arg(hide_short_help = true, long, default_value = "0", value_parser = parse_duration, value_name = "DUR", requires = "cache")]
+    pub(super) lock_wait: Duration,
+
+    /// The exit status when another run holds the cache's lock (as `flock -E` sets it).
+    ///
+    /// 0 skips the run quietly, with a one-line note (none with -q): for a cron job that may
+    /// overlap the previous one. Nothing is read, written or run either way.
+    #[arg(
+        hide_short_help = true,
+        long,
+        default_value_t = 2,
+        value_name = "CODE",
+        requires = "cache"
+    )]
+    pub(super) conflict_exit_code: u8,
 }
 
 #[derive(Debug, Args)]
@@ -146,12 +166,23 @@ pub(super) struct FaultArgs {
     /// Stop at the first failed item (the same as --max-failures 1).
     #[arg(hide_short_help = true, long)]
     pub(super) halt_on_error: bool,
+
+    /// Skip an item once the --failures file records N failed attempts of it, across runs, so
+    /// that an item that always fails stops failing every run (cron mails). Needs --failures.
+    ///
+    /// Attempts add up over every line of the file with the item's key (retries included),
+    /// read once at start. Such items are counted as "given up" in the summary and do not fail
+    /// the run. To try them again, run once without --give-up-after (or with a larger N), or
+    /// delete their lines from the failures file.
+    #[arg(hide_short_help = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) give_up_after: Option<u32>,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub(super) struct OutputArgs {
-    /// Print no result records on stdout and no summary or progress on stderr.
+    /// Print no result records on stdout and no summary or progress on stderr (--no-records
+    /// hides only the records).
     #[arg(short, long)]
     pub(super) quiet: bool,
 
@@ -160,6 +191,17 @@ pub(super) struct OutputArgs {
     /// At most 4 x --jobs results wait behind a slow item; past that, new items wait.
     #[arg(short = 'k', long)]
     pub(super) keep_order: bool,
+
+    /// Print the records on stdout even when stdout is a terminal and --cache keeps them.
+    ///
+    /// By default a terminal gets no records when there is a cache (the summary says where
+    /// they are), and any other stdout (a pipe, a file) gets every record.
+    #[arg(hide_short_help = true, long, overrides_with = "no_records")]
+    pub(super) records: bool,
+
+    /// Print no records on stdout, but the summary and progress as usual (-q hides all).
+    #[arg(hide_short_help = true, long, overrides_with = "records")]
+    pub(super) no_records: bool,
 
     /// Show the progress bar even when stderr is not a terminal.
     #[arg(hide_short_help = true, long, overrides_with = "no_progress")]
@@ -173,6 +215,18 @@ pub(super) struct OutputArgs {
     /// input is a regular file].
     #[arg(hide_short_help = true, long, value_name = "N")]
     pub(super) total: Option<u64>,
+
+    /// Start each of pararun's own stderr lines with the local time, even on a terminal.
+    ///
+    /// The default is to do so when stderr is not a terminal (a log file, cron, CI), as
+    /// `2026-11-25T13:34:56+01:00 pararun: ...` (RFC 3339, local time with its UTC offset). A
+    /// child's stderr is passed on as it is, never timestamped.
+    #[arg(hide_short_help = true, long, overrides_with = "no_timestamps")]
+    pub(super) timestamps: bool,
+
+    /// Never timestamp stderr lines (e.g. when the log already adds its own, as journald does).
+    #[arg(hide_short_help = true, long, overrides_with = "timestamps")]
+    pub(super) no_timestamps: bool,
 
     /// When stderr is not a terminal, print a plain progress line this often.
     #[arg(hide_short_help = true, long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]

@@ -146,11 +146,13 @@ impl Cli {
         if self.command.persistent && self.command.stdin {
             bail!("--stdin and --persistent do not go together: a persistent worker always gets its items on stdin");
         }
+        check_give_up(&self.faults)?;
         let max_failures = if self.faults.halt_on_error {
             Some(1)
         } else {
             self.faults.max_failures
         };
+        let records = print_records(&self.output, self.results.cache.is_some());
         Ok(Config {
             jobs,
             input,
@@ -176,13 +178,17 @@ impl Cli {
                 FsyncArg::Batch => Fsync::Batch,
                 FsyncArg::Never => Fsync::Never,
             },
+            lock_wait: self.results.lock_wait,
+            conflict_exit_code: self.results.conflict_exit_code,
             retries: self.faults.retries,
             retry_delay: self.faults.retry_delay,
             timeout: self.faults.timeout,
             kill_after: self.faults.kill_after,
+            give_up_after: self.faults.give_up_after,
             failures: self.faults.failures,
             max_failures,
             quiet: self.output.quiet,
+            records,
             display: if self.output.quiet || self.output.no_progress {
                 Display::Off
             } else if self.output.progress || std::io::stderr().is_terminal() {
@@ -195,6 +201,7 @@ impl Cli {
             } else {
                 Display::Log(self.output.log_interval)
             },
+            timestamps: stamp_lines(&self.output),
             total: self.output.total,
             keep_order: self.output.keep_order,
             persistent: self.command.persistent,
@@ -204,6 +211,51 @@ impl Cli {
                 burst: self.command.burst,
             }),
         })
+    }
+}
+
+/// `--give-up-after` counts attempts in the failures file: without one it has no memory.
+fn check_give_up(faults: &FaultArgs) -> Result<()> {
+    if faults.give_up_after.is_some() && faults.failures.is_none() {
+        bail!(
+            "--give-up-after needs --failures FILE: failed attempts are counted across runs in \
+             that file (e.g. --failures failed.jsonl)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether records go to stdout: as asked (`--records`, `--no-records`), else everywhere but
+/// on a terminal when the cache keeps them, where they would only bury the summary.
+fn print_records(output: &OutputArgs, cache: bool) -> bool {
+    match (output.records, output.no_records) {
+        (true, _) => true,
+        (_, true) => false,
+        _ => !cache || !std::io::stdout().is_terminal(),
+    }
+}
+
+/// Whether pararun's stderr lines start with the time: as asked, else when stderr is a log.
+fn stamp_lines(output: &OutputArgs) -> bool {
+    match (output.timestamps, output.no_timestamps) {
+        (true, _) => true,
+        (_, true) => false,
+        _ => stderr_is_a_log(),
+    }
+}
+
+/// Whether stderr is not a terminal (a file, a pipe: cron, CI), where lines get timestamps
+/// unless the flags say otherwise.
+pub fn stderr_is_a_log() -> bool {
+    !std::io::stderr().is_terminal()
+}
+
+/// An error that ends the run before it starts, as the binary prints it: one line, the anyhow
+/// chain read left to right, after the local time when `timestamps`, like a run's own lines.
+pub fn error_line(err: &anyhow::Error, timestamps: bool) -> String {
+    match timestamps {
+        true => format!("{} pararun: {err:#}", crate::report::clock::now()),
+        false => format!("pararun: {err:#}"),
     }
 }
 

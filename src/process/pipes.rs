@@ -144,6 +144,9 @@ pub async fn pump_stderr(
         }
     }
     if !buf.is_empty() {
+        // A last line without a newline gets one when the stream ends: the next line, a
+        // child's or one of ours with its timestamp, then starts a line of its own.
+        buf.push(b'\n');
         progress.write_raw(&buf);
         lock(tail).push(&buf);
     }

@@ -1,11 +1,14 @@
 //! What a run tells its user: the exit code, the counters and summary ([`stats`]), item
-//! failures as values and the `--failures` file ([`failures`]), the progress display
+//! failures as values and the `--failures` file ([`failures`]) and what it says about items
+//! that failed too often ([`given_up`]), the progress display
 //! ([`progress`]) and the records on stdout ([`output`]).
 //!
 //! Item failures are never `Err`s: they are [`Failure`] values that the runner counts, retries
 //! and reports here. This part owns the `--failures` file and stdout; nothing else writes them.
 
+pub mod clock;
 pub mod failures;
+pub mod given_up;
 pub mod output;
 pub mod progress;
 pub mod stats;
@@ -32,6 +35,9 @@ pub enum Exit {
     Terminated,
     /// Stopped by SIGHUP (a closed terminal, a dropped ssh session).
     HungUp,
+    /// Nothing ran: another run holds the cache's lock. The code is `--conflict-exit-code`
+    /// (2 unless set; 0 to skip quietly).
+    CacheBusy(u8),
 }
 
 impl Exit {
@@ -45,6 +51,7 @@ impl Exit {
             Exit::BrokenPipe => 141,
             Exit::Terminated => 143,
             Exit::HungUp => 129,
+            Exit::CacheBusy(code) => code,
         }
     }
 }
@@ -63,10 +70,12 @@ mod tests {
             Exit::BrokenPipe,
             Exit::Terminated,
             Exit::HungUp,
+            Exit::CacheBusy(0),
+            Exit::CacheBusy(2),
         ]
         .iter()
         .map(|e| e.code())
         .collect();
-        assert_eq!(codes, [0, 1, 2, 130, 141, 143, 129]);
+        assert_eq!(codes, [0, 1, 2, 130, 141, 143, 129, 0, 2]);
     }
 }

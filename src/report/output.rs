@@ -117,6 +117,7 @@ mod tests {
     fn quiet(keep_order: bool, window: usize) -> Output {
         let progress = Progress::new(
             crate::report::progress::Display::Off,
+            false,
             Default::default(),
             None,
         );

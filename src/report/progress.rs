@@ -5,14 +5,14 @@
 //! `--log-interval` (stderr is a file or pipe: cron, CI), or nothing (`-q`, `--no-progress`).
 //! The wrapper holds an `Option<ProgressBar>`: callers never branch on which is shown.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use crate::report::{human_duration, Stats};
+use crate::report::{clock, human_duration, Stats};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum Display {
     Bar {
         /// Whether the bar may use colour.
         color: bool,
-        /// Draw even when stderr is not a terminal (`--progress`).
+        /// Whether stderr is not a terminal (`--progress` asked for the bar all the same).
         forced: bool,
     },
     /// A plain line on stderr at this interval.
@@ -38,6 +38,8 @@ pub struct Progress {
 
 struct Inner {
     bar: Option<ProgressBar>,
+    /// Start each line with the local time (stderr is a log, not a terminal).
+    timestamps: bool,
     color: bool,
     log_every: Option<Duration>,
     stats: Arc<Stats>,
@@ -51,17 +53,22 @@ struct Inner {
 const BAR_REFRESH: Duration = Duration::from_millis(200);
 
 impl Progress {
-    /// A display for a run; `total` is the number of items when known up front.
-    pub fn new(display: Display, stats: Arc<Stats>, total: Option<u64>) -> Progress {
+    /// A display for a run; `total` is the number of items when known up front. With
+    /// `timestamps`, each line starts with the local time (see [`clock`]).
+    pub fn new(
+        display: Display,
+        timestamps: bool,
+        stats: Arc<Stats>,
+        total: Option<u64>,
+    ) -> Progress {
         let (bar, color, log_every) = match display {
-            Display::Bar { color, forced } => {
-                // indicatif hides a bar whose stderr is not a terminal; a term-like target does
-                // not ask, which is what --progress wants.
-                let target = if forced {
-                    ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)
-                } else {
-                    ProgressDrawTarget::stderr_with_hz(10)
-                };
+            Display::Bar { color, .. } => {
+                // A term-like target is drawn whether or not stderr is a terminal (which is
+                // what --progress wants; otherwise it is one). indicatif then takes stdout's
+                // colour setting instead of stderr's, so stderr's is copied there.
+                let target =
+                    ProgressDrawTarget::term_like_with_hz(Box::new(EchoRoom::stderr()), 10);
+                console::set_colors_enabled(color && console::colors_enabled_stderr());
                 let bar = ProgressBar::with_draw_target(None, target);
                 bar.enable_steady_tick(Duration::from_millis(100));
                 (Some(bar), color, None)
@@ -72,6 +79,7 @@ impl Progress {
         let progress = Progress {
             inner: Arc::new(Inner {
                 bar,
+                timestamps,
                 color,
                 log_every,
                 stats,
@@ -110,9 +118,14 @@ impl Progress {
         }
     }
 
-    /// Writes one whole line (the trailing newline is added if missing) to stderr, above the bar.
+    /// Writes one whole line (the trailing newline is added if missing) to stderr, above the
+    /// bar, after the time when lines are timestamped.
     pub fn line(&self, text: &[u8]) {
-        let mut buf = Vec::with_capacity(text.len() + 1);
+        let mut buf = Vec::with_capacity(text.len() + 27);
+        if self.inner.timestamps {
+            buf.extend_from_slice(clock::now().as_bytes());
+            buf.push(b' ');
+        }
         buf.extend_from_slice(text);
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
@@ -124,7 +137,8 @@ impl Progress {
     }
 
     /// Writes `bytes` to stderr as they are (a child's stderr, maybe a piece of a long line),
-    /// with the bar cleared.
+    /// with the bar cleared. Never timestamped: a piece may start mid-line, and the child's
+    /// bytes are passed on unchanged.
     pub fn write_raw(&self, bytes: &[u8]) {
         self.suspend(|| {
             // A closed stderr must not stop the run; there is nowhere left to report it.
@@ -239,6 +253,58 @@ impl Progress {
     }
 }
 
+/// The terminal as the bar sees it: [`ECHO_ROOM`] columns narrower than it is.
+///
+/// indicatif pads the bar to the terminal's full width, which leaves the cursor in the last
+/// column: the `^C` the terminal echoes on Ctrl-C then wraps onto a new line, the clearing of
+/// the bar clears that line instead, and the bar stays on the screen, frozen above the stop
+/// messages. With room left at the end of the line, the echo stays on the bar's line and goes
+/// with it.
+#[derive(Debug)]
+struct EchoRoom(console::Term);
+
+/// Columns left free after the bar: the width of an echoed `^C` or `^Z`.
+const ECHO_ROOM: u16 = 2;
+
+impl EchoRoom {
+    fn stderr() -> EchoRoom {
+        EchoRoom(console::Term::buffered_stderr())
+    }
+}
+
+impl TermLike for EchoRoom {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(ECHO_ROOM).max(1)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Counts the items of an input file (its non-blank lines) for the bar's total, reading it
 /// separately from the items themselves; `None` if it cannot be read.
 pub fn count_items(path: &std::path::Path) -> Option<u64> {
@@ -282,7 +348,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         Stats::bump(&stats.succeeded);
         Stats::bump(&stats.cached);
-        let p = Progress::new(Display::Off, stats, Some(4));
+        let p = Progress::new(Display::Off, false, stats, Some(4));
         let line = p.log_line();
         assert!(
             line.starts_with("pararun: progress 2/4 (50%): 1 ok, 0 failed, 1 cached;"),

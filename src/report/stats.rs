@@ -26,6 +26,8 @@ pub struct Stats {
     pub other_shards: AtomicU64,
     /// Items cut short by a shutdown: neither done nor failed, they run again next time.
     pub unfinished: AtomicU64,
+    /// Items skipped because the failures file holds too many failed attempts of them.
+    pub given_up: AtomicU64,
 }
 
 impl Stats {
@@ -46,28 +48,46 @@ impl Stats {
             + Self::get(&self.cached)
             + Self::get(&self.duplicates)
             + Self::get(&self.other_shards)
+            + Self::get(&self.given_up)
     }
 
-    /// The one-line summary printed at the end of a run.
-    pub fn summary(&self, elapsed: Duration, failures_file: Option<&Path>) -> String {
+    /// The one-line summary printed at the end of a run; it points at `records_file` when the
+    /// records went only there (not to stdout), and at `failures_file` when items failed.
+    pub fn summary(
+        &self,
+        elapsed: Duration,
+        records_file: Option<&Path>,
+        failures_file: Option<&Path>,
+    ) -> String {
         let ran = Self::get(&self.ran);
         let failed = Self::get(&self.failed);
         let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { ran as f64 / secs } else { 0.0 };
+        let given_up = Self::get(&self.given_up);
         let mut line = format!(
-            "pararun: ran {ran} ({} succeeded, {failed} failed), {} cached, {} duplicates in {}, {rate:.1}/s",
+            "pararun: ran {ran} ({} succeeded, {failed} failed), {} cached, {} duplicates{} in {}, {rate:.1}/s",
             Self::get(&self.succeeded),
             Self::get(&self.cached),
             Self::get(&self.duplicates),
+            match given_up {
+                0 => String::new(),
+                n => format!(", {n} given up"),
+            },
             human_duration(elapsed),
         );
         let other = Self::get(&self.other_shards);
         if other > 0 {
             line += &format!(", {other} other shards");
         }
+        if let Some(path) = records_file {
+            line += &format!("; records in {}", path.display());
+        }
         let unfinished = Self::get(&self.unfinished);
         if unfinished > 0 {
             line += &format!("; {unfinished} unfinished (they run again next time)");
+        }
+        if given_up > 0 {
+            line += "; run without --give-up-after to retry those given up";
         }
         if failed > 0 {
             match failures_file {
@@ -88,11 +108,33 @@ mod tests {
         let stats = Stats::default();
         Stats::bump(&stats.ran);
         Stats::bump(&stats.failed);
-        let line = stats.summary(Duration::from_secs(2), Some(Path::new("f.jsonl")));
+        let line = stats.summary(Duration::from_secs(2), None, Some(Path::new("f.jsonl")));
         assert!(line.contains("ran 1 (0 succeeded, 1 failed)"), "{line}");
         assert!(line.ends_with("failures in f.jsonl"), "{line}");
         assert!(stats
-            .summary(Duration::from_secs(2), None)
+            .summary(Duration::from_secs(2), None, None)
             .ends_with("see stderr"));
+        let line = stats.summary(Duration::from_secs(2), Some(Path::new("c.jsonl")), None);
+        assert!(
+            line.contains("/s; records in c.jsonl; failures: see"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn summary_counts_the_given_up() {
+        let stats = Stats::default();
+        Stats::bump(&stats.given_up);
+        Stats::bump(&stats.given_up);
+        let line = stats.summary(Duration::from_secs(2), None, None);
+        assert!(
+            line.contains(", 0 duplicates, 2 given up in 2.0s"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; run without --give-up-after to retry those given up"),
+            "{line}"
+        );
+        assert_eq!(stats.settled(), 2);
     }
 }

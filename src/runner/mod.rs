@@ -142,7 +142,8 @@ impl<'a> Runner<'a> {
         failures: Option<FailureLog>,
         watchdog: Option<Watchdog>,
     ) -> anyhow::Result<Runner<'a>> {
-        let output = Output::new(!cfg.quiet, cfg.keep_order, cfg.jobs * 4, progress.clone());
+        let print = cfg.records && !cfg.quiet;
+        let output = Output::new(print, cfg.keep_order, cfg.jobs * 4, progress.clone());
         let has_cache = cache.is_some();
         Ok(Runner {
             cfg,
@@ -301,7 +302,10 @@ impl<'a> Runner<'a> {
             // An incomplete failures file is not pointed at: stderr has every failure.
             let complete = self.failures.as_ref().is_some_and(FailureLog::is_complete);
             let failures_file = self.cfg.failures.as_deref().filter(|_| complete);
-            let summary = self.stats.summary(started.elapsed(), failures_file);
+            let records_file = self.cfg.cache.as_deref().filter(|_| !self.cfg.records);
+            let summary = self
+                .stats
+                .summary(started.elapsed(), records_file, failures_file);
             self.progress.line(summary.as_bytes());
         }
         self.exit_status()

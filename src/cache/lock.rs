@@ -1,0 +1,112 @@
+//! The cache's lock: an exclusive `flock` held for the whole run, taken at once or, with
+//! `--lock-wait`, within a bounded wait, as `flock -n` and `flock -w` take theirs.
+
+use std::fmt;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// Another run holds the cache's lock (for the whole of `waited`, if that is not zero). The one
+/// setup error a caller branches on: `--conflict-exit-code` decides what it exits with.
+#[derive(Debug)]
+pub struct Busy {
+    /// The cache.
+    pub path: PathBuf,
+    /// How long this run waited for the lock (`--lock-wait`).
+    pub waited: Duration,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cache {} is in use by another pararun (it holds the file's lock)",
+            self.path.display()
+        )?;
+        if !self.waited.is_zero() {
+            write!(
+                f,
+                " after waiting {} (--lock-wait)",
+                crate::report::human_duration(self.waited)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// The first pause between two tries; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+
+/// The longest pause between two tries: how late at most a run notices that the lock is free.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// Takes the exclusive lock on `file`, trying again for up to `wait`; `waiting` is called once,
+/// before the first pause. Fails with [`Busy`] when the lock is still held at the end.
+///
+/// A blocking `flock` could not be given a deadline without a signal (flock(1) uses SIGALRM);
+/// tries a few times a second cost nothing by comparison, and a run that gives up leaves
+/// nothing behind.
+pub fn lock(file: &File, path: &Path, wait: Duration, waiting: impl FnOnce()) -> Result<()> {
+    let start = Instant::now();
+    let mut waiting = Some(waiting);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock cache {}", path.display()))
+            }
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let left = wait.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(Busy {
+                path: path.to_owned(),
+                waited: wait,
+            }
+            .into());
+        }
+        if let Some(note) = waiting.take() {
+            note();
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_is_busy_within_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let holder = File::create(&path).unwrap();
+        holder.lock().unwrap();
+        let other = File::open(&path).unwrap();
+        let mut noted = 0;
+        let started = Instant::now();
+        let err = lock(&other, &path, Duration::from_millis(100), || noted += 1).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(noted, 1);
+        let busy = err.downcast_ref::<Busy>().expect("a Busy error");
+        assert!(
+            busy.to_string()
+                .ends_with("after waiting 100ms (--lock-wait)"),
+            "{busy}"
+        );
+        // At once, without a wait: no note, and the message says nothing of waiting.
+        let err = lock(&other, &path, Duration::ZERO, || panic!("no wait")).unwrap_err();
+        assert!(
+            err.to_string().ends_with("(it holds the file's lock)"),
+            "{err}"
+        );
+        drop(holder);
+        lock(&other, &path, Duration::ZERO, || {}).unwrap();
+    }
+}
