@@ -8,6 +8,7 @@ mod data;
 mod examples;
 mod faults;
 mod files;
+mod first_contact;
 mod fiu;
 mod generated;
 mod lifecycle;

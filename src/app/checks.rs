@@ -18,7 +18,7 @@ pub(super) fn command_template(cfg: &Config) -> Result<Template> {
         if let Err(placeholder) = template.render_worker(1) {
             bail!(
                 "{placeholder} cannot be used with --persistent: a worker gets its items on \
-                 stdin, one per line; only <%> (the slot) may appear in the command"
+                 stdin, one per line; only <%> or {{%}} (the slot) may appear in the command"
             );
         }
     }
@@ -35,7 +35,8 @@ pub(super) fn format_fits(reader: &mut InputReader, template: &Template) -> Resu
         if let Some(field) = template.fields().next() {
             bail!(
                 "the command uses <{field}>, a field of a JSON item, but the input is read as \
-                 plain lines; give JSONL input (or --format jsonl), or use <> for the whole line"
+                 plain lines; give JSONL input (or --format jsonl), or use {{}} (or '<>') for the \
+                 whole line"
             );
         }
     }

@@ -1,0 +1,112 @@
+//! First contact (issue 12): the usage line works as typed, and every error names the fix.
+//! Placeholders that survive an unquoted shell line, a stdin the shell took from a `<>`,
+//! collapsed bad-input lines, hints for non-JSON output and unrunnable scripts, the note for a
+//! terminal stdin, and the `-j` aliases.
+
+use std::process::Command;
+
+use crate::util::{TestEnv, BIN};
+
+/// Runs `line` with bash in the test dir, `pararun` standing for the binary under test.
+fn bash(env: &TestEnv, line: &str) -> (i32, String, String) {
+    let out = Command::new("bash")
+        .args(["-c", &format!("pararun() {{ {BIN} \"$@\"; }}\n{line}")])
+        .current_dir(env.path("."))
+        .output()
+        .expect("run bash");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn braces_survive_an_unquoted_shell_line() {
+    let env = TestEnv::new();
+    // The same line with <> is a bash syntax error (issue 12, stumble 1).
+    let line = "printf 'a b\\nc\\n' | pararun -j 1 --capture text -- echo {} {#} {%}";
+    let (code, stdout, stderr) = bash(&env, line);
+    assert_eq!(code, 0, "{line}\n{stderr}");
+    assert_eq!(
+        stdout,
+        "{\"id\":\"a b\",\"result\":\"a b 1 1\"}\n{\"id\":\"c\",\"result\":\"c 2 1\"}\n"
+    );
+    let (code, _, stderr) = bash(&env, "printf 'a\\n' | pararun -- echo <>");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("syntax error"), "{stderr}");
+}
+
+#[test]
+fn braces_in_shell_mode_are_as_safe_as_angles() {
+    let env = TestEnv::new();
+    let value = "x $(touch pwned) 'q' \"d\" `touch pwned`";
+    let out = env
+        .cmd()
+        .args([
+            "--capture",
+            "text",
+            "--",
+            "printf '%s|' {} \"{}\" '{}' {#}; echo ${#}",
+        ])
+        .stdin(format!("{value}\n"))
+        .run();
+    out.success();
+    assert_eq!(
+        out.records()[0]["result"],
+        format!("{value}|{value}|{value}|1|0")
+    );
+    assert!(!env.path("pwned").exists(), "a value ran");
+    // Where no reference is safe, {} is refused as <> is, and the hint shows {}.
+    env.cmd()
+        .args(["--", "echo $(({} + 1))"])
+        .stdin("1\n")
+        .run()
+        .code(2)
+        .stderr_has("{} at byte 8 of the command stands inside arithmetic")
+        .stderr_has("n={};");
+}
+
+#[test]
+fn braces_that_are_not_placeholders_are_left_alone() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("d")).unwrap();
+    env.write("d/a.txt", "");
+    // Beside a <…> placeholder, {} is find's: the item is the directory.
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--", "find", "<>", "-name", "a.txt"])
+        .args(["-exec", "echo", "found", "{}", ";"])
+        .stdin("d\n")
+        .run();
+    out.success();
+    assert_eq!(out.records()[0]["result"], "found d/a.txt");
+    // ${…}, brace groups, brace expansion and awk programs are the shell's and awk's.
+    let out = env
+        .cmd()
+        .args([
+            "--stdin",
+            "--capture",
+            "text",
+            "--",
+            "set -- a b; read -r line; { printf '%s ' ${#} \"${1}\" \"$line\"; }; \
+             echo x | awk '{print}'; echo {a,b}",
+        ])
+        .stdin("item\n")
+        .run();
+    out.success();
+    assert_eq!(out.records()[0]["result"], "2 a item x\n{a,b}");
+    // In a direct-mode argument with a blank, {} is JSON's empty object: `sh -c 'echo {}'`
+    // prints {} and gets the item as $0, never as code.
+    let out = env
+        .cmd()
+        .args(["--", "sh", "-c", "echo {}"])
+        .stdin("$(touch pwned)\n")
+        .run();
+    out.success();
+    assert_eq!(
+        out.records()[0],
+        serde_json::json!({"id": "$(touch pwned)"})
+    );
+    assert!(!env.path("pwned").exists(), "a value ran");
+}
