@@ -65,7 +65,8 @@ pub(super) struct CommandArgs {
     /// answers with one JSON line on stdout.
     ///
     /// A worker that exits, times out or answers with something that is not JSON fails its item
-    /// and is restarted. Only the `<%>` placeholder may be used; PARARUN_SLOT is set.
+    /// and is restarted. Only the slot placeholder (`{%}` or `<%>`) may be used; PARARUN_SLOT is
+    /// set.
     #[arg(long)]
     pub(super) persistent: bool,
 
