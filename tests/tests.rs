@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod core;
 mod data;
+mod docs;
 mod examples;
 mod faults;
 mod files;
