@@ -110,3 +110,71 @@ fn braces_that_are_not_placeholders_are_left_alone() {
     );
     assert!(!env.path("pwned").exists(), "a value ran");
 }
+
+#[test]
+fn a_stdin_opened_read_write_is_a_swallowed_placeholder() {
+    let env = TestEnv::new();
+    // What bash does with `pararun -- echo <> log.txt`: log.txt opened read-write as stdin.
+    let log = env.write("log.txt", "");
+    let stdin = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log)
+        .unwrap();
+    let out = env.cmd().args(["--", "echo"]).stdin_from(stdin).run();
+    out.success()
+        .stderr_has(&format!(
+            "warning: stdin is {}, opened for reading and writing",
+            log.display()
+        ))
+        .stderr_has("Write {} or '<>' for the item, as in: pararun ... -- echo {}");
+    // `< file` opens read-only: nothing to say.
+    let stdin = std::fs::File::open(&log).unwrap();
+    let out = env.cmd().args(["--", "echo"]).stdin_from(stdin).run();
+    out.success();
+    assert!(!out.stderr.contains("warning"), "{}", out.report());
+}
+
+#[test]
+fn a_terminal_stdin_says_items_are_read_from_it() {
+    let env = TestEnv::new();
+    let log = env.path("pty.log");
+    // script(1) gives pararun a pseudo-terminal as stdin and passes our bytes to it: one
+    // item, then Ctrl-D (end of input in the terminal's line discipline).
+    let mut script = Command::new("script")
+        .current_dir(env.path("."))
+        .env("TERM", "xterm")
+        .args([
+            "-qec",
+            &format!("{BIN} --no-progress --capture text -- echo {{}} > out.jsonl"),
+            log.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run script(1)");
+    let mut input = script.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, b"typed\n\x04").unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = script.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            script.kill().unwrap();
+            panic!("pararun did not end at Ctrl-D:\n{}", env.read("pty.log"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    drop(input);
+    let screen = env.read("pty.log");
+    assert!(status.success(), "{status}\n{screen}");
+    assert!(
+        screen.contains("pararun: reading items from the terminal, one per line; end with Ctrl-D"),
+        "{screen}"
+    );
+    assert_eq!(
+        env.read("out.jsonl"),
+        "{\"id\":\"typed\",\"result\":\"typed\"}\n"
+    );
+}

@@ -6,6 +6,7 @@
 
 mod args;
 mod manual;
+mod sense;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -113,8 +114,8 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Checks the flags that depend on each other and senses the environment (CPU count)
-    /// once, producing the engine's [`Config`].
+    /// Checks the flags that depend on each other and senses the environment (CPU count,
+    /// what stdin is) once, producing the engine's [`Config`].
     pub fn into_config(self) -> Result<Config> {
         let jobs = match self.command.jobs {
             Some(n) => n.get(),
@@ -142,6 +143,7 @@ impl Cli {
         Ok(Config {
             jobs,
             input,
+            stdin_kind: sense::stdin_kind(),
             format: match self.input.format {
                 FormatArg::Auto => Format::Auto,
                 FormatArg::Jsonl => Format::Jsonl,
