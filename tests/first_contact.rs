@@ -178,3 +178,20 @@ fn a_terminal_stdin_says_items_are_read_from_it() {
         "{\"id\":\"typed\",\"result\":\"typed\"}\n"
     );
 }
+
+#[test]
+fn workers_and_n_workers_are_hidden_spellings_of_jobs() {
+    let env = TestEnv::new();
+    for flag in ["--workers=1", "--n-workers=1"] {
+        let out = env
+            .cmd()
+            .args([flag, "--capture", "text", "--", "echo", "{%}"])
+            .stdin("a\nb\n")
+            .run();
+        out.success();
+        let slots: Vec<_> = out.records().iter().map(|r| r["result"].clone()).collect();
+        assert_eq!(slots, ["1", "1"], "{flag}: one slot\n{}", out.report());
+    }
+    let help = env.cmd().args(["--help"]).run();
+    assert!(!help.stdout.contains("workers"), "{}", help.stdout);
+}

@@ -49,7 +49,8 @@ pub(super) struct InputArgs {
 #[command(next_help_heading = "Command")]
 pub(super) struct CommandArgs {
     /// Children running at once [default: the number of CPUs].
-    #[arg(short, long, value_name = "N")]
+    // Hidden aliases: --workers, and --n-workers as the Python library spells it.
+    #[arg(short, long, value_name = "N", aliases = ["workers", "n-workers"])]
     pub(super) jobs: Option<NonZeroUsize>,
 
     /// Write the item's input line to the child's stdin (otherwise stdin is /dev/null).

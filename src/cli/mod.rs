@@ -245,6 +245,14 @@ mod tests {
     }
 
     #[test]
+    fn workers_and_n_workers_are_jobs() {
+        for flag in ["--workers", "--n-workers", "--jobs", "-j"] {
+            let cli = Cli::try_parse_from(["pararun", flag, "3", "--", "true"]).unwrap();
+            assert_eq!(cli.command.jobs.map(NonZeroUsize::get), Some(3), "{flag}");
+        }
+    }
+
+    #[test]
     fn halt_on_error_means_one_failure() {
         let cli = Cli::try_parse_from(["pararun", "--halt-on-error", "--", "true"]).unwrap();
         assert_eq!(cli.into_config().unwrap().max_failures, Some(1));
