@@ -195,3 +195,18 @@ fn workers_and_n_workers_are_hidden_spellings_of_jobs() {
     let help = env.cmd().args(["--help"]).run();
     assert!(!help.stdout.contains("workers"), "{}", help.stdout);
 }
+
+#[test]
+fn output_that_is_not_json_points_at_capture_text() {
+    let env = TestEnv::new();
+    let out = env.cmd().args(["--", "echo", "done"]).stdin("a\n").run();
+    out.code(1).stderr_has(
+        "bad-output: stdout's last line is not JSON (expected value at line 1 column 1): \
+         \"done a\"; if the program prints plain text, add --capture text to keep it as the result",
+    );
+    env.cmd()
+        .args(["--capture", "text", "--", "echo", "done"])
+        .stdin("a\n")
+        .run()
+        .success();
+}
