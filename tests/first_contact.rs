@@ -210,3 +210,53 @@ fn output_that_is_not_json_points_at_capture_text() {
         .run()
         .success();
 }
+
+#[test]
+fn a_script_that_cannot_start_fails_once_at_start_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let mode = |name: &str, mode: u32| {
+        std::fs::set_permissions(env.path(name), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    env.write("noexec.py", "#!/usr/bin/env python3\nprint('{}')\n");
+    env.write("bare.sh", "echo {}\n");
+    env.write(
+        "env.py",
+        "#!/usr/bin/env no-such-python-here\nprint('{}')\n",
+    );
+    mode("bare.sh", 0o755);
+    mode("env.py", 0o755);
+    for (script, says) in [
+        (
+            "./noexec.py",
+            "pararun: \"./noexec.py\" is not executable (starting it would fail with Permission \
+             denied): make it so with chmod +x ./noexec.py, or name its interpreter in the \
+             command: -- python3 ./noexec.py",
+        ),
+        (
+            "./bare.sh",
+            "pararun: \"./bare.sh\" has no #! line naming its interpreter, so the kernel cannot \
+             start it (Exec format error)",
+        ),
+        (
+            "./env.py",
+            "its #! line names no-such-python-here (through env), which is not on PATH",
+        ),
+    ] {
+        let out = env.cmd().args(["--", script]).stdin("a\nb\nc\n").run();
+        out.code(2).stderr_has(says);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.report());
+    }
+    // A program that is only known per item gets the hint with its spawn failure.
+    mode("noexec.py", 0o644);
+    let out = env
+        .cmd()
+        .args(["--", "{}", "x"])
+        .stdin("./noexec.py\n")
+        .run();
+    out.code(1).stderr_has(
+        "spawn: cannot start \"./noexec.py\": Permission denied (os error 13); if it is a \
+         script, make it executable (chmod +x ./noexec.py) or name its interpreter in the \
+         command (-- python3 ./noexec.py)",
+    );
+}

@@ -1,16 +1,16 @@
 //! Checks made at setup, so that a command or input that cannot work fails once, with exit 2,
 //! instead of failing every item.
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
 
 use crate::config::{Config, Format};
 use crate::input::InputReader;
+use crate::process;
 use crate::template::Template;
 
 /// Parses the command template and checks it fits the mode: a refused quoting context, a
-/// per-item placeholder with `--persistent`, or a program that does not exist.
+/// per-item placeholder with `--persistent`, or a program that does not exist or cannot be
+/// started (no execute bit, no `#!` line, a missing interpreter).
 pub(super) fn command_template(cfg: &Config) -> Result<Template> {
     let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent)
         .map_err(anyhow::Error::new)?;
@@ -23,7 +23,8 @@ pub(super) fn command_template(cfg: &Config) -> Result<Template> {
         }
     }
     if let Some(program) = template.literal_program() {
-        check_program(program)?;
+        // Once here rather than as a failure of every item.
+        process::program::check(program).map_err(anyhow::Error::msg)?;
     }
     Ok(template)
 }
@@ -39,20 +40,6 @@ pub(super) fn format_fits(reader: &mut InputReader, template: &Template) -> Resu
                  whole line"
             );
         }
-    }
-    Ok(())
-}
-
-/// Fails early when a directly run program cannot be found.
-fn check_program(program: &str) -> Result<()> {
-    let found = if program.contains('/') {
-        Path::new(program).is_file()
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-    };
-    if !found {
-        bail!("command not found: {program:?} (not a file, and not on PATH)");
     }
     Ok(())
 }
