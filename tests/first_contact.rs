@@ -260,3 +260,51 @@ fn a_script_that_cannot_start_fails_once_at_start_with_the_fix() {
          command (-- python3 ./noexec.py)",
     );
 }
+
+#[test]
+fn a_thousand_items_with_the_same_bad_key_make_one_line_with_the_fix() {
+    let env = TestEnv::new();
+    let items: String = (1..=1000).map(|i| format!("{{\"ID\":{i}}}\n")).collect();
+    env.write("items.jsonl", items);
+    let reason = "the object has no \"id\" field (--key-field) but has \"ID\": try --key-field ID";
+    let out = env
+        .cmd()
+        .args(["-i", "items.jsonl", "--failures", "failed.jsonl"])
+        .args(["--", "echo", "{}"])
+        .run();
+    out.code(1)
+        .stderr_has(&format!(
+            "pararun: items.jsonl:3: item failed: bad-input: {reason}\n"
+        ))
+        .stderr_has(&format!(
+            "pararun: 1,000 items failed as bad-input, all for the same reason (3 shown \
+             above): {reason}\n"
+        ));
+    assert!(!out.stderr.contains("items.jsonl:4:"), "{}", out.report());
+    assert_eq!(out.stderr.lines().count(), 6, "{}", out.report());
+    // Every one is still in the failures file.
+    assert_eq!(env.json_lines("failed.jsonl").len(), 1000);
+    // --dry-run reports them the same way, and the hint works.
+    let dry = env
+        .cmd()
+        .args(["-i", "items.jsonl", "--dry-run", "--", "echo", "{}"])
+        .run();
+    dry.code(1)
+        .stderr_has("pararun: 1,000 items failed as bad-input");
+    assert_eq!(dry.stderr.lines().count(), 5, "{}", dry.report());
+    let fixed = env
+        .cmd()
+        .args([
+            "-i",
+            "items.jsonl",
+            "--key-field",
+            "ID",
+            "--dry-run",
+            "--",
+            "echo",
+            "{}",
+        ])
+        .run();
+    fixed.success();
+    assert_eq!(fixed.stdout.lines().count(), 1000);
+}

@@ -1,6 +1,7 @@
 //! What a run tells its user: the exit code, the counters and summary ([`stats`]), item
-//! failures as values and the `--failures` file ([`failures`]), the progress display
-//! ([`progress`]) and the records on stdout ([`output`]).
+//! failures as values and the `--failures` file ([`failures`]), repeated bad input counted
+//! rather than listed ([`repeats`]), the progress display ([`progress`]) and the records on
+//! stdout ([`output`]).
 //!
 //! Item failures are never `Err`s: they are [`Failure`] values that the runner counts, retries
 //! and reports here. This part owns the `--failures` file and stdout; nothing else writes them.
@@ -8,6 +9,7 @@
 pub mod failures;
 pub mod output;
 pub mod progress;
+pub mod repeats;
 pub mod stats;
 pub mod text;
 

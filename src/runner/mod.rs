@@ -22,6 +22,7 @@ use crate::process::worker::Worker;
 use crate::process::{Stop, Watchdog};
 use crate::report::output::Output;
 use crate::report::progress::Progress;
+use crate::report::repeats::Repeats;
 use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
 
@@ -45,6 +46,8 @@ pub struct Runner<'a> {
     progress: Progress,
     cache: Option<CacheWriter>,
     failures: Option<FailureLog>,
+    /// Bad-input reasons seen, so that one repeated on every line is counted, not listed.
+    repeats: Repeats,
     output: Output,
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
@@ -144,6 +147,7 @@ impl<'a> Runner<'a> {
             progress,
             cache,
             failures,
+            repeats: Repeats::default(),
             output,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
@@ -284,6 +288,9 @@ impl<'a> Runner<'a> {
         self.progress.finish();
         if let Some(err) = &self.fatal {
             self.progress.line(format!("pararun: {err:#}").as_bytes());
+        }
+        for line in self.repeats.summary() {
+            self.progress.line(line.as_bytes());
         }
         if !self.cfg.quiet {
             // An incomplete failures file is not pointed at: stderr has every failure.
