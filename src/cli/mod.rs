@@ -92,7 +92,7 @@ pub struct Cli {
     ///
     /// Placeholders: `{}` or `<>` the item (the line as read), `{#}` or `<#>` the item's input
     /// line number, `{%}` or `<%>` the slot (1..N) running it, `<NAME>` a top-level field of a
-    /// JSON item. Quote the `<…>` ones ('<>', '<NAME>'): unquoted, the shell reads `<` and `>`
+    /// JSON item. Quote the `<…>` ones (`'<>'`, `'<NAME>'`): unquoted, the shell reads `<` and `>`
     /// as redirections. `{}` is left as written beside a `<…>` placeholder (for find and xargs)
     /// and in a direct-mode argument holding a space (`sh -c 'echo {}'`), and `${…}` is always
     /// the shell's. Several words: the program is run directly and each placeholder is replaced
