@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A typical pararun child: takes one JSON item as its argument, prints one JSON result.
 
-    pararun -i examples/items.jsonl --cache out.jsonl -- python3 examples/work.py <>
+    pararun -i examples/items.jsonl --cache out.jsonl -- python3 examples/work.py {}
 
 Log lines may precede the result: pararun takes the last line of stdout as the result.
 Anything on stderr passes through to pararun's stderr.

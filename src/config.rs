@@ -13,6 +13,8 @@ pub struct Config {
     pub jobs: usize,
     /// Where items come from.
     pub input: InputSource,
+    /// What pararun's own stdin was at start, sensed once at the edge; only for warnings.
+    pub stdin_kind: StdinKind,
     /// How input lines are read.
     pub format: Format,
     /// The top-level field that keys JSON items and cache records.
@@ -82,6 +84,7 @@ impl Config {
         Config {
             jobs: 1,
             input: InputSource::Stdin,
+            stdin_kind: StdinKind::Other,
             format: Format::Auto,
             key_field: "id".into(),
             max_line_bytes: 64 << 20,
@@ -160,6 +163,19 @@ pub fn parse_rate(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Duration::try_from_secs_f64(unit / n).map_err(|_| bad())
+}
+
+/// What pararun's stdin was at start, as far as warnings care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StdinKind {
+    /// A pipe, `/dev/null`, a file opened for reading: nothing to say.
+    Other,
+    /// A terminal: items would be typed by hand, and a forgotten `-i` looks like a hang.
+    Terminal,
+    /// A regular file opened for reading and writing, the way the shell's `<>` redirection
+    /// opens one (with its path, when known): an unquoted `<>` in the command line was
+    /// probably taken for that redirection.
+    ReadWrite(Option<PathBuf>),
 }
 
 /// Where items are read from.

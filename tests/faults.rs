@@ -250,7 +250,7 @@ fn a_second_run_on_the_same_cache_is_refused() {
             "--cache",
             "c.jsonl",
             "--",
-            "touch started; sleep 2; echo {} #",
+            "touch started; sleep 2; echo '{\"ok\":1}' #",
         ])
         .stdin("a\n")
         .spawn();

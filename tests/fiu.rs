@@ -172,7 +172,8 @@ fn a_failing_open_of_the_cache_or_failures_file_is_a_setup_error() {
         return;
     }
     // With -j given, the first open(2) pararun makes is its cache's, or without one its
-    // failures file's (the default -j first reads the CPU quota from cgroup files).
+    // failures file's (the default -j first reads the CPU quota from cgroup files, and a
+    // directly run program is opened first to check its #! line: the command is a script).
     for (args, message) in [
         (
             ["--cache", "c.jsonl"],
@@ -187,7 +188,7 @@ fn a_failing_open_of_the_cache_or_failures_file_is_a_setup_error() {
         let out = under_fiu(&env, &["enable name=posix/io/oc/open,failinfo=5,onetime"])
             .args(["-j", "1"])
             .args(args)
-            .args(["--", "touch", "ran"])
+            .args(["--", "touch ran"])
             .stdin("a\n")
             .spawn()
             .wait_within(LIMIT);

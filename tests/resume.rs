@@ -123,7 +123,7 @@ fn duplicates_in_the_input_run_once() {
     let env = TestEnv::new();
     let out = env
         .cmd()
-        .args(["--cache", "c.jsonl", "--", "sleep 0.2; echo {} #"])
+        .args(["--cache", "c.jsonl", "--", "sleep 0.2; echo '{\"ok\":1}' #"])
         .stdin("a\nb\na\nc\nb\n")
         .run();
     out.success()

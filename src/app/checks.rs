@@ -1,16 +1,16 @@
 //! Checks made at setup, so that a command or input that cannot work fails once, with exit 2,
 //! instead of failing every item.
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
 
 use crate::config::{Config, Format};
 use crate::input::InputReader;
+use crate::process;
 use crate::template::Template;
 
 /// Parses the command template and checks it fits the mode: a refused quoting context, a
-/// per-item placeholder with `--persistent`, or a program that does not exist.
+/// per-item placeholder with `--persistent`, or a program that does not exist or cannot be
+/// started (no execute bit, no `#!` line, a missing interpreter).
 pub(super) fn command_template(cfg: &Config) -> Result<Template> {
     let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent)
         .map_err(anyhow::Error::new)?;
@@ -18,12 +18,13 @@ pub(super) fn command_template(cfg: &Config) -> Result<Template> {
         if let Err(placeholder) = template.render_worker(1) {
             bail!(
                 "{placeholder} cannot be used with --persistent: a worker gets its items on \
-                 stdin, one per line; only <%> (the slot) may appear in the command"
+                 stdin, one per line; only <%> or {{%}} (the slot) may appear in the command"
             );
         }
     }
     if let Some(program) = template.literal_program() {
-        check_program(program)?;
+        // Once here rather than as a failure of every item.
+        process::program::check(program).map_err(anyhow::Error::msg)?;
     }
     Ok(template)
 }
@@ -35,23 +36,10 @@ pub(super) fn format_fits(reader: &mut InputReader, template: &Template) -> Resu
         if let Some(field) = template.fields().next() {
             bail!(
                 "the command uses <{field}>, a field of a JSON item, but the input is read as \
-                 plain lines; give JSONL input (or --format jsonl), or use <> for the whole line"
+                 plain lines; give JSONL input (or --format jsonl), or use {{}} (or '<>') for the \
+                 whole line"
             );
         }
-    }
-    Ok(())
-}
-
-/// Fails early when a directly run program cannot be found.
-fn check_program(program: &str) -> Result<()> {
-    let found = if program.contains('/') {
-        Path::new(program).is_file()
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-    };
-    if !found {
-        bail!("command not found: {program:?} (not a file, and not on PATH)");
     }
     Ok(())
 }

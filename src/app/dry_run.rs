@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::input::{InputEvent, InputReader, Key};
 use crate::job;
 use crate::report::progress::Progress;
+use crate::report::repeats::{Repeats, Show};
 use crate::report::Exit;
 use crate::template::Template;
 
@@ -23,6 +24,7 @@ pub(super) fn print(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let input_name = cfg.input.to_string();
     let mut failed = false;
+    let mut repeats = Repeats::default();
     while let Some(event) = reader.next_event(&mut keep)? {
         let (seq, reason) = match event {
             InputEvent::Item(item) => match job::prepare(cfg, template, &item, 1, 1, None) {
@@ -40,9 +42,18 @@ pub(super) fn print(
             InputEvent::Bad { seq, reason, .. } => (seq, reason),
         };
         failed = true;
-        progress.line(format!("pararun: {input_name}:{seq}: bad-input: {reason}").as_bytes());
+        let show = repeats.note(&reason);
+        if show != Show::Counted {
+            progress.line(format!("pararun: {input_name}:{seq}: bad-input: {reason}").as_bytes());
+        }
+        if let Show::LineThenNote(note) = show {
+            progress.line(note.as_bytes());
+        }
     }
     out.flush().context("cannot write to stdout")?;
+    for line in repeats.summary() {
+        progress.line(line.as_bytes());
+    }
     Ok(if failed {
         Exit::ItemsFailed
     } else {

@@ -7,6 +7,7 @@
 
 mod checks;
 mod dry_run;
+mod notes;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let started = Instant::now();
     // A refused command is a usage error (exit 2), found before anything starts.
     let template = checks::command_template(cfg)?;
+    // Before the progress display exists (nothing to clear), and before anything is read:
+    // a terminal read from would otherwise look like a hang.
+    for note in notes::stdin_notes(cfg) {
+        eprintln!("{note}");
+    }
     // Forked early, while the process is small (the fork itself is sound at any time).
     let watchdog = match cfg.dry_run {
         true => None,

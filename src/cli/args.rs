@@ -49,7 +49,8 @@ pub(super) struct InputArgs {
 #[command(next_help_heading = "Command")]
 pub(super) struct CommandArgs {
     /// Children running at once [default: the number of CPUs].
-    #[arg(short, long, value_name = "N")]
+    // Hidden aliases: --workers, and --n-workers as the Python library spells it.
+    #[arg(short, long, value_name = "N", aliases = ["workers", "n-workers"])]
     pub(super) jobs: Option<NonZeroUsize>,
 
     /// Write the item's input line to the child's stdin (otherwise stdin is /dev/null).
@@ -65,7 +66,8 @@ pub(super) struct CommandArgs {
     /// answers with one JSON line on stdout.
     ///
     /// A worker that exits, times out or answers with something that is not JSON fails its item
-    /// and is restarted. Only the `<%>` placeholder may be used; PARARUN_SLOT is set.
+    /// and is restarted. Only the slot placeholder (`{%}` or `<%>`) may be used; PARARUN_SLOT is
+    /// set.
     #[arg(long)]
     pub(super) persistent: bool,
 

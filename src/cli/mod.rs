@@ -5,6 +5,8 @@
 //! engine takes; checks that span several flags live there and name the flags they involve.
 
 mod args;
+mod manual;
+mod sense;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -14,6 +16,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, ValueHint};
 
 use crate::config::{Capture, Config, Display, Format, Fsync, InputSource, Rate};
+pub use manual::{EXAMPLES, EXIT_STATUS};
+
 use args::{
     CaptureArg, CommandArgs, FaultArgs, FormatArg, FsyncArg, InputArgs, OutputArgs, ResultArgs,
 };
@@ -58,25 +62,6 @@ fn check_reserved(raw: &[OsString], cmd: &[String]) -> Result<()> {
     )
 }
 
-const EXAMPLES: &str = "\
-Examples:
-  Run work.py on every JSONL item, 8 at a time, resumable:
-    cat items.jsonl | pararun -j 8 --cache out.jsonl -- python work.py <>
-
-  Pass one field of each item; the program is run directly, no shell:
-    pararun -i items.jsonl --cache out.jsonl -- ./score --text <text> --lang <lang>
-
-  One word after -- runs through sh -c; values go in as arguments, never as code:
-    pararun -i urls.txt --capture text -- 'curl -s <> | sha256sum'
-
-  Survive flaky children and record what still fails:
-    pararun -i items.jsonl --cache out.jsonl --retries 3 --timeout 2m \\
-      --failures failed.jsonl -- python call_api.py <>
-
-  See what would run, without running it:
-    pararun -i items.jsonl --cache out.jsonl --dry-run -- python work.py <>
-";
-
 /// Run a command over every item of a JSONL or line input, N at a time, with a crash-safe,
 /// resumable JSONL cache.
 ///
@@ -87,7 +72,7 @@ Examples:
 #[command(
     name = "pararun",
     version,
-    after_long_help = EXAMPLES,
+    after_long_help = manual::examples_help(),
     after_help = "Use --help for the details of each option and examples.",
     args_override_self = true
 )]
@@ -105,14 +90,18 @@ pub struct Cli {
 
     /// The command to run for each item, after `--`.
     ///
-    /// Placeholders: `<>` the item (the line as read), `<NAME>` a top-level field of a JSON
-    /// item, `<#>` the item's input line number, `<%>` the slot (1..N) running it. Several
-    /// words: the program is run directly and each placeholder is replaced inside its own
-    /// argument. One word (or --shell): run with `sh -c`; each value is passed to the script as
-    /// an argument and reaches the child whole wherever its placeholder stands (unquoted, in
-    /// "…", '…' or $'…', in a here-document), never run. Inside backticks or arithmetic no value
-    /// is safe, so such a command is refused (exit 2) with what to write instead. With no
-    /// placeholder and no --stdin the item is appended as the last argument, as xargs does.
+    /// Placeholders: `{}` or `<>` the item (the line as read), `{#}` or `<#>` the item's input
+    /// line number, `{%}` or `<%>` the slot (1..N) running it, `<NAME>` a top-level field of a
+    /// JSON item. Quote the `<…>` ones (`'<>'`, `'<NAME>'`): unquoted, the shell reads `<` and `>`
+    /// as redirections. `{}` is left as written beside a `<…>` placeholder (for find and xargs)
+    /// and in a direct-mode argument holding a space (`sh -c 'echo {}'`), and `${…}` is always
+    /// the shell's. Several words: the program is run directly and each placeholder is replaced
+    /// inside its own argument. One word (or --shell): run with `sh -c`; each value is passed to
+    /// the script as an argument and reaches the child whole wherever its placeholder stands
+    /// (unquoted, in "…", '…' or $'…', in a here-document), never run. Inside backticks or
+    /// arithmetic no value is safe, so such a command is refused (exit 2) with what to write
+    /// instead. With no placeholder and no --stdin the item is appended as the last argument,
+    /// as xargs does.
     #[arg(
         help_heading = "Command",
         required = true,
@@ -125,8 +114,8 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Checks the flags that depend on each other and senses the environment (CPU count)
-    /// once, producing the engine's [`Config`].
+    /// Checks the flags that depend on each other and senses the environment (CPU count,
+    /// what stdin is) once, producing the engine's [`Config`].
     pub fn into_config(self) -> Result<Config> {
         let jobs = match self.command.jobs {
             Some(n) => n.get(),
@@ -156,6 +145,7 @@ impl Cli {
         Ok(Config {
             jobs,
             input,
+            stdin_kind: sense::stdin_kind(),
             format: match self.input.format {
                 FormatArg::Auto => Format::Auto,
                 FormatArg::Jsonl => Format::Jsonl,
@@ -304,6 +294,14 @@ mod tests {
         )
         .is_ok());
         assert!(check_reserved(&raw(&["pararun", "--", "--"]), &cmd(&["--"])).is_ok());
+    }
+
+    #[test]
+    fn workers_and_n_workers_are_jobs() {
+        for flag in ["--workers", "--n-workers", "--jobs", "-j"] {
+            let cli = Cli::try_parse_from(["pararun", flag, "3", "--", "true"]).unwrap();
+            assert_eq!(cli.command.jobs.map(NonZeroUsize::get), Some(3), "{flag}");
+        }
     }
 
     #[test]

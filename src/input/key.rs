@@ -54,6 +54,33 @@ pub fn key_of_object(line: &str, field: &str) -> Result<Option<Value>, serde_jso
     Ok(key)
 }
 
+/// Why an object line has no key, naming the field that was probably meant: one whose name
+/// differs only in case (`"ID"` for `id`), or else the object's first fields. Only called on a
+/// line that failed, so parsing it whole costs nothing in the common case.
+pub fn missing_key(line: &str, field: &str) -> String {
+    let base = format!("the object has no {field:?} field (--key-field)");
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else {
+        return base;
+    };
+    if let Some(near) = map.keys().find(|k| k.eq_ignore_ascii_case(field)) {
+        return format!(
+            "{base} but has {near:?}: try --key-field {}",
+            shell_words::quote(near)
+        );
+    }
+    if map.is_empty() {
+        return format!("{base}; the object is empty");
+    }
+    let mut names: Vec<String> = map.keys().take(5).map(|k| format!("{k:?}")).collect();
+    if map.len() > 5 {
+        names.push("…".into());
+    }
+    format!(
+        "{base}; its fields are {}: name the key's with --key-field NAME",
+        names.join(", ")
+    )
+}
+
 struct KeyOnly<'a>(&'a str);
 
 impl<'de> DeserializeSeed<'de> for KeyOnly<'_> {
@@ -110,6 +137,23 @@ impl<'de> Visitor<'de> for FieldIs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_key_names_the_field_probably_meant() {
+        assert_eq!(
+            missing_key(r#"{"ID":1,"text":"a"}"#, "id"),
+            r#"the object has no "id" field (--key-field) but has "ID": try --key-field ID"#
+        );
+        assert_eq!(
+            missing_key(r#"{"Doc Id":1}"#, "doc id"),
+            r#"the object has no "doc id" field (--key-field) but has "Doc Id": try --key-field 'Doc Id'"#
+        );
+        assert_eq!(
+            missing_key(r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}"#, "id"),
+            r#"the object has no "id" field (--key-field); its fields are "a", "b", "c", "d", "e", …: name the key's with --key-field NAME"#
+        );
+        assert!(missing_key("{}", "id").ends_with("the object is empty"));
+    }
 
     fn key_text(line: &str) -> String {
         Key::new(key_of_object(line, "id").unwrap().unwrap()).text

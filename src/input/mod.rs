@@ -228,11 +228,7 @@ fn parse_json_item(
     if line.as_bytes().trim_ascii().starts_with(b"{") {
         let key = match key_of_object(line, key_field) {
             Ok(Some(value)) => Key::new(value),
-            Ok(None) => {
-                return Err(format!(
-                    "the object has no {key_field:?} field (--key-field)"
-                ))
-            }
+            Ok(None) => return Err(key::missing_key(line, key_field)),
             Err(e) => return Err(format!("invalid JSON: {e}")),
         };
         if !keep(&key) {

@@ -4,6 +4,7 @@
 //! - [`worker`] keeps a persistent worker per slot (`--persistent`);
 //! - [`group`] owns a running child's process group, and is the one place that signals it;
 //! - [`pipes`] reads a child's stdout (capped) and passes its stderr through (in bounded pieces);
+//! - [`program`] checks once, before the first child, that a program can be started at all;
 //! - [`sweep`] finds and kills, by pidfd, every process that carries a run's marker;
 //! - [`holders`] finds and kills the processes that hold a child's pipes, marker or not;
 //! - [`watchdog`] is the forked process that cleans up if pararun itself dies;
@@ -17,6 +18,7 @@ pub mod child;
 pub mod group;
 pub mod holders;
 pub mod pipes;
+pub mod program;
 pub mod sweep;
 pub mod sys;
 pub mod watchdog;

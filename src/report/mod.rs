@@ -1,7 +1,7 @@
 //! What a run tells its user: the exit code, the counters and summary ([`stats`]), item
 //! failures as values and the `--failures` file ([`failures`]) and what it says about items
-//! that failed too often ([`given_up`]), the progress display
-//! ([`progress`]) and the records on stdout ([`output`]).
+//! that failed too often ([`given_up`]), repeated bad input counted rather than listed
+//! ([`repeats`]), the progress display ([`progress`]) and the records on stdout ([`output`]).
 //!
 //! Item failures are never `Err`s: they are [`Failure`] values that the runner counts, retries
 //! and reports here. This part owns the `--failures` file and stdout; nothing else writes them.
@@ -11,6 +11,7 @@ pub mod failures;
 pub mod given_up;
 pub mod output;
 pub mod progress;
+pub mod repeats;
 pub mod stats;
 pub mod text;
 

@@ -19,6 +19,19 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// A count for people, in groups of three digits: `1,000`, `12,345,678`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// At most 200 characters of a key or item for a message, so that a huge item cannot flood
 /// stderr; the cut is marked with its full length.
 pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
@@ -45,6 +58,18 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(human_duration(Duration::from_secs(245)), "4m05s");
         assert_eq!(human_duration(Duration::from_secs(7380)), "2h03m");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (12_345_678, "12,345,678"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
     }
 
     #[test]

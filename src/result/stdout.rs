@@ -70,7 +70,11 @@ pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
         .unwrap_or("");
     serde_json::from_str(last).map_err(|e| {
         let excerpt: String = last.chars().take(120).collect();
-        format!("stdout's last line is not JSON ({e}): {}", escape(&excerpt))
+        format!(
+            "stdout's last line is not JSON ({e}): {}; if the program prints plain text, add \
+             --capture text to keep it as the result",
+            escape(&excerpt)
+        )
     })
 }
 
@@ -88,9 +92,12 @@ mod tests {
         );
         assert_eq!(parse_result(b"42\n"), Ok(json!(42)));
         assert!(parse_result(b"").unwrap_err().contains("empty stdout"));
-        assert!(parse_result(b"{\"a\":1}\ndone\n")
-            .unwrap_err()
-            .contains("\"done\""));
+        let err = parse_result(b"{\"a\":1}\ndone\n").unwrap_err();
+        assert!(err.contains("\"done\""), "{err}");
+        assert!(
+            err.ends_with("add --capture text to keep it as the result"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -201,7 +201,11 @@ impl Runner<'_> {
             }
             Attempt::Process(Err(e)) | Attempt::Worker(Err(e)) => Outcome::Failed(Failure::new(
                 Reason::Spawn,
-                format!("cannot start {}: {e}", escape(&done.program)),
+                format!(
+                    "cannot start {}: {e}{}",
+                    escape(&done.program),
+                    process::program::spawn_hint(&done.program, &e)
+                ),
             )),
         };
         match outcome {

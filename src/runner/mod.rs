@@ -22,6 +22,7 @@ use crate::process::worker::Worker;
 use crate::process::{Stop, Watchdog};
 use crate::report::output::Output;
 use crate::report::progress::Progress;
+use crate::report::repeats::Repeats;
 use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
 use writer::{Report, Writer};
@@ -50,7 +51,9 @@ pub struct Runner<'a> {
     /// Whether there is a cache (it belongs to the writer thread).
     has_cache: bool,
     failures: Option<FailureLog>,
-    /// The thread that owns the cache and stdout.
+    /// Bad-input reasons seen, so that one repeated on every line is counted, not listed.
+    repeats: Repeats,
+    /// The threads that own the cache and stdout.
     writer: Writer,
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
@@ -153,6 +156,7 @@ impl<'a> Runner<'a> {
             progress,
             has_cache,
             failures,
+            repeats: Repeats::default(),
             writer: Writer::start(cache, output)?,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
@@ -297,6 +301,9 @@ impl<'a> Runner<'a> {
         self.progress.finish();
         if let Some(err) = &self.fatal {
             self.progress.line(format!("pararun: {err:#}").as_bytes());
+        }
+        for line in self.repeats.summary() {
+            self.progress.line(line.as_bytes());
         }
         if !self.cfg.quiet {
             // An incomplete failures file is not pointed at: stderr has every failure.

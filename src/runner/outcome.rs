@@ -8,7 +8,8 @@ use anyhow::Error;
 
 use super::{Cause, Report, Runner};
 use crate::input::Item;
-use crate::report::{failure_message, FailedItem, Failure, Stats};
+use crate::report::repeats::Show;
+use crate::report::{failure_message, FailedItem, Failure, Reason, Stats};
 
 impl Runner<'_> {
     /// Gives up the place in `-k` order of an item that ends without a record.
@@ -104,8 +105,7 @@ impl Runner<'_> {
     pub(super) fn fail(&mut self, ordinal: u64, item: &FailedItem<'_>, failure: &Failure) {
         Stats::bump(&self.stats.failed);
         self.emit_nothing(ordinal);
-        self.progress
-            .line(failure_message(item, failure, &self.input_name).as_bytes());
+        self.report_failure(item, failure);
         if let Some(log) = &mut self.failures {
             if let Err(e) = log.append(item, failure) {
                 self.write_failed = true;
@@ -123,6 +123,22 @@ impl Runner<'_> {
                 );
                 self.stop(Cause::MaxFailures);
             }
+        }
+    }
+
+    /// The failure's line on stderr, unless its bad-input reason has repeated enough to be
+    /// only counted (`report::repeats`).
+    fn report_failure(&mut self, item: &FailedItem<'_>, failure: &Failure) {
+        let show = match failure.reason {
+            Reason::BadInput => self.repeats.note(&failure.detail),
+            _ => Show::Line,
+        };
+        if show != Show::Counted {
+            self.progress
+                .line(failure_message(item, failure, &self.input_name).as_bytes());
+        }
+        if let Show::LineThenNote(note) = show {
+            self.progress.line(note.as_bytes());
         }
     }
 }

@@ -51,7 +51,7 @@ impl fmt::Display for TemplateError {
         let offset = self.offset;
         // For the examples in hints: the placeholder as written (`<>` for the appended item).
         let ph = match self.placeholder.as_deref() {
-            Some(ph) if ph.starts_with('<') => ph,
+            Some(ph) if ph.starts_with(['<', '{']) => ph,
             _ => "<>",
         };
         let (place, hint) = match &self.problem {

@@ -5,17 +5,19 @@
 //! never contains a value: values follow the script as arguments, and each placeholder becomes a
 //! reference to a shell variable, quoted for where it stands (`shell`, `lexer`); a place
 //! where no reference is safe refuses the template with a [`TemplateError`]. Anything in angle
-//! brackets that is not a placeholder (`2>&1`, `<<EOF`, `<in.txt`) is left as written.
+//! brackets or braces that is not a placeholder (`2>&1`, `<<EOF`, `<in.txt`, `${x}`,
+//! `awk '{print}'`) is left as written.
 //!
-//! The parts: this file parses words and renders direct mode; `shell` compiles and renders a
-//! shell-mode script; `lexer` (with `command`, `expand`, `heredoc`) follows the script's quoting
-//! contexts; `ansi_c` decodes `$'…'`; `error` words the refusals. `props` and `fuzz` run rendered
-//! scripts through real shells.
+//! The parts: `words` finds the placeholders in each word; this file renders direct mode;
+//! `shell` compiles and renders a shell-mode script; `lexer` (with `command`, `expand`,
+//! `heredoc`) follows the script's quoting contexts; `ansi_c` decodes `$'…'`; `error` words the
+//! refusals. `props` and `fuzz` run rendered scripts through real shells.
 
 mod ansi_c;
 mod error;
 mod lexer;
 mod shell;
+mod words;
 
 #[cfg(test)]
 mod fuzz;
@@ -31,38 +33,7 @@ use crate::input::Item;
 pub use error::Problem;
 pub use error::TemplateError;
 use shell::Script;
-
-/// One piece of a command word.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    /// `<>`: the item's line as read.
-    Item,
-    /// `<NAME>`: a top-level field of a JSON object item.
-    Field(String),
-    /// `<#>`: the 1-based input line number.
-    Seq,
-    /// `<%>`: the slot running the item.
-    Slot,
-}
-
-impl Part {
-    /// Whether the placeholder stands for item data (as opposed to a number pararun makes).
-    fn is_value(&self) -> bool {
-        matches!(self, Part::Item | Part::Field(_))
-    }
-
-    /// The placeholder as written in the command.
-    fn written(&self) -> String {
-        match self {
-            Part::Lit(text) => text.clone(),
-            Part::Item => "<>".into(),
-            Part::Field(name) => format!("<{name}>"),
-            Part::Seq => "<#>".into(),
-            Part::Slot => "<%>".into(),
-        }
-    }
-}
+use words::{parse_words, Part, Spelling};
 
 /// How the command is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +77,11 @@ impl Template {
         } else {
             Mode::Direct
         };
-        let mut words: Vec<Vec<Part>> = command.iter().map(|w| parse_word(w)).collect();
+        let mut words = parse_words(command, mode == Mode::Shell);
         let has_placeholder = words.iter().flatten().any(|p| !matches!(p, Part::Lit(_)));
         let appended = !has_placeholder && !stdin;
         if appended {
-            words.push(vec![Part::Item]);
+            words.push(vec![Part::Item(Spelling::Angle)]);
         }
         let script = match mode {
             Mode::Shell => Some(Script::compile(&words, appended)?),
@@ -145,14 +116,14 @@ impl Template {
         }
     }
 
-    /// The argv of a persistent worker for `slot`: only `<%>` may appear in it, since the items
+    /// The argv of a persistent worker for `slot`: only `<%>` (`{%}`) may appear in it, since the items
     /// go to the worker's stdin. `Err` names the first placeholder that cannot be used.
     pub fn render_worker(&self, slot: usize) -> Result<Vec<String>, String> {
         if let Some(part) = self
             .words
             .iter()
             .flatten()
-            .find(|p| !matches!(p, Part::Lit(_) | Part::Slot))
+            .find(|p| !matches!(p, Part::Lit(_) | Part::Slot(_)))
         {
             return Err(part.written());
         }
@@ -177,7 +148,7 @@ impl Template {
                 .map(|word| {
                     word.iter()
                         .map(|part| match part {
-                            Part::Item | Part::Field(_) => value(part, item),
+                            Part::Item(_) | Part::Field(_) => value(part, item),
                             _ => Ok(number_or_text(part, item.seq, slot)),
                         })
                         .collect()
@@ -191,13 +162,13 @@ impl Template {
 fn number_or_text(part: &Part, seq: u64, slot: usize) -> String {
     match part {
         Part::Lit(text) => text.clone(),
-        Part::Seq => seq.to_string(),
-        Part::Slot => slot.to_string(),
-        Part::Item | Part::Field(_) => unreachable!("values are filled in by value()"),
+        Part::Seq(_) => seq.to_string(),
+        Part::Slot(_) => slot.to_string(),
+        Part::Item(_) | Part::Field(_) => unreachable!("values are filled in by value()"),
     }
 }
 
-/// The value of `<>` or `<NAME>` for an item.
+/// The value of `<>` (`{}`) or `<NAME>` for an item.
 fn value(part: &Part, item: &Item) -> Result<String, MissingField> {
     match part {
         Part::Field(name) => field_text(item, name),
@@ -223,54 +194,4 @@ fn field_text(item: &Item, name: &str) -> Result<String, MissingField> {
         Some(Value::Null) => Ok(String::new()),
         Some(other) => Ok(other.to_string()),
     }
-}
-
-fn is_field_char(c: char, first: bool) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || (!first && (c.is_ascii_digit() || c == '-'))
-}
-
-fn parse_word(word: &str) -> Vec<Part> {
-    let mut parts = Vec::new();
-    let mut lit = String::new();
-    let mut rest = word;
-    while let Some(pos) = rest.find('<') {
-        lit += &rest[..pos];
-        let after = &rest[pos + 1..];
-        let end = after.find('>');
-        let placeholder = end.and_then(|end| {
-            let inner = &after[..end];
-            let part = match inner {
-                "" => Part::Item,
-                "#" => Part::Seq,
-                "%" => Part::Slot,
-                name if name
-                    .chars()
-                    .enumerate()
-                    .all(|(i, c)| is_field_char(c, i == 0)) =>
-                {
-                    Part::Field(name.to_owned())
-                }
-                _ => return None,
-            };
-            Some((part, end))
-        });
-        match placeholder {
-            Some((part, end)) => {
-                if !lit.is_empty() {
-                    parts.push(Part::Lit(std::mem::take(&mut lit)));
-                }
-                parts.push(part);
-                rest = &after[end + 1..];
-            }
-            None => {
-                lit.push('<');
-                rest = after;
-            }
-        }
-    }
-    lit += rest;
-    if !lit.is_empty() || parts.is_empty() {
-        parts.push(Part::Lit(lit));
-    }
-    parts
 }

@@ -3,8 +3,9 @@
 //! run by real shells (sh, which is dash on Debian, and bash when present, also started as `sh`
 //! for its POSIX mode), must reach the child byte for byte, and nothing in them may run.
 //!
-//! Each run joins all contexts into one script, separated by NUL bytes in the output, so a case
-//! costs one process per shell.
+//! The contexts are written with `<>`; half the arbitrary values go through the same contexts
+//! written with `{}`, `{#}` and `{%}`. Each run joins all contexts into one script, separated
+//! by NUL bytes in the output, so a case costs one process per shell.
 
 use std::path::Path;
 use std::process::Command;
@@ -67,6 +68,9 @@ const CONTEXTS: &[Context] = &[
     ctx("printf %s <> # '<>", |v| v.into()),
     ctx("set -- a b; printf %s \"$#<>$@\"", |v| format!("2{v}ab")),
     ctx("f() { printf %s \"$1\"; }; f <>", |v| v.into()),
+    ctx("{ printf %s <>; } && printf %s \"${X:-<>}\"", |v| {
+        format!("{v}{v}")
+    }),
     ctx("printf %s <#> \"<%>\" '<#>' $((<#> + 1))", |_| {
         "7378".into()
     }),
@@ -203,8 +207,16 @@ proptest! {
     })]
 
     #[test]
-    fn values_arrive_byte_for_byte_in_every_context(value in value_strategy()) {
-        let template = Template::parse(&[joined("<>")], false, false).unwrap();
+    fn values_arrive_byte_for_byte_in_every_context(
+        value in value_strategy(),
+        braces in any::<bool>(),
+    ) {
+        // GNU parallel's spellings must be exactly as safe: half the cases use them.
+        let command = match braces {
+            false => joined("<>"),
+            true => joined("{}").replace("<#>", "{#}").replace("<%>", "{%}"),
+        };
+        let template = Template::parse(&[command], false, false).unwrap();
         let argv = template.render(&item(&value, None), 3).unwrap();
         let dir = tempfile::tempdir().unwrap();
         for shell in shells(true) {

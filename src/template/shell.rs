@@ -177,7 +177,7 @@ impl Script {
         for seg in &self.segs {
             match seg {
                 Seg::Text(text) => script += text,
-                Seg::Number(Part::Seq) => script += &seq.to_string(),
+                Seg::Number(Part::Seq(_)) => script += &seq.to_string(),
                 Seg::Number(_) => script += &slot.to_string(),
             }
         }

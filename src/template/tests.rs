@@ -19,25 +19,99 @@ fn json_item(line: &str) -> Item {
 
 #[test]
 fn parses_placeholders_and_leaves_the_rest() {
+    use Spelling::{Angle, Brace};
+    let parse = |word: &str| words::parse_word(word, true);
     assert_eq!(
-        parse_word("a<>b"),
-        [Part::Lit("a".into()), Part::Item, Part::Lit("b".into())]
+        parse("a<>b"),
+        [
+            Part::Lit("a".into()),
+            Part::Item(Angle),
+            Part::Lit("b".into())
+        ]
     );
     assert_eq!(
-        parse_word("<#>/<%>"),
-        [Part::Seq, Part::Lit("/".into()), Part::Slot]
+        parse("<#>/<%>"),
+        [Part::Seq(Angle), Part::Lit("/".into()), Part::Slot(Angle)]
     );
     assert_eq!(
-        parse_word("--x=<name>"),
+        parse("--x=<name>"),
         [Part::Lit("--x=".into()), Part::Field("name".into())]
     );
-    for literal in ["2>&1", "<<EOF", "<in.txt", "a < b > c", "<", "<1a>", ""] {
-        assert_eq!(
-            parse_word(literal),
-            [Part::Lit(literal.into())],
-            "{literal:?}"
-        );
+    assert_eq!(
+        parse("a{}b{#}{%}"),
+        [
+            Part::Lit("a".into()),
+            Part::Item(Brace),
+            Part::Lit("b".into()),
+            Part::Seq(Brace),
+            Part::Slot(Brace)
+        ]
+    );
+    for literal in [
+        "2>&1",
+        "<<EOF",
+        "<in.txt",
+        "a < b > c",
+        "<",
+        "<1a>",
+        "",
+        "${x}",
+        "${}",
+        "${#}",
+        "$${#}",
+        "{ cmd; }",
+        "{print}",
+        "{id}",
+        "{a,b}",
+        "{1..3}",
+        "{",
+        "}",
+        "{ }",
+        "{#",
+        "%}",
+    ] {
+        assert_eq!(parse(literal), [Part::Lit(literal.into())], "{literal:?}");
     }
+    // `{}` is the item only when no <…> placeholder claims the command.
+    assert_eq!(words::parse_word("{}", false), [Part::Lit("{}".into())]);
+}
+
+#[test]
+fn braces_are_left_to_the_program_beside_angle_placeholders() {
+    let t = Template::parse(
+        &words(&["find", "<>", "-exec", "wc", "-c", "{}", "+", "{#}"]),
+        false,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 2).unwrap(),
+        ["find", r#"{"id":1}"#, "-exec", "wc", "-c", "{}", "+", "7"]
+    );
+    // Without one, {} is the item, as in GNU parallel, and nothing is appended.
+    let t = Template::parse(&words(&["echo", "{}", "{#}", "{%}"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 2).unwrap(),
+        ["echo", r#"{"id":1}"#, "7", "2"]
+    );
+    // In an argument with a blank, {} is the script's (JSON's empty object), not a value
+    // pasted into code; the item is appended. A number is pasted anywhere.
+    let t = Template::parse(&words(&["sh", "-c", "echo {}"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 2).unwrap(),
+        ["sh", "-c", "echo {}", r#"{"id":1}"#]
+    );
+    let t = Template::parse(&words(&["sh", "-c", "echo {} {#}"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 2).unwrap(),
+        ["sh", "-c", "echo {} 7"]
+    );
+    // jq's and awk's braces are theirs; with no placeholder the item is appended.
+    let t = Template::parse(&words(&["jq", "-n", "{id}"]), false, false).unwrap();
+    assert_eq!(
+        t.render(&json_item(r#"{"id":1}"#), 1).unwrap(),
+        ["jq", "-n", "{id}", r#"{"id":1}"#]
+    );
 }
 
 #[test]
@@ -115,6 +189,8 @@ fn workers_take_only_the_slot() {
     assert_eq!(t.render_worker(2).unwrap(), ["python3", "w.py", "--slot=2"]);
     let t = Template::parse(&words(&["python3", "w.py", "<text>"]), false, true).unwrap();
     assert_eq!(t.render_worker(1).unwrap_err(), "<text>");
+    let t = Template::parse(&words(&["python3", "w.py", "{%}", "{}"]), false, true).unwrap();
+    assert_eq!(t.render_worker(1).unwrap_err(), "{}");
 }
 
 #[test]

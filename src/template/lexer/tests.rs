@@ -239,3 +239,73 @@ fn hints_for_the_appended_item_show_it_as_written() {
     assert!(text.starts_with("the item (appended"), "{text}");
     assert!(text.contains("n=<>;"), "{text}");
 }
+
+#[test]
+fn brace_placeholders_get_the_same_references() {
+    // Every context above, spelled {} instead of <>: the same script.
+    for command in [
+        "echo <>",
+        "echo \"a<>b\" '<>' $'a\\t<>'",
+        "echo $(printf %s \"<>\" <>) ${x:-<>} \"${x#<>}\"",
+        "cat <<'EOF'\n$x \\ `y` <>\nEOF",
+        "echo <> # '<>",
+        "[[ <> == a* ]]",
+        "echo <#> '<%>' $((<#> + 1))",
+    ] {
+        let braced = command
+            .replace("<>", "{}")
+            .replace("<#>", "{#}")
+            .replace("<%>", "{%}");
+        assert_eq!(script(&braced), script(command), "{braced:?}");
+    }
+}
+
+#[test]
+fn shell_braces_that_are_not_placeholders_stay() {
+    let cases = [
+        // The shell's own: expansions, groups, brace expansion, awk and jq programs.
+        (
+            "echo ${#} ${HOME} \"${x}\"; { echo {}; }",
+            r#"echo ${#} ${HOME} "${x}"; { echo "${__pr1}"; }"#,
+        ),
+        (
+            "awk '{print}' <<EOF\n{}\nEOF",
+            "awk '{print}' <<EOF\n${__pr1}\nEOF",
+        ),
+        (
+            "echo {a,b} | jq -c '{id}' {}",
+            r#"echo {a,b} | jq -c '{id}' "${__pr1}""#,
+        ),
+        // Beside a <…> placeholder, {} is find's.
+        (
+            "find <> -exec wc -c {} \\;",
+            r#"find "${__pr1}" -exec wc -c {} \;"#,
+        ),
+    ];
+    for (command, expected) in cases {
+        assert_eq!(script(command), expected, "{command:?}");
+    }
+}
+
+#[test]
+fn brace_placeholders_are_refused_where_angle_ones_are() {
+    for (command, problem, fix) in [
+        ("echo `echo {}`", Problem::Backticks, "use $(…)"),
+        (
+            "echo $(({} + 1))",
+            Problem::Arithmetic("arithmetic $((…))"),
+            "n={};",
+        ),
+        ("echo ${{}}", Problem::VariableName, "case {} in"),
+        ("echo \\{}", Problem::AfterBackslash, "remove the backslash"),
+        ("cat <<{}", Problem::HeredocDelimiter, "EOF"),
+    ] {
+        let err = refused(command);
+        assert_eq!(err.problem, problem, "{command:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("{} at byte"), "{command:?}: {text}");
+        assert!(text.contains(fix), "{command:?}: {text}");
+    }
+    let err = refused("echo a `{}`");
+    assert_eq!((err.placeholder.as_deref(), err.offset), (Some("{}"), 8));
+}

@@ -1,0 +1,28 @@
+//! The environment, sensed once while the command line becomes a [`Config`](crate::Config):
+//! what pararun's own stdin is. The engine never looks; it reads the field.
+
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
+
+use rustix::fs::{FileType, OFlags};
+
+use crate::config::StdinKind;
+
+/// A terminal, a regular file opened read-write (as `<> FILE` opens it), or anything else.
+pub(super) fn stdin_kind() -> StdinKind {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return StdinKind::Terminal;
+    }
+    let fd = stdin.as_fd();
+    // `< FILE` opens read-only; only the shell's `<>` (or a program that means it) opens stdin
+    // read-write. The access mode is in the open file description, so fcntl sees it.
+    let read_write =
+        rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| flags & OFlags::RWMODE == OFlags::RDWR);
+    let regular = rustix::fs::fstat(fd)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+    match read_write && regular {
+        true => StdinKind::ReadWrite(std::fs::read_link("/proc/self/fd/0").ok()),
+        false => StdinKind::Other,
+    }
+}
