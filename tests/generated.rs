@@ -36,7 +36,10 @@ fn rendered() -> Vec<(PathBuf, Vec<u8>)> {
 
 /// The whole man page: clap_mangen's sections with ours in between.
 fn man_page() -> String {
-    let man = clap_mangen::Man::new(Cli::command());
+    // Options kept out of `-h` (hide_short_help) still belong in the man page with their text:
+    // clap_mangen would print them bare.
+    let command = Cli::command().mut_args(|arg| arg.hide_short_help(false));
+    let man = clap_mangen::Man::new(command);
     type Section = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
     let piece = |render: Section| {
         let mut buf = Vec::new();
