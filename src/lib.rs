@@ -61,3 +61,8 @@ pub use report::Exit;
 pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
     app::run(cfg)
 }
+
+/// Does what a parsed command line asks for ([`cli::parse`]): the binary's one call.
+pub fn invoke(invocation: cli::Invocation) -> anyhow::Result<Exit> {
+    app::invoke(invocation)
+}

@@ -1,16 +1,18 @@
-//! The pararun binary: parse the command line, run, map the outcome to an exit code.
+//! The pararun binary: parse the command line, do what it asks, map the outcome to an exit
+//! code.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let config = match pararun::cli::parse() {
-        Ok(config) => config,
+    let invocation = match pararun::cli::parse() {
+        Ok(invocation) => invocation,
         // The flags did not go together, so --timestamps is not known: the default applies.
         Err(err) => return fail(&err, pararun::cli::stderr_is_a_log()),
     };
-    match pararun::run(&config) {
+    let timestamps = invocation.timestamps();
+    match pararun::invoke(invocation) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(err) => fail(&err, config.timestamps),
+        Err(err) => fail(&err, timestamps),
     }
 }
 

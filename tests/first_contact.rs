@@ -308,3 +308,32 @@ fn a_thousand_items_with_the_same_bad_key_make_one_line_with_the_fix() {
     fixed.success();
     assert_eq!(fixed.stdout.lines().count(), 1000);
 }
+
+#[test]
+fn a_program_printing_text_fails_every_item_with_one_counted_reason() {
+    let env = TestEnv::new();
+    let script = env.script("done.sh", "echo done");
+    let items: String = (1..=20).map(|i| format!("{i}\n")).collect();
+    let out = env.cmd().args(["--", &script]).stdin(items).run();
+    out.code(1)
+        .stderr_has("20 items failed as bad-output, all for the same reason (3 shown above)")
+        .stderr_has("add --capture text");
+    assert_eq!(
+        out.stderr.matches("failed: bad-output").count(),
+        3,
+        "{}",
+        out.report()
+    );
+}
+
+#[test]
+fn a_dry_run_hands_out_slots_in_turn() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--dry-run", "-j", "2", "--", "echo", "{%}", "{}"])
+        .stdin("a\nb\nc\n")
+        .run();
+    out.success();
+    assert_eq!(out.stdout, "echo 1 a\necho 2 b\necho 1 c\n");
+}

@@ -24,21 +24,26 @@ pub(super) fn print(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let input_name = cfg.input.to_string();
     let mut failed = false;
+    // Slots as a run hands them out when every item takes as long: 1, 2, ... N, 1, 2, ...
+    let mut shown = 0usize;
     let mut repeats = Repeats::default();
     while let Some(event) = reader.next_event(&mut keep)? {
         let (seq, reason) = match event {
-            InputEvent::Item(item) => match job::prepare(cfg, template, &item, 1, 1, None) {
-                Ok(launch) => {
-                    match writeln!(out, "{}", launch.dry_run_line()) {
-                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                            return Ok(Exit::Success)
+            InputEvent::Item(item) => {
+                match job::prepare(cfg, template, &item, shown % cfg.jobs + 1, 1, None) {
+                    Ok(launch) => {
+                        shown += 1;
+                        match writeln!(out, "{}", launch.dry_run_line()) {
+                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                                return Ok(Exit::Success)
+                            }
+                            other => other.context("cannot write to stdout")?,
                         }
-                        other => other.context("cannot write to stdout")?,
+                        continue;
                     }
-                    continue;
+                    Err(failure) => (item.seq, failure.detail),
                 }
-                Err(failure) => (item.seq, failure.detail),
-            },
+            }
             InputEvent::Bad { seq, reason, .. } => (seq, reason),
         };
         failed = true;

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cache::index::KeyIndex;
 use crate::cache::{self, CacheWriter, Loaded};
+use crate::cli::Invocation;
 use crate::config::{Config, InputSource};
 use crate::files;
 use crate::filter::skip_filter;
@@ -27,15 +28,33 @@ use crate::report::progress::{self, Display, Progress};
 use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
 use crate::runner::{Runner, Signals};
 
+/// Does what the command line asked for. A subcommand adds its arm here, and its module
+/// beside this one.
+pub(crate) fn invoke(invocation: Invocation) -> Result<Exit> {
+    match invocation {
+        Invocation::Run(cfg) => run(&cfg),
+    }
+}
+
 /// Runs a whole job; see [`crate::run`].
 pub(crate) fn run(cfg: &Config) -> Result<Exit> {
+    // A run drives its own runtime; inside another one, tokio would panic. Say so instead.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        bail!(
+            "pararun::run was called from inside a tokio runtime, which cannot start another; \
+             call it from a blocking thread (tokio::task::spawn_blocking)"
+        );
+    }
     let started = Instant::now();
     // A refused command is a usage error (exit 2), found before anything starts.
     let template = checks::command_template(cfg)?;
     // Before the progress display exists (nothing to clear), and before anything is read:
     // a terminal read from would otherwise look like a hang.
     for note in notes::stdin_notes(cfg) {
-        eprintln!("{note}");
+        match cfg.timestamps {
+            true => eprintln!("{} {note}", crate::report::clock::now()),
+            false => eprintln!("{note}"),
+        }
     }
     // Forked early, while the process is small (the fork itself is sound at any time).
     let watchdog = match cfg.dry_run {

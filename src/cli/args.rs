@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum, ValueHint};
 
-use crate::config::{parse_duration, parse_rate, parse_shard, parse_size, Shard, DEFAULT_MAX_LINE};
+use crate::config::{
+    parse_duration, parse_rate, parse_shard, parse_size, Capture, Format, Fsync, Shard,
+    DEFAULT_MAX_LINE,
+};
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Input")]
@@ -261,4 +264,54 @@ pub(super) enum FsyncArg {
     Batch,
     /// Leave it to the operating system.
     Never,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::Auto => Format::Auto,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Lines => Format::Lines,
+        }
+    }
+}
+
+impl From<CaptureArg> for Capture {
+    fn from(arg: CaptureArg) -> Capture {
+        match arg {
+            CaptureArg::Json => Capture::Json,
+            CaptureArg::Text => Capture::Text,
+        }
+    }
+}
+
+impl From<FsyncArg> for Fsync {
+    fn from(arg: FsyncArg) -> Fsync {
+        match arg {
+            FsyncArg::Always => Fsync::Always,
+            FsyncArg::Batch => Fsync::Batch,
+            FsyncArg::Never => Fsync::Never,
+        }
+    }
+}
+
+impl OutputArgs {
+    /// How progress is shown: a bar on a terminal (or with --progress), plain lines in a log,
+    /// or nothing. Senses stderr and `NO_COLOR` here, at the edge.
+    pub(super) fn display(&self) -> crate::config::Display {
+        use crate::config::Display;
+        use std::io::IsTerminal;
+        if self.quiet || self.no_progress {
+            Display::Off
+        } else if self.progress || std::io::stderr().is_terminal() {
+            Display::Bar {
+                color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                forced: !std::io::stderr().is_terminal(),
+            }
+        } else if self.log_interval.is_zero() {
+            Display::Off
+        } else {
+            Display::Log(self.log_interval)
+        }
+    }
 }

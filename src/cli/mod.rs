@@ -15,12 +15,10 @@ use std::num::NonZeroUsize;
 use anyhow::{bail, Result};
 use clap::{Parser, ValueHint};
 
-use crate::config::{Capture, Config, Display, Format, Fsync, InputSource, Rate};
+use crate::config::{Config, InputSource, Rate};
 pub use manual::{EXAMPLES, EXIT_STATUS};
 
-use args::{
-    CaptureArg, CommandArgs, FaultArgs, FormatArg, FsyncArg, InputArgs, OutputArgs, ResultArgs,
-};
+use args::{CommandArgs, FaultArgs, InputArgs, OutputArgs, ResultArgs};
 
 /// Names kept for pararun's own subcommands. As a command's first word they must come after
 /// `--` (`pararun -- stats`), so that adding a subcommand later never changes what an
@@ -36,14 +34,31 @@ pub const RESERVED: [&str; 8] = [
     "status",
 ];
 
-/// Parses the process's own arguments into a [`Config`]. A bad flag prints clap's message and
-/// exits 2 here; a reserved word used as the command without `--`, or flags that do not go
-/// together, are an `Err`.
-pub fn parse() -> Result<Config> {
+/// What a command line asks for. Plain data: the engine gets it, never clap's types. A
+/// subcommand becomes a variant here (see `RESERVED`).
+#[derive(Debug)]
+pub enum Invocation {
+    /// `pararun [OPTIONS] -- COMMAND...`: run a job.
+    Run(Config),
+}
+
+impl Invocation {
+    /// Whether error lines get a timestamp (stderr is a log, or --timestamps).
+    pub fn timestamps(&self) -> bool {
+        match self {
+            Invocation::Run(config) => config.timestamps,
+        }
+    }
+}
+
+/// Parses the process's own arguments. A bad flag prints clap's message and exits 2 here; a
+/// reserved word used as the command without `--`, or flags that do not go together, are an
+/// `Err`.
+pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
     let cli = Cli::parse_from(&raw);
     check_reserved(&raw, &cli.cmd)?;
-    cli.into_config()
+    Ok(Invocation::Run(cli.into_config()?))
 }
 
 /// Refuses a reserved name as the command's first word unless `--` stands right before it.
@@ -101,7 +116,10 @@ pub struct Cli {
     /// (unquoted, in "…", '…' or $'…', in a here-document), never run. Inside backticks or
     /// arithmetic no value is safe, so such a command is refused (exit 2) with what to write
     /// instead. With no placeholder and no --stdin the item is appended as the last argument,
-    /// as xargs does.
+    /// as xargs does. A program that reads its argument as code (`python3 -c`, `awk`, `jq`)
+    /// runs a value put into that code: pass values to it as arguments or on stdin. The names
+    /// cache, check, completions, help, man, merge, stats and status are kept for subcommands:
+    /// as the command's first word they must come after `--`.
     #[arg(
         help_heading = "Command",
         required = true,
@@ -146,11 +164,7 @@ impl Cli {
             jobs,
             input,
             stdin_kind: sense::stdin_kind(),
-            format: match self.input.format {
-                FormatArg::Auto => Format::Auto,
-                FormatArg::Jsonl => Format::Jsonl,
-                FormatArg::Lines => Format::Lines,
-            },
+            format: self.input.format.into(),
             key_field: self.input.key_field,
             max_line_bytes: self.input.max_line_bytes,
             command: self.cmd,
@@ -158,16 +172,9 @@ impl Cli {
             shell: self.command.shell,
             dry_run: self.command.dry_run,
             cache: self.results.cache,
-            capture: match self.results.capture {
-                CaptureArg::Json => Capture::Json,
-                CaptureArg::Text => Capture::Text,
-            },
+            capture: self.results.capture.into(),
             max_output: self.results.max_output_bytes as u64,
-            fsync: match self.results.fsync {
-                FsyncArg::Always => Fsync::Always,
-                FsyncArg::Batch => Fsync::Batch,
-                FsyncArg::Never => Fsync::Never,
-            },
+            fsync: self.results.fsync.into(),
             lock_wait: self.results.lock_wait,
             conflict_exit_code: self.results.conflict_exit_code,
             retries: self.faults.retries,
@@ -179,18 +186,7 @@ impl Cli {
             max_failures,
             quiet: self.output.quiet,
             records,
-            display: if self.output.quiet || self.output.no_progress {
-                Display::Off
-            } else if self.output.progress || std::io::stderr().is_terminal() {
-                Display::Bar {
-                    color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-                    forced: !std::io::stderr().is_terminal(),
-                }
-            } else if self.output.log_interval.is_zero() {
-                Display::Off
-            } else {
-                Display::Log(self.output.log_interval)
-            },
+            display: self.output.display(),
             timestamps: stamp_lines(&self.output),
             total: self.output.total,
             keep_order: self.output.keep_order,

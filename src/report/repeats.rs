@@ -12,10 +12,10 @@ pub const SHOWN: u64 = 3;
 /// stays bounded whatever the input).
 const REASONS: usize = 32;
 
-/// Bad-input reasons seen so far, with how many items had each.
+/// Reasons seen so far (with the failure kind they belong to), with how many items had each.
 #[derive(Debug, Default)]
 pub struct Repeats {
-    counts: Vec<(String, u64)>,
+    counts: Vec<(&'static str, String, u64)>,
 }
 
 /// What to print for one item.
@@ -32,24 +32,33 @@ pub enum Show {
 impl Repeats {
     /// Counts one item that failed as bad input for `reason`; says what to print for it.
     pub fn note(&mut self, reason: &str) -> Show {
-        let count = match self.counts.iter().position(|(r, _)| r == reason) {
+        self.note_kind("bad-input", reason)
+    }
+
+    /// Counts one item that failed as `kind` (`bad-input`, `bad-output`) for `reason`; says
+    /// what to print for it.
+    pub fn note_kind(&mut self, kind: &'static str, reason: &str) -> Show {
+        let found = self
+            .counts
+            .iter()
+            .position(|(k, r, _)| *k == kind && r == reason);
+        let count = match found {
             Some(i) => {
-                self.counts[i].1 += 1;
-                self.counts[i].1
+                self.counts[i].2 += 1;
+                self.counts[i].2
             }
             None if self.counts.len() < REASONS => {
-                self.counts.push((reason.to_owned(), 1));
+                self.counts.push((kind, reason.to_owned(), 1));
                 1
             }
             None => return Show::Line,
         };
         match count {
             ..SHOWN => Show::Line,
-            SHOWN => Show::LineThenNote(
-                "pararun: more items failing as bad-input for this reason are counted, not shown \
+            SHOWN => Show::LineThenNote(format!(
+                "pararun: more items failing as {kind} for this reason are counted, not shown \
                  (the count comes at the end)"
-                    .to_owned(),
-            ),
+            )),
             _ => Show::Counted,
         }
     }
@@ -58,10 +67,10 @@ impl Repeats {
     pub fn summary(&self) -> Vec<String> {
         self.counts
             .iter()
-            .filter(|(_, count)| *count > SHOWN)
-            .map(|(reason, count)| {
+            .filter(|(_, _, count)| *count > SHOWN)
+            .map(|(kind, reason, count)| {
                 format!(
-                    "pararun: {} items failed as bad-input, all for the same reason ({SHOWN} \
+                    "pararun: {} items failed as {kind}, all for the same reason ({SHOWN} \
                      shown above): {reason}",
                     thousands(*count)
                 )

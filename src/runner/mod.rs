@@ -1,9 +1,10 @@
 //! Scheduling: the one loop that takes items from the reader, starts children in free slots,
 //! retries, reacts to signals, and hands each outcome to the cache, stdout and the report.
 //!
-//! The loop owns the cache writer, stdout and the failures file, so each is written by exactly
-//! one task. Every item ends in exactly one outcome: done, failed, cached, duplicate or
-//! unfinished (cut short by a shutdown, to run again next time).
+//! The loop owns the failures file; the cache and stdout each belong to a thread of their own
+//! ([`writer`]), so each file is written by exactly one owner. Every item ends in exactly one
+//! outcome: done, failed, cached, duplicate, given up or unfinished (cut short by a shutdown,
+//! to run again next time).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

@@ -131,6 +131,11 @@ impl Runner<'_> {
     fn report_failure(&mut self, item: &FailedItem<'_>, failure: &Failure) {
         let show = match failure.reason {
             Reason::BadInput => self.repeats.note(&failure.detail),
+            // A program that prints text, not JSON, fails every item the same way; what each
+            // item printed differs, so the reason is counted by its kind.
+            Reason::BadOutput => self
+                .repeats
+                .note_kind("bad-output", &output_reason(&failure.detail)),
             _ => Show::Line,
         };
         if show != Show::Counted {
@@ -141,4 +146,15 @@ impl Runner<'_> {
             self.progress.line(note.as_bytes());
         }
     }
+}
+
+/// A bad-output detail without what the item printed: its text up to the first quote or
+/// parenthesis, plus the hint at its end, if any.
+fn output_reason(detail: &str) -> String {
+    let cut = detail.find([':', '(']).unwrap_or(detail.len());
+    let mut reason = detail[..cut].trim_end().to_owned();
+    if let Some(hint) = detail.rfind("; if ").map(|at| &detail[at..]) {
+        reason += hint;
+    }
+    reason
 }
