@@ -53,6 +53,8 @@ fn values_arrive_whole_in_every_quoting_context() {
         ("printf %s '<s>'", "{}"),
         ("printf %s \"[<s>]\"'(<s>)'", "[{}]({})"),
         ("printf %s $'\\t<s>\\x41'", "\t{}A"),
+        // bash 5.2 reads \x{…} with any number of digits.
+        ("printf %s $'\\x{41}<s>\\x{0000000042}'", "A{}B"),
         ("printf %s \"$(printf %s \"<s>\")\"", "{}"),
         ("printf %s ${UNSET_X:-<s>}", "{}"),
         ("cat <<EOF\n<s>\nEOF", "{}\n"),

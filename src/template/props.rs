@@ -287,6 +287,7 @@ fn dollar_single_quotes_decode_as_bash_does() {
         r"it\'s",
         r"\x4g\x4G",
         r"\c\\x",
+        r"\x{41}\x{0000000042}\x{143\x{4}z",
     ] {
         let command = format!("printf %s $'{text}'");
         let template = Template::parse(std::slice::from_ref(&command), false, true).unwrap();

@@ -296,14 +296,17 @@ impl Lexer<'_> {
                 if let Some(Tok::Ph(_)) = self.toks.get(at + 1).map(|t| &t.tok) {
                     return Err(self.refuse(at + 1, Problem::AfterBackslash));
                 }
-                // What follows, up to a placeholder or the closing quote (a first ' is \').
-                let rest: Vec<char> = (at + 1..)
-                    .map_while(|i| self.char_at(i))
-                    .enumerate()
-                    .take_while(|&(i, c)| i == 0 || c != '\'')
-                    .map(|(_, c)| c)
-                    .take(10)
-                    .collect();
+                // What follows, up to a placeholder or the closing quote (a first ' is \'). Ten
+                // characters hold any escape but `\x{…}`, whose hex digits may run on.
+                let mut rest: Vec<char> = Vec::new();
+                for c in (at + 1..).map_while(|i| self.char_at(i)) {
+                    let braced = rest.starts_with(&['x', '{'])
+                        && rest.last().is_some_and(char::is_ascii_hexdigit);
+                    if (!rest.is_empty() && c == '\'') || (rest.len() >= 10 && !braced) {
+                        break;
+                    }
+                    rest.push(c);
+                }
                 let (bytes, used) = ansi_c::escape(&rest)
                     .map_err(|why| self.refuse(at, Problem::DollarSingleQuote(why)))?;
                 self.dollar_sq_buf().extend(bytes);

@@ -45,6 +45,10 @@ fn each_context_gets_its_reference() {
         ("echo $'a\\t<>\\''", "echo 'a\t'\"${__pr1}\"''\\'''"),
         ("echo \"$'<>'\"", r#"echo "$'${__pr1}'""#),
         (
+            "echo $'\\x{41}<>\\x{0000000042}'",
+            "echo 'A'\"${__pr1}\"'B'",
+        ),
+        (
             "echo $(printf %s \"<>\" <>)",
             r#"echo $(printf %s "${__pr1}" "${__pr1}")"#,
         ),
