@@ -17,6 +17,22 @@ const PAYLOADS: [&str; 7] = [
     "$'\\x41' \\ é",
 ];
 
+/// The shells `sh` may be, as (name, PATH): the system's, and bash, which is `sh` on Fedora,
+/// Arch and macOS, found first on PATH through a link named `sh` (left out where bash is
+/// missing).
+fn sh_variants(env: &TestEnv) -> Vec<(&'static str, String)> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut variants = vec![("sh", path.clone())];
+    let bash = std::path::Path::new("/bin/bash");
+    if bash.exists() {
+        let dir = env.path("bash-as-sh");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(bash, dir.join("sh")).unwrap();
+        variants.push(("bash as sh", format!("{}:{path}", dir.display())));
+    }
+    variants
+}
+
 fn payload_input() -> String {
     PAYLOADS
         .iter()
@@ -186,4 +202,29 @@ fn direct_mode_passes_a_leading_dash_as_an_argument() {
         .collect();
     results.sort();
     assert_eq!(results, ["[--help]", "[-n]"]);
+}
+
+#[test]
+fn special_parameters_end_before_the_value() {
+    // `$$`, `$?`, `$#`, `$1` are whole expansions; `$a` ends where the reference starts.
+    let command = "set -- a b; false; printf %s \"$?<>\" $#<> \"$1<>\" $a<>; p=$$<>; \
+                   printf %s \"${p#$$}\"";
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        let mut cmd = env
+            .cmd()
+            .args(["--capture", "text", "--", command])
+            .stdin("$(touch pwned)\n");
+        cmd.command.env("PATH", &path);
+        let out = cmd.run();
+        out.success();
+        let v = "$(touch pwned)";
+        assert_eq!(
+            out.records(),
+            [json!({"id": v, "result": format!("1{v}2{v}a{v}{v}{v}")})],
+            "{sh}: {}",
+            out.report()
+        );
+        assert!(!env.path("pwned").exists(), "{sh}: the item ran");
+    }
 }

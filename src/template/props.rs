@@ -67,6 +67,11 @@ const CONTEXTS: &[Context] = &[
     ),
     ctx("printf %s <> # '<>", |v| v.into()),
     ctx("set -- a b; printf %s \"$#<>$@\"", |v| format!("2{v}ab")),
+    ctx("set -- a b; printf %s $#<> \"$1<>$@<>\"", |v| {
+        format!("2{v}a{v}ab{v}")
+    }),
+    ctx("false; printf %s \"$?<>\" $?<>", |v| format!("1{v}1{v}")),
+    ctx("p=$$<>; printf %s \"${p#$$}\"", |v| v.into()),
     ctx("f() { printf %s \"$1\"; }; f <>", |v| v.into()),
     ctx("{ printf %s <>; } && printf %s \"${X:-<>}\"", |v| {
         format!("{v}{v}")

@@ -58,7 +58,7 @@ fn parses_placeholders_and_leaves_the_rest() {
         "${x}",
         "${}",
         "${#}",
-        "$${#}",
+        "$$${#}",
         "{ cmd; }",
         "{print}",
         "{id}",
@@ -72,6 +72,8 @@ fn parses_placeholders_and_leaves_the_rest() {
     ] {
         assert_eq!(parse(literal), [Part::Lit(literal.into())], "{literal:?}");
     }
+    // `$$` is a whole expansion (the shell's pid): a brace after it is pararun's.
+    assert_eq!(parse("$${#}"), [Part::Lit("$$".into()), Part::Seq(Brace)]);
     // `{}` is the item only when no <…> placeholder claims the command.
     assert_eq!(words::parse_word("{}", false), [Part::Lit("{}".into())]);
 }

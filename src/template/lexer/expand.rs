@@ -7,6 +7,10 @@ use crate::template::ansi_c;
 use crate::template::error::{Problem, TemplateError};
 use crate::template::shell::Tok;
 
+/// The special parameters whose one character ends the expansion (`$$`, `$1`), as opposed to
+/// a name, which runs on (`$ab`), or `$` alone. `$10` is `${1}0` in dash and bash alike.
+const SPECIAL: &str = "$?!#-@*0123456789";
+
 /// Which arithmetic context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ArithKind {
@@ -124,6 +128,12 @@ impl Lexer<'_> {
                 return Ok(());
             }
             (Some('"'), _) if dollar_quotes => ("$\"", Frame::Dq),
+            (Some(c), _) if SPECIAL.contains(c) => {
+                // A whole expansion: what follows, a placeholder's reference too, is not part of it.
+                self.emit('$');
+                self.emit(c);
+                return Ok(());
+            }
             _ => {
                 self.emit('$');
                 return Ok(());

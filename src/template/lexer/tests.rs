@@ -73,6 +73,13 @@ fn each_context_gets_its_reference() {
             r#"x=$(case a in a) echo "${__pr1}";; esac)"#,
         ),
         ("echo <> # '<>", r#"echo "${__pr1}" # '${__pr1}"#),
+        // A special parameter is a whole expansion: the value follows it.
+        (
+            "echo $$<> \"$#<>\" $1<> $a<> $'x'$?<>",
+            r#"echo $$"${__pr1}" "$#${__pr1}" $1"${__pr1}" $a"${__pr1}" 'x'$?"${__pr1}""#,
+        ),
+        // `$$'…'` is `$$` and a plain '…' string, which pararun does not decode.
+        ("echo $$'\\t' <>", r#"echo $$'\t' "${__pr1}""#),
         ("[[ <> == a* ]]", r#"[[ "${__pr1}" == a* ]]"#),
     ];
     for (command, expected) in cases {
@@ -120,7 +127,7 @@ fn text_without_values_is_left_as_written() {
 
 #[test]
 fn unsafe_contexts_are_refused_with_the_fix() {
-    let cases: [(&str, Problem, &str); 16] = [
+    let cases: [(&str, Problem, &str); 17] = [
         ("echo `echo <>`", Problem::Backticks, "use $(…)"),
         ("echo \"`<>`\"", Problem::Backticks, "use $(…)"),
         (
@@ -166,6 +173,7 @@ fn unsafe_contexts_are_refused_with_the_fix() {
             "remove the backslash",
         ),
         ("echo $<>", Problem::AfterDollar, "\\$<>"),
+        ("echo $$$<>", Problem::AfterDollar, "\\$<>"),
         ("cat <<<>", Problem::HeredocDelimiter, "EOF"),
         (
             "cat <<'E F'\n<>\nE F",
@@ -253,6 +261,7 @@ fn brace_placeholders_get_the_same_references() {
         "echo $(printf %s \"<>\" <>) ${x:-<>} \"${x#<>}\"",
         "cat <<'EOF'\n$x \\ `y` <>\nEOF",
         "echo <> # '<>",
+        "echo $$<> \"$#<>\" $a<>",
         "[[ <> == a* ]]",
         "echo <#> '<%>' $((<#> + 1))",
     ] {
