@@ -118,6 +118,16 @@ fn unsafe_contexts_are_refused_at_start_with_the_fix() {
         ("echo $<>", "right after a $", "write \\$<>"),
         ("echo ${<>}", "variable name", "case <> in"),
         ("echo 'unclosed <>", "unterminated '…'", "close it"),
+        (
+            "cat <<EOF\nx <>",
+            "here-document at byte 4",
+            "a line that is EOF alone",
+        ),
+        (
+            "cat <<'EOF'\nx <>",
+            "here-document at byte 4",
+            "a line that is EOF alone",
+        ),
     ];
     for (command, place, fix) in refused {
         for dry_run in [false, true] {

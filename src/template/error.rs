@@ -40,8 +40,10 @@ pub enum Problem {
     HeredocDelimiterNotPlain,
     /// In the pattern of `${x#…}` (or `%`, `/`, …) inside a here-document.
     HeredocPattern,
-    /// A quote, expansion or here-document opened and never closed (named).
+    /// A quote or expansion opened and never closed (named).
     Unterminated(&'static str),
+    /// A here-document whose delimiter line (given) never comes.
+    UnterminatedHeredoc(String),
     /// A `$'…'` escape that cannot be written as plain text (the reason).
     DollarSingleQuote(&'static str),
 }
@@ -106,6 +108,14 @@ impl fmt::Display for TemplateError {
                     f,
                     "the command has an unterminated {what} at byte {offset}: close it (pararun \
                      must know where each placeholder stands to pass its value safely)"
+                )
+            }
+            Problem::UnterminatedHeredoc(delim) => {
+                return write!(
+                    f,
+                    "the command has a here-document at byte {offset} whose delimiter line \
+                     {delim:?} never comes: end its body with a line that is {delim} alone \
+                     (pararun must know where each placeholder stands to pass its value safely)"
                 )
             }
             Problem::DollarSingleQuote(why) => {

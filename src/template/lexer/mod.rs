@@ -203,6 +203,11 @@ impl<'a> Lexer<'a> {
         if self.stack.len() > 1 {
             return Err(self.unterminated());
         }
+        // `cat <<EOF` on the last line: a body that never started.
+        if let Some(doc) = self.pending.first() {
+            let delim = doc.delim.clone();
+            return Err(self.refuse(doc.at, Problem::UnterminatedHeredoc(delim)));
+        }
         self.end_word()?;
         if let Frame::Cmd(cmd) = self.top() {
             if let Some(at) = cmd.open_arith_test() {

@@ -209,6 +209,32 @@ fn unterminated_constructs_are_refused_when_values_are_in_play() {
         assert_eq!(err.problem, Problem::Unterminated(what), "{command:?}");
         assert!(err.to_string().contains("close it"), "{err}");
     }
+    // A here-document whose delimiter line never comes: the error points at its `<<`.
+    for (command, delim, offset) in [
+        ("cat <<EOF\nx <>", "EOF", 4),
+        ("cat <<'EOF'\nx <>\n", "EOF", 4),
+        ("cat <<-EOF\n\t<>\n\tEOFX", "EOF", 4),
+        ("echo <>; cat <<EOF", "EOF", 13),
+        ("cat <<A <<B\n<>\nA\n", "B", 8),
+    ] {
+        let err = refused(command);
+        let problem = Problem::UnterminatedHeredoc(delim.into());
+        assert_eq!(
+            (&err.problem, err.offset),
+            (&problem, offset),
+            "{command:?}"
+        );
+        assert!(err.placeholder.is_none(), "{command:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("a line that is {delim} alone")),
+            "{text}"
+        );
+    }
+    assert!(parse("cat <<-EOF\n\t<>\n\tEOF").is_ok());
+    // With no value placeholder, sh judges the script as written.
+    let t = Template::parse(&["cat <<EOF\nabc".to_owned()], false, true).unwrap();
+    assert_eq!(t.render(&item(), 1).unwrap()[2], "cat <<EOF\nabc");
     // The item appended to a command without placeholders lands in the open quote.
     let err = refused("wc -c 'x");
     assert_eq!(err.problem, Problem::Unterminated("'…'"));
