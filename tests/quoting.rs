@@ -119,6 +119,11 @@ fn unsafe_contexts_are_refused_at_start_with_the_fix() {
         ("echo ${<>}", "variable name", "case <> in"),
         ("echo 'unclosed <>", "unterminated '…'", "close it"),
         (
+            "__pararun_1=hacked; printf %s \"<>\"",
+            "names a variable that starts with __pararun_ at byte 0",
+            "use another name",
+        ),
+        (
             "cat <<EOF\nx <>",
             "here-document at byte 4",
             "a line that is EOF alone",
@@ -158,6 +163,20 @@ fn unsafe_contexts_are_refused_at_start_with_the_fix() {
 }
 
 #[test]
+fn the_script_cannot_overwrite_a_value() {
+    // pararun's variables were once named __pr1…; that name is now the script's own.
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--", "__pr1=hacked; printf %s \"<>\""])
+        .stdin("VAL\n")
+        .run();
+    out.success();
+    assert_eq!(out.records(), [json!({"id": "VAL", "result": "VAL"})]);
+    // A name with pararun's prefix is refused (unsafe_contexts_are_refused_at_start_…).
+}
+
+#[test]
 fn numbers_may_stand_where_values_may_not() {
     let env = TestEnv::new();
     let out = env
@@ -180,8 +199,8 @@ fn dry_run_shows_values_after_the_script_and_replays() {
     out.success();
     assert_eq!(
         out.stdout,
-        "sh -c '__pr1=${1}; shift 1; printf '\\''%s|'\\'' '\\'''\\''\"${__pr1}\"'\\'''\\'' \
-         \"${__pr1}\"' sh 'it'\\''s $(touch pwned)'\n"
+        "sh -c '__pararun_1=${1}; shift 1; printf '\\''%s|'\\'' '\\'''\\''\"${__pararun_1}\"'\\'''\\'' \
+         \"${__pararun_1}\"' sh 'it'\\''s $(touch pwned)'\n"
     );
     let replay = std::process::Command::new("sh")
         .args(["-c", out.stdout.trim()])

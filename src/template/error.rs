@@ -44,6 +44,8 @@ pub enum Problem {
     Unterminated(&'static str),
     /// A here-document whose delimiter line (given) never comes.
     UnterminatedHeredoc(String),
+    /// A name with the prefix of pararun's own variables, which hold the values.
+    ReservedName,
     /// A `$'…'` escape that cannot be written as plain text (the reason).
     DollarSingleQuote(&'static str),
 }
@@ -116,6 +118,14 @@ impl fmt::Display for TemplateError {
                     "the command has a here-document at byte {offset} whose delimiter line \
                      {delim:?} never comes: end its body with a line that is {delim} alone \
                      (pararun must know where each placeholder stands to pass its value safely)"
+                )
+            }
+            Problem::ReservedName => {
+                return write!(
+                    f,
+                    "the command names a variable that starts with __pararun_ at byte {offset}: \
+                     pararun keeps that prefix for the variables that hold the values, and \
+                     setting one would change a value; use another name"
                 )
             }
             Problem::DollarSingleQuote(why) => {

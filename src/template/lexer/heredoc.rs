@@ -1,6 +1,6 @@
 //! Here-documents: the `<<WORD` operator and the bodies that start after the line's end.
 //!
-//! An unquoted body is like `"…"` (a value's reference is `${__prN}`; expansion results are not
+//! An unquoted body is like `"…"` (a value's reference is `${__pararun_N}`; expansion results are not
 //! re-read, and a value holding the delimiter line does not end the body, which the shell
 //! delimited before expanding anything). A body with a quoted delimiter (`<<'EOF'`, `<<"EOF"`,
 //! `<<\EOF`) expands nothing, so when it holds a value placeholder pararun rewrites it: the
