@@ -257,3 +257,78 @@ fn special_parameters_end_before_the_value() {
         assert!(!env.path("pwned").exists(), "{sh}: the item ran");
     }
 }
+
+#[test]
+fn values_bash_would_evaluate_as_arithmetic_are_refused_under_any_sh() {
+    // Array subscripts and integer or nameref variables: bash, which is sh on Fedora, Arch and
+    // macOS, evaluates a value there, and x[$(cmd)] runs cmd.
+    let subscript = "where bash evaluates a value as an expression";
+    let refused = [
+        ("a[<>]=1", "the subscript of an array assignment a[…]="),
+        (
+            "a=(); a[{}]=1",
+            "the subscript of an array assignment a[…]=",
+        ),
+        ("a=([<>]=1)", "in an array assignment a=(…)"),
+        ("declare -a a=([{}]=1)", "in an array assignment a=(…)"),
+        ("unset \"a[<>]\"", "a variable name given to unset"),
+        ("printf -v 'a[{}]' x", "a variable name given to unset"),
+        ("declare -i n=<>", "integer or nameref attribute"),
+        ("typeset -i n={}", "integer or nameref attribute"),
+        ("declare -i n; n=<>", "integer or nameref attribute"),
+    ];
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        for (command, place) in refused {
+            let mut cmd = env.cmd().args(["--", command]).stdin("x[$(touch pwned)]\n");
+            cmd.command.env("PATH", &path);
+            let out = cmd.run();
+            out.code(2).stderr_has(place).stderr_has("case $n in");
+            if !place.starts_with("integer") {
+                out.stderr_has(subscript).stderr_has("a[n]");
+            }
+            assert!(
+                !env.path("pwned").exists(),
+                "{sh}, {command:?}: the item ran"
+            );
+        }
+    }
+}
+
+#[test]
+fn brackets_and_names_bash_does_not_evaluate_still_take_values() {
+    let v = "x[$(touch pwned)]";
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        let mut contexts = vec![
+            ("x=a[<>]; printf %s \"$x\" \"[<>]\"", format!("a[{v}][{v}]")),
+            ("printf %s a[{}] '[{}]'", format!("a[{v}][{v}]")),
+        ];
+        if sh != "sh" {
+            // Arrays are bash's: an element's value, and an associative array's key.
+            contexts.push((
+                "a[1]=<>; declare -A m; k=<>; m[$k]=1; printf %s \"${a[1]}\" \"${!m[@]}\"",
+                format!("{v}{v}"),
+            ));
+        }
+        for (command, expected) in contexts {
+            let mut cmd = env
+                .cmd()
+                .args(["--capture", "text", "--", command])
+                .stdin(format!("{v}\n"));
+            cmd.command.env("PATH", &path);
+            let out = cmd.run();
+            out.success();
+            assert_eq!(
+                out.records(),
+                [json!({"id": v, "result": expected})],
+                "{sh}, {command:?}\n{}",
+                out.report()
+            );
+            assert!(
+                !env.path("pwned").exists(),
+                "{sh}, {command:?}: the item ran"
+            );
+        }
+    }
+}

@@ -89,6 +89,9 @@ impl Lexer<'_> {
         self.emit('\\');
         // The escaped character is written as is (a newline too: a line continuation).
         if let Some(c) = self.char_at(at + 1) {
+            if c != '\n' {
+                self.word_char(c);
+            }
             self.emit(c);
         }
         Ok(())
