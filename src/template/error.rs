@@ -30,7 +30,9 @@ pub enum Problem {
     /// (`a[…]=`, `a=([…]=…)`, which may take an associative array's key from a variable), or
     /// of a variable name given to a builtin (`unset`, `read`, `printf -v`, …).
     Subscript {
+        /// Which subscript, for the message.
         what: &'static str,
+        /// In an assignment, where an associative array's key may come from a variable.
         assignment: bool,
     },
     /// In a script that gives a variable the integer or nameref attribute (`declare -i`,
