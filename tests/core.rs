@@ -402,7 +402,7 @@ fn dry_run_prints_quoted_commands_and_touches_nothing() {
     // Shell mode passes the value after the script; the line replays as it would run.
     assert_eq!(
         out.stdout,
-        "sh -c '__pr1=${1}; shift 1; echo \"${__pr1}\"' sh 'a b'\n"
+        "sh -c '__pararun_1=${1}; shift 1; echo \"${__pararun_1}\"' sh 'a b'\n"
     );
     let replay = std::process::Command::new("sh")
         .args(["-c", out.stdout.trim()])

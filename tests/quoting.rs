@@ -17,6 +17,22 @@ const PAYLOADS: [&str; 7] = [
     "$'\\x41' \\ é",
 ];
 
+/// The shells `sh` may be, as (name, PATH): the system's, and bash, which is `sh` on Fedora,
+/// Arch and macOS, found first on PATH through a link named `sh` (left out where bash is
+/// missing).
+fn sh_variants(env: &TestEnv) -> Vec<(&'static str, String)> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut variants = vec![("sh", path.clone())];
+    let bash = std::path::Path::new("/bin/bash");
+    if bash.exists() {
+        let dir = env.path("bash-as-sh");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(bash, dir.join("sh")).unwrap();
+        variants.push(("bash as sh", format!("{}:{path}", dir.display())));
+    }
+    variants
+}
+
 fn payload_input() -> String {
     PAYLOADS
         .iter()
@@ -53,6 +69,8 @@ fn values_arrive_whole_in_every_quoting_context() {
         ("printf %s '<s>'", "{}"),
         ("printf %s \"[<s>]\"'(<s>)'", "[{}]({})"),
         ("printf %s $'\\t<s>\\x41'", "\t{}A"),
+        // bash 5.2 reads \x{…} with any number of digits.
+        ("printf %s $'\\x{41}<s>\\x{0000000042}'", "A{}B"),
         ("printf %s \"$(printf %s \"<s>\")\"", "{}"),
         ("printf %s ${UNSET_X:-<s>}", "{}"),
         ("cat <<EOF\n<s>\nEOF", "{}\n"),
@@ -100,6 +118,21 @@ fn unsafe_contexts_are_refused_at_start_with_the_fix() {
         ("echo $<>", "right after a $", "write \\$<>"),
         ("echo ${<>}", "variable name", "case <> in"),
         ("echo 'unclosed <>", "unterminated '…'", "close it"),
+        (
+            "__pararun_1=hacked; printf %s \"<>\"",
+            "names a variable that starts with __pararun_ at byte 0",
+            "use another name",
+        ),
+        (
+            "cat <<EOF\nx <>",
+            "here-document at byte 4",
+            "a line that is EOF alone",
+        ),
+        (
+            "cat <<'EOF'\nx <>",
+            "here-document at byte 4",
+            "a line that is EOF alone",
+        ),
     ];
     for (command, place, fix) in refused {
         for dry_run in [false, true] {
@@ -130,6 +163,20 @@ fn unsafe_contexts_are_refused_at_start_with_the_fix() {
 }
 
 #[test]
+fn the_script_cannot_overwrite_a_value() {
+    // pararun's variables were once named __pr1…; that name is now the script's own.
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["--capture", "text", "--", "__pr1=hacked; printf %s \"<>\""])
+        .stdin("VAL\n")
+        .run();
+    out.success();
+    assert_eq!(out.records(), [json!({"id": "VAL", "result": "VAL"})]);
+    // A name with pararun's prefix is refused (unsafe_contexts_are_refused_at_start_…).
+}
+
+#[test]
 fn numbers_may_stand_where_values_may_not() {
     let env = TestEnv::new();
     let out = env
@@ -152,8 +199,8 @@ fn dry_run_shows_values_after_the_script_and_replays() {
     out.success();
     assert_eq!(
         out.stdout,
-        "sh -c '__pr1=${1}; shift 1; printf '\\''%s|'\\'' '\\'''\\''\"${__pr1}\"'\\'''\\'' \
-         \"${__pr1}\"' sh 'it'\\''s $(touch pwned)'\n"
+        "sh -c '__pararun_1=${1}; shift 1; printf '\\''%s|'\\'' '\\'''\\''\"${__pararun_1}\"'\\'''\\'' \
+         \"${__pararun_1}\"' sh 'it'\\''s $(touch pwned)'\n"
     );
     let replay = std::process::Command::new("sh")
         .args(["-c", out.stdout.trim()])
@@ -184,4 +231,104 @@ fn direct_mode_passes_a_leading_dash_as_an_argument() {
         .collect();
     results.sort();
     assert_eq!(results, ["[--help]", "[-n]"]);
+}
+
+#[test]
+fn special_parameters_end_before_the_value() {
+    // `$$`, `$?`, `$#`, `$1` are whole expansions; `$a` ends where the reference starts.
+    let command = "set -- a b; false; printf %s \"$?<>\" $#<> \"$1<>\" $a<>; p=$$<>; \
+                   printf %s \"${p#$$}\"";
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        let mut cmd = env
+            .cmd()
+            .args(["--capture", "text", "--", command])
+            .stdin("$(touch pwned)\n");
+        cmd.command.env("PATH", &path);
+        let out = cmd.run();
+        out.success();
+        let v = "$(touch pwned)";
+        assert_eq!(
+            out.records(),
+            [json!({"id": v, "result": format!("1{v}2{v}a{v}{v}{v}")})],
+            "{sh}: {}",
+            out.report()
+        );
+        assert!(!env.path("pwned").exists(), "{sh}: the item ran");
+    }
+}
+
+#[test]
+fn values_bash_would_evaluate_as_arithmetic_are_refused_under_any_sh() {
+    // Array subscripts and integer or nameref variables: bash, which is sh on Fedora, Arch and
+    // macOS, evaluates a value there, and x[$(cmd)] runs cmd.
+    let subscript = "where bash evaluates a value as an expression";
+    let refused = [
+        ("a[<>]=1", "the subscript of an array assignment a[…]="),
+        (
+            "a=(); a[{}]=1",
+            "the subscript of an array assignment a[…]=",
+        ),
+        ("a=([<>]=1)", "in an array assignment a=(…)"),
+        ("declare -a a=([{}]=1)", "in an array assignment a=(…)"),
+        ("unset \"a[<>]\"", "a variable name given to unset"),
+        ("printf -v 'a[{}]' x", "a variable name given to unset"),
+        ("declare -i n=<>", "integer or nameref attribute"),
+        ("typeset -i n={}", "integer or nameref attribute"),
+        ("declare -i n; n=<>", "integer or nameref attribute"),
+    ];
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        for (command, place) in refused {
+            let mut cmd = env.cmd().args(["--", command]).stdin("x[$(touch pwned)]\n");
+            cmd.command.env("PATH", &path);
+            let out = cmd.run();
+            out.code(2).stderr_has(place).stderr_has("case $n in");
+            if !place.starts_with("integer") {
+                out.stderr_has(subscript).stderr_has("a[n]");
+            }
+            assert!(
+                !env.path("pwned").exists(),
+                "{sh}, {command:?}: the item ran"
+            );
+        }
+    }
+}
+
+#[test]
+fn brackets_and_names_bash_does_not_evaluate_still_take_values() {
+    let v = "x[$(touch pwned)]";
+    let env = TestEnv::new();
+    for (sh, path) in sh_variants(&env) {
+        let mut contexts = vec![
+            ("x=a[<>]; printf %s \"$x\" \"[<>]\"", format!("a[{v}][{v}]")),
+            ("printf %s a[{}] '[{}]'", format!("a[{v}][{v}]")),
+        ];
+        if sh != "sh" {
+            // Arrays are bash's: an element's value, and an associative array's key.
+            contexts.push((
+                "a[1]=<>; declare -A m; k=<>; m[$k]=1; printf %s \"${a[1]}\" \"${!m[@]}\"",
+                format!("{v}{v}"),
+            ));
+        }
+        for (command, expected) in contexts {
+            let mut cmd = env
+                .cmd()
+                .args(["--capture", "text", "--", command])
+                .stdin(format!("{v}\n"));
+            cmd.command.env("PATH", &path);
+            let out = cmd.run();
+            out.success();
+            assert_eq!(
+                out.records(),
+                [json!({"id": v, "result": expected})],
+                "{sh}, {command:?}\n{}",
+                out.report()
+            );
+            assert!(
+                !env.path("pwned").exists(),
+                "{sh}, {command:?}: the item ran"
+            );
+        }
+    }
 }

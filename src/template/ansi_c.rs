@@ -30,6 +30,7 @@ pub(super) fn escape(rest: &[char]) -> Result<(Vec<u8>, usize), &'static str> {
             // bash keeps the low byte of \400 and above.
             byte((value & 0xff) as u8, used)
         }
+        'x' if rest.get(1) == Some(&'{') => braced_hex(&rest[2..]),
         'x' => match digits(&rest[1..], 16, 2) {
             (_, 0) => Ok((b"\\x".to_vec(), 1)),
             (value, used) => byte(value as u8, used + 1),
@@ -68,6 +69,22 @@ fn control(rest: &[char]) -> Result<(Vec<u8>, usize), &'static str> {
     }
 }
 
+/// `\x{H…}` (bash 5.2, after ksh93): any number of hex digits, of which the low byte counts,
+/// and the `}` if it follows. `rest` starts after the `{`; none is a NUL, as in bash.
+fn braced_hex(rest: &[char]) -> Result<(Vec<u8>, usize), &'static str> {
+    let mut value = 0u32;
+    let mut used = 0;
+    for digit in rest.iter().map_while(|c| c.to_digit(16)) {
+        // Only the low byte is kept, so it is enough to keep it all along.
+        value = (value * 16 + digit) & 0xff;
+        used += 1;
+    }
+    if rest.get(used) == Some(&'}') {
+        used += 1;
+    }
+    Ok((vec![value as u8], used + 2))
+}
+
 /// Reads up to `max` digits of `radix`; returns their value and how many were read.
 fn digits(text: &[char], radix: u32, max: usize) -> (u32, usize) {
     let mut value = 0u32;
@@ -102,6 +119,13 @@ mod tests {
         assert_eq!(decode("c\\\\"), Ok((vec![0x1c], 3)));
         assert_eq!(decode("z"), Ok((b"\\z".to_vec(), 1)));
         assert_eq!(decode(""), Ok((b"\\".to_vec(), 0)));
+        assert_eq!(decode("x{41}z"), Ok((b"A".to_vec(), 5)));
+        assert_eq!(decode("x{0000041}"), Ok((b"A".to_vec(), 10)));
+        assert_eq!(decode("x{141"), Ok((b"A".to_vec(), 5)));
+        assert_eq!(decode("x{4}"), Ok((vec![4], 4)));
+        assert!(decode("x{}").is_err());
+        assert!(decode("x{g}").is_err());
+        assert!(decode("x{100}").is_err());
         assert!(decode("0").is_err());
         assert!(decode("x00").is_err());
         assert!(decode("c").is_err());

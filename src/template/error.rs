@@ -26,6 +26,18 @@ pub enum Problem {
     /// Inside an arithmetic context (named: `$((…))`, `((…))`, `$[…]`, `${a[…]}`, `${x:…}`,
     /// `let`), where bash evaluates a value as an expression, and `a[$(cmd)]` runs `cmd`.
     Arithmetic(&'static str),
+    /// Inside an array subscript that bash evaluates as arithmetic: of an assignment
+    /// (`a[…]=`, `a=([…]=…)`, which may take an associative array's key from a variable), or
+    /// of a variable name given to a builtin (`unset`, `read`, `printf -v`, …).
+    Subscript {
+        /// Which subscript, for the message.
+        what: &'static str,
+        /// In an assignment, where an associative array's key may come from a variable.
+        assignment: bool,
+    },
+    /// In a script that gives a variable the integer or nameref attribute (`declare -i`,
+    /// `local -n`), where bash evaluates whatever reaches such a variable.
+    Attributes,
     /// Inside `[[ … ]]` next to `-eq`, `-lt` or the like, which bash evaluates as arithmetic.
     ArithmeticTest,
     /// Where `${…}` takes a variable name or an operator.
@@ -40,8 +52,12 @@ pub enum Problem {
     HeredocDelimiterNotPlain,
     /// In the pattern of `${x#…}` (or `%`, `/`, …) inside a here-document.
     HeredocPattern,
-    /// A quote, expansion or here-document opened and never closed (named).
+    /// A quote or expansion opened and never closed (named).
     Unterminated(&'static str),
+    /// A here-document whose delimiter line (given) never comes.
+    UnterminatedHeredoc(String),
+    /// A name with the prefix of pararun's own variables, which hold the values.
+    ReservedName,
     /// A `$'…'` escape that cannot be written as plain text (the reason).
     DollarSingleQuote(&'static str),
 }
@@ -49,29 +65,102 @@ pub enum Problem {
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let offset = self.offset;
+        if let Some(text) = self.problem.about_the_command(offset) {
+            return f.write_str(&text);
+        }
         // For the examples in hints: the placeholder as written (`<>` for the appended item).
         let ph = match self.placeholder.as_deref() {
             Some(ph) if ph.starts_with(['<', '{']) => ph,
             _ => "<>",
         };
-        let (place, hint) = match &self.problem {
-            Problem::Backticks => (
-                "inside backticks `…`, whose text the shell reads twice".to_owned(),
-                "use $(…) instead of backticks".to_owned(),
+        let (place, hint) = (self.problem.evaluated(ph))
+            .or_else(|| self.problem.unreferenced(ph))
+            .expect("every problem is worded");
+        match &self.placeholder {
+            Some(ph) => write!(
+                f,
+                "{ph} at byte {offset} of the command stands {place}: {hint}"
             ),
+            None => write!(f, "byte {offset} of the command is {place}: {hint}"),
+        }
+    }
+}
+
+impl Problem {
+    /// The message of a problem with the command as a whole, not with where a placeholder is.
+    fn about_the_command(&self, offset: usize) -> Option<String> {
+        Some(match self {
+            Problem::Unterminated(what) => format!(
+                "the command has an unterminated {what} at byte {offset}: close it (pararun \
+                 must know where each placeholder stands to pass its value safely)"
+            ),
+            Problem::UnterminatedHeredoc(delim) => format!(
+                "the command has a here-document at byte {offset} whose delimiter line \
+                 {delim:?} never comes: end its body with a line that is {delim} alone \
+                 (pararun must know where each placeholder stands to pass its value safely)"
+            ),
+            Problem::ReservedName => format!(
+                "the command names a variable that starts with __pararun_ at byte {offset}: \
+                 pararun keeps that prefix for the variables that hold the values, and \
+                 setting one would change a value; use another name"
+            ),
+            Problem::DollarSingleQuote(why) => format!(
+                "the command has a $'…' escape at byte {offset} that {why}: pararun rewrites \
+                 $'…' as plain '…' for sh, which cannot hold it; make such bytes with printf"
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Where a placeholder stands whose value bash would evaluate, and what to write instead.
+    fn evaluated(&self, ph: &str) -> Option<(String, String)> {
+        let evaluates = "where bash evaluates a value as an expression (a[$(cmd)] runs cmd)";
+        let check = format!(
+            "check that it is a number in a variable first: \
+             n={ph}; case $n in ''|*[!0-9]*) exit 2;; esac;"
+        );
+        Some(match self {
             Problem::Arithmetic(what) => (
-                format!("inside {what}, where bash evaluates a value as an expression (a[$(cmd)] runs cmd)"),
-                format!(
-                    "check that it is a number in a variable first: \
-                     n={ph}; case $n in ''|*[!0-9]*) exit 2;; esac; echo $((n + 1)) \
-                     (<#> and <%> are numbers and may stand there)"
-                ),
+                format!("inside {what}, {evaluates}"),
+                format!("{check} echo $((n + 1)) (<#> and <%> are numbers and may stand there)"),
+            ),
+            Problem::Subscript { what, assignment } => {
+                let then = match assignment {
+                    true => format!(
+                        "a[n]=…; an associative array (declare -A m) takes any key from a \
+                         variable: k={ph}; m[$k]=…"
+                    ),
+                    false => "a[n]".to_owned(),
+                };
+                (
+                    format!("inside {what}, {evaluates}"),
+                    format!("{check} then write {then}"),
+                )
+            }
+            Problem::Attributes => (
+                "in a script that gives a variable the integer or nameref attribute (declare -i, \
+                 local -n, …), where bash evaluates whatever reaches such a variable as an \
+                 expression or a name (a[$(cmd)] runs cmd)"
+                    .to_owned(),
+                format!("drop -i and -n, and {check} echo $((n + 1))"),
             ),
             Problem::ArithmeticTest => (
                 "inside [[ … ]] next to -eq, -lt or the like, which bash evaluates as expressions \
                  (a[$(cmd)] runs cmd)"
                     .to_owned(),
                 format!("compare with [ ] (test), which reads plain integers only: [ {ph} -eq 3 ]"),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Where a placeholder stands that no reference can be written for, and what to write
+    /// instead.
+    fn unreferenced(&self, ph: &str) -> Option<(String, String)> {
+        Some(match self {
+            Problem::Backticks => (
+                "inside backticks `…`, whose text the shell reads twice".to_owned(),
+                "use $(…) instead of backticks".to_owned(),
             ),
             Problem::VariableName => (
                 "where ${…} takes a variable name or an operator".to_owned(),
@@ -101,28 +190,8 @@ impl fmt::Display for TemplateError {
                     .to_owned(),
                 format!("compute it before the here-document, r=${{x#\"{ph}\"}}, and write $r in it"),
             ),
-            Problem::Unterminated(what) => {
-                return write!(
-                    f,
-                    "the command has an unterminated {what} at byte {offset}: close it (pararun \
-                     must know where each placeholder stands to pass its value safely)"
-                )
-            }
-            Problem::DollarSingleQuote(why) => {
-                return write!(
-                    f,
-                    "the command has a $'…' escape at byte {offset} that {why}: pararun rewrites \
-                     $'…' as plain '…' for sh, which cannot hold it; make such bytes with printf"
-                )
-            }
-        };
-        match &self.placeholder {
-            Some(ph) => write!(
-                f,
-                "{ph} at byte {offset} of the command stands {place}: {hint}"
-            ),
-            None => write!(f, "byte {offset} of the command is {place}: {hint}"),
-        }
+            _ => return None,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Random scripts built from quoting fragments: whatever pararun accepts, values that try to
-//! run code (also as arithmetic, or by faking a here-document's end) must not run in sh or
-//! bash. Most scripts are nonsense to sh; what counts is that no value is ever read as code.
+//! run code (also as arithmetic or an array subscript, or by faking a here-document's end) must
+//! not run in sh, bash, or bash as `sh`. Most scripts are nonsense to sh; what counts is that no
+//! value is ever read as code.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,7 +19,12 @@ const FRAGMENTS: &[&str] = &[
     "<<EOF\n", "<<'EOF'\n", "<<-EOF\n", "\nEOF\n", "EOF", "case a in a) ", ";; esac",
     "printf %s ", "echo ", ": ", "X=", "a", "|", "&&", "${#X}", "$X", "\t", "<<<",
     "{}", "{}", "{#}", "{", "${",
+    "a[", "[", "]", "]=", "=(", "declare -i n=", "$$", "$1",
 ];
+
+// No `read`, `unset`, `printf -v` or plain `declare` before a placeholder: a value given to
+// them as a whole variable name runs, and that is the script's business (README); their
+// subscripts are covered by `props::REFUSED` and the lexer's tests.
 
 const PAYLOADS: [&str; 2] = [
     "a[$(touch pwned)]",
@@ -68,7 +74,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         for payload in PAYLOADS {
             let argv = template.render(&item(payload, None), 1).unwrap();
-            for shell in shells(false) {
+            for shell in shells(true) {
                 run_bounded(shell, &argv, dir.path());
                 prop_assert!(
                     !dir.path().join("pwned").exists(),

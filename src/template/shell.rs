@@ -2,15 +2,20 @@
 //!
 //! Values are never pasted into the script text. They travel as positional parameters after
 //! the script (`sh -c SCRIPT sh VALUE…`); a prologue on the script's first line moves them into
-//! unexported variables (`__pr1=${1}; shift 1;`), so the user's `$@` and `$#` are as before and
-//! sh's line numbers in error messages do not shift. Each placeholder becomes a reference to its
+//! unexported variables (`__pararun_1=${1}; shift 1;`), so the user's `$@` and `$#` are as before
+//! and sh's line numbers in error messages do not shift. Their prefix is reserved: a script that
+//! names such a variable, which could overwrite one, is refused. Each placeholder becomes a reference to its
 //! variable, written for the quoting context it stands in (found by [`super::lexer`]). Whatever
 //! a value holds, the shell only ever expands it; it is never parsed as code.
 
-use super::error::TemplateError;
+use super::error::{Problem, TemplateError};
 use super::lexer::Lexer;
 use super::{value, MissingField, Part};
 use crate::input::Item;
+
+/// The prefix of the variables that hold the values (`__pararun_1`, …), which no one writes by
+/// accident.
+const VAR: &str = "__pararun_";
 
 /// One token of the script: a character as written, or a placeholder.
 #[derive(Debug, Clone)]
@@ -52,9 +57,9 @@ impl Form {
     /// The reference to variable `n` (1-based).
     pub(super) fn reference(self, n: usize) -> String {
         match self {
-            Form::Bare => format!("${{__pr{n}}}"),
-            Form::Quoted => format!("\"${{__pr{n}}}\""),
-            Form::SqSplice => format!("'\"${{__pr{n}}}\"'"),
+            Form::Bare => format!("${{{VAR}{n}}}"),
+            Form::Quoted => format!("\"${{{VAR}{n}}}\""),
+            Form::SqSplice => format!("'\"${{{VAR}{n}}}\"'"),
         }
     }
 }
@@ -107,7 +112,7 @@ impl Out {
 #[derive(Debug, Clone)]
 pub(super) struct Script {
     segs: Vec<Seg>,
-    /// The value placeholders, in order of first use: variable `__prN` is `vars[N-1]`.
+    /// The value placeholders, in order of first use: variable `__pararun_N` is `vars[N-1]`.
     vars: Vec<Part>,
 }
 
@@ -116,7 +121,15 @@ impl Script {
     /// added to a command without placeholders.
     pub(super) fn compile(words: &[Vec<Part>], appended: bool) -> Result<Script, TemplateError> {
         let toks = tokens(words, appended);
-        match Lexer::run(&toks) {
+        let lexed = match reserved(&toks) {
+            Some(offset) => Err(TemplateError {
+                placeholder: None,
+                offset,
+                problem: Problem::ReservedName,
+            }),
+            None => Lexer::run(&toks),
+        };
+        match lexed {
             Ok(out) => Ok(Script {
                 segs: out.segs,
                 vars: out.vars,
@@ -169,7 +182,7 @@ impl Script {
         if n > 0 {
             // `${10}`, not `$10`, which is `${1}0`. Assignments are not split or globbed.
             for i in 1..=n {
-                script += &format!("__pr{i}=${{{i}}} ");
+                script += &format!("{VAR}{i}=${{{i}}} ");
             }
             script.pop();
             script += &format!("; shift {n}; ");
@@ -183,6 +196,20 @@ impl Script {
         }
         script
     }
+}
+
+/// The byte offset of the first name that starts with [`VAR`], if any. Any mention is refused,
+/// not only assignments: `read`, `printf -v`, `for`, `getopts`, `: ${x:=…}` and more assign too.
+fn reserved(toks: &[Token]) -> Option<usize> {
+    let prefix: Vec<char> = VAR.chars().collect();
+    let char_is = |i: usize, f: &dyn Fn(char) -> bool| matches!(toks[i].tok, Tok::Char(c) if f(c));
+    (0..toks.len().saturating_sub(prefix.len() - 1))
+        .find(|&i| {
+            // Inside a longer name (`x__pararun_1`) it is another variable.
+            let in_name = i > 0 && char_is(i - 1, &|c| c.is_ascii_alphanumeric() || c == '_');
+            !in_name && (0..prefix.len()).all(|j| char_is(i + j, &|c| c == prefix[j]))
+        })
+        .map(|i| toks[i].offset)
 }
 
 /// The words joined with spaces, as characters and placeholders with their byte offsets.

@@ -58,7 +58,7 @@ fn parses_placeholders_and_leaves_the_rest() {
         "${x}",
         "${}",
         "${#}",
-        "$${#}",
+        "$$${#}",
         "{ cmd; }",
         "{print}",
         "{id}",
@@ -72,6 +72,8 @@ fn parses_placeholders_and_leaves_the_rest() {
     ] {
         assert_eq!(parse(literal), [Part::Lit(literal.into())], "{literal:?}");
     }
+    // `$$` is a whole expansion (the shell's pid): a brace after it is pararun's.
+    assert_eq!(parse("$${#}"), [Part::Lit("$$".into()), Part::Seq(Brace)]);
     // `{}` is the item only when no <…> placeholder claims the command.
     assert_eq!(words::parse_word("{}", false), [Part::Lit("{}".into())]);
 }
@@ -134,7 +136,7 @@ fn shell_mode_quotes_values() {
         [
             "sh",
             "-c",
-            r#"__pr1=${1}; shift 1; echo "${__pr1}" 2>&1"#,
+            r#"__pararun_1=${1}; shift 1; echo "${__pararun_1}" 2>&1"#,
             "sh",
             "a'b $(x)"
         ]
@@ -168,7 +170,7 @@ fn item_is_appended_without_placeholders() {
     assert_eq!(
         t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2..],
         [
-            r#"__pr1=${1}; shift 1; wc -c "${__pr1}""#,
+            r#"__pararun_1=${1}; shift 1; wc -c "${__pararun_1}""#,
             "sh",
             r#"{"id":1}"#
         ]
@@ -200,7 +202,7 @@ fn forced_shell_joins_words() {
     assert_eq!(
         t.render(&json_item(r#"{"id":1}"#), 1).unwrap()[2..],
         [
-            r#"__pr1=${1}; shift 1; echo $HOME "${__pr1}""#,
+            r#"__pararun_1=${1}; shift 1; echo $HOME "${__pararun_1}""#,
             "sh",
             r#"{"id":1}"#
         ]

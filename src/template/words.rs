@@ -4,7 +4,8 @@
 //! The brace spellings exist because `<>` typed unquoted is a shell redirection, while `{}`,
 //! `{#}` and `{%}` survive bash, zsh and fish as plain words. Braces mean a lot to shells and
 //! to the programs pararun runs, so they count only where nothing else can claim them: never
-//! right after `$` (`${x}`, `${#}` are the shell's), and `{}` is left as written in a command
+//! right after a `$` that opens an expansion (`${x}`, `${#}` are the shell's; `$${}` is `$$`
+//! and the item), and `{}` is left as written in a command
 //! that also uses a `<…>` placeholder (`find '<>' -exec wc -c {} +`) and in a direct-mode
 //! argument that holds a blank (see [`parse_words`]). There is no `{NAME}`: it would take jq's
 //! `{id}` and awk's `{print}` for fields.
@@ -117,7 +118,8 @@ pub(super) fn parse_word(word: &str, item: bool) -> Vec<Part> {
             after
                 .find('>')
                 .and_then(|end| angle(&after[..end]).map(|part| (part, end + 2)))
-        } else if lit.ends_with('$') {
+        } else if (lit.len() - lit.trim_end_matches('$').len()) % 2 == 1 {
+            // `${`; but `$${}` is `$$` (the shell's pid) and then the item.
             None
         } else {
             brace(rest, item)

@@ -1,7 +1,9 @@
 //! The command level (the top, and inside `$(…)`): words, operators, comments, and the few
-//! keywords that change how a placeholder must be read (`case`, `let`, `[[`).
+//! keywords and builtins that change how a placeholder must be read (`case`, `let`, `[[`, and
+//! those that take variable names, see `names`).
 
 use super::expand::ArithKind;
+use super::names::{Kind, Shape};
 use super::{Frame, Lexer};
 use crate::template::error::{Problem, TemplateError};
 
@@ -28,10 +30,27 @@ pub(super) struct Cmd {
     plain: bool,
     /// Whether the current word is in command position (where keywords count).
     cmd_pos: bool,
-    /// Inside the arguments of `let`.
-    pub(super) let_args: bool,
-    /// Inside `[[ … ]]`: (whether it has an arithmetic operator, its first value placeholder).
-    dbracket: Option<(bool, Option<usize>)>,
+    /// The current word's shape (`name[…]=…`), quotes left out.
+    shape: Shape,
+    /// Unclosed `[` in the current word, quoted or not.
+    brackets: u32,
+    /// What the command's name says about its arguments.
+    kind: Kind,
+    /// Inside the `(…)` of a compound array assignment `a=(…)`.
+    compound: bool,
+    /// Inside `[[ … ]]`.
+    dbracket: Option<Test>,
+}
+
+/// An open `[[ … ]]`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Test {
+    /// It has an arithmetic operator (`-eq`, …).
+    arith: bool,
+    /// It has `-v`, whose operand is a variable name.
+    names: bool,
+    /// Its first value placeholder.
+    first: Option<usize>,
 }
 
 impl Cmd {
@@ -52,34 +71,59 @@ impl Cmd {
 
     /// Records a value placeholder inside an open `[[ … ]]`.
     pub(super) fn note_placeholder(&mut self, at: usize) {
-        if let Some((_, first @ None)) = &mut self.dbracket {
+        if let Some(Test {
+            first: first @ None,
+            ..
+        }) = &mut self.dbracket
+        {
             *first = Some(at);
         }
     }
 
     /// The first value placeholder of an unclosed `[[ … ]]` that has arithmetic operators.
     pub(super) fn open_arith_test(&self) -> Option<usize> {
-        match self.dbracket {
-            Some((true, first)) => first,
-            _ => None,
+        self.dbracket.filter(|t| t.arith).and_then(|t| t.first)
+    }
+
+    /// A character of the current word (unquoted, or in quotes or `${…}` within it).
+    pub(super) fn word_char(&mut self, c: char) {
+        self.shape = self.shape.next(c);
+        match c {
+            '[' => self.brackets += 1,
+            ']' => self.brackets = self.brackets.saturating_sub(1),
+            _ => {}
         }
+    }
+
+    /// A value goes on the current word.
+    pub(super) fn word_value(&mut self) {
+        self.shape = self.shape.value();
+    }
+
+    /// Why no value may stand in the current word (or in what is nested in it), if so.
+    pub(super) fn problem(&self) -> Option<Problem> {
+        if self.kind == Kind::Let {
+            return Some(Problem::Arithmetic("the arguments of let"));
+        }
+        let (inside, what, assignment) = if self.compound {
+            let what = "a subscript […]= in an array assignment a=(…)";
+            (self.brackets > 0, what, true)
+        } else if self.cmd_pos {
+            let what = "the subscript of an array assignment a[…]=";
+            (matches!(self.shape, Shape::Subscript(_)), what, true)
+        } else {
+            let names = self.kind.takes_names(&self.word) || self.dbracket.is_some_and(|t| t.names);
+            let what = "an array subscript a[…] in a variable name given to unset, read, \
+                        printf -v, test -v, declare or the like";
+            (names && self.brackets > 0, what, false)
+        };
+        inside.then_some(Problem::Subscript { what, assignment })
     }
 
     /// A command ends (`;`, `&`, `|`, newline, `(`, `)`): the next word is a command word.
     fn command_ends(&mut self) {
         self.cmd_pos = true;
-        self.let_args = false;
-    }
-}
-
-fn is_assignment(word: &str) -> bool {
-    match word.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }
-        None => false,
+        self.kind = Kind::Other;
     }
 }
 
@@ -95,7 +139,11 @@ impl Lexer<'_> {
         let at = self.pos;
         match c {
             '\\' | '$' | '`' | '\'' | '"' => {
-                self.cmd().touch();
+                let cmd = self.cmd();
+                cmd.touch();
+                if matches!(c, '$' | '`') {
+                    cmd.word_char(c);
+                }
                 match c {
                     '\'' => {
                         self.emit(c);
@@ -123,6 +171,7 @@ impl Lexer<'_> {
                 if cmd.plain {
                     cmd.word.push(c);
                 }
+                cmd.word_char(c);
                 self.emit(c);
             }
         }
@@ -133,6 +182,16 @@ impl Lexer<'_> {
     fn operator(&mut self, c: char) -> Result<(), TemplateError> {
         let at = self.pos;
         let (next, after) = (self.char_at(at + 1), self.char_at(at + 2));
+        if self.cmd().compound {
+            return self.compound_operator(c);
+        }
+        if c == '(' && self.cmd().in_word && self.cmd().shape == Shape::Eq {
+            // `a=(…)`: its elements are words, not commands, until the `)`.
+            self.end_word()?;
+            self.cmd().compound = true;
+            self.emit(c);
+            return Ok(());
+        }
         if c == '(' && !self.cmd().in_word && next == Some('(') {
             self.cmd().touch();
             self.out.text("((");
@@ -177,7 +236,17 @@ impl Lexer<'_> {
         Ok(())
     }
 
-    /// Ends the current word, and notes the keywords that matter.
+    /// An operator character inside `a=(…)`: only `)` means anything, the end of it.
+    fn compound_operator(&mut self, c: char) -> Result<(), TemplateError> {
+        self.end_word()?;
+        if c == ')' {
+            self.cmd().compound = false;
+        }
+        self.emit(c);
+        Ok(())
+    }
+
+    /// Ends the current word, and notes the keywords and arguments that matter.
     pub(super) fn end_word(&mut self) -> Result<(), TemplateError> {
         let cmd = self.cmd();
         if !cmd.in_word {
@@ -185,25 +254,37 @@ impl Lexer<'_> {
         }
         let word = std::mem::take(&mut cmd.word);
         let plain = cmd.plain;
+        let shape = std::mem::take(&mut cmd.shape);
+        cmd.brackets = 0;
         cmd.in_word = false;
         cmd.plain = true;
-        if let Some((arith, first)) = &mut cmd.dbracket {
+        if cmd.compound {
+            // An element of `a=(…)`.
+            return Ok(());
+        }
+        if let Some(test) = &mut cmd.dbracket {
             if plain && word == "]]" {
-                let (arith, first) = (*arith, *first);
+                let test = *test;
                 cmd.dbracket = None;
                 cmd.cmd_pos = false;
-                if let (true, Some(at)) = (arith, first) {
+                if let (true, Some(at)) = (test.arith, test.first) {
                     return Err(self.refuse(at, Problem::ArithmeticTest));
                 }
             } else if plain && ARITH_TESTS.contains(&word.as_str()) {
-                *arith = true;
+                test.arith = true;
+            } else if plain && word == "-v" {
+                test.names = true;
             }
             return Ok(());
         }
         if !cmd.cmd_pos {
+            let attributes = cmd.kind.argument(plain.then_some(word.as_str()));
+            self.attributes |= attributes;
             return Ok(());
         }
         match word.as_str() {
+            // An assignment: the command word is still to come.
+            _ if shape.is_assignment() => {}
             _ if !plain => cmd.cmd_pos = false,
             "case" => {
                 cmd.cases += 1;
@@ -213,16 +294,15 @@ impl Lexer<'_> {
                 cmd.cases = cmd.cases.saturating_sub(1);
                 cmd.cmd_pos = false;
             }
-            "let" => {
-                cmd.let_args = true;
-                cmd.cmd_pos = false;
-            }
             "[[" => {
-                cmd.dbracket = Some((false, None));
+                cmd.dbracket = Some(Test::default());
                 cmd.cmd_pos = false;
             }
-            w if LEADS.contains(&w) || is_assignment(w) => {}
-            _ => cmd.cmd_pos = false,
+            w if LEADS.contains(&w) => {}
+            w => {
+                cmd.kind = Kind::of(w);
+                cmd.cmd_pos = false;
+            }
         }
         Ok(())
     }

@@ -7,6 +7,10 @@ use crate::template::ansi_c;
 use crate::template::error::{Problem, TemplateError};
 use crate::template::shell::Tok;
 
+/// The special parameters whose one character ends the expansion (`$$`, `$1`), as opposed to
+/// a name, which runs on (`$ab`), or `$` alone. `$10` is `${1}0` in dash and bash alike.
+const SPECIAL: &str = "$?!#-@*0123456789";
+
 /// Which arithmetic context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ArithKind {
@@ -85,6 +89,9 @@ impl Lexer<'_> {
         self.emit('\\');
         // The escaped character is written as is (a newline too: a line continuation).
         if let Some(c) = self.char_at(at + 1) {
+            if c != '\n' {
+                self.word_char(c);
+            }
             self.emit(c);
         }
         Ok(())
@@ -124,6 +131,12 @@ impl Lexer<'_> {
                 return Ok(());
             }
             (Some('"'), _) if dollar_quotes => ("$\"", Frame::Dq),
+            (Some(c), _) if SPECIAL.contains(c) => {
+                // A whole expansion: what follows, a placeholder's reference too, is not part of it.
+                self.emit('$');
+                self.emit(c);
+                return Ok(());
+            }
             _ => {
                 self.emit('$');
                 return Ok(());
@@ -296,14 +309,17 @@ impl Lexer<'_> {
                 if let Some(Tok::Ph(_)) = self.toks.get(at + 1).map(|t| &t.tok) {
                     return Err(self.refuse(at + 1, Problem::AfterBackslash));
                 }
-                // What follows, up to a placeholder or the closing quote (a first ' is \').
-                let rest: Vec<char> = (at + 1..)
-                    .map_while(|i| self.char_at(i))
-                    .enumerate()
-                    .take_while(|&(i, c)| i == 0 || c != '\'')
-                    .map(|(_, c)| c)
-                    .take(10)
-                    .collect();
+                // What follows, up to a placeholder or the closing quote (a first ' is \'). Ten
+                // characters hold any escape but `\x{…}`, whose hex digits may run on.
+                let mut rest: Vec<char> = Vec::new();
+                for c in (at + 1..).map_while(|i| self.char_at(i)) {
+                    let braced = rest.starts_with(&['x', '{'])
+                        && rest.last().is_some_and(char::is_ascii_hexdigit);
+                    if (!rest.is_empty() && c == '\'') || (rest.len() >= 10 && !braced) {
+                        break;
+                    }
+                    rest.push(c);
+                }
                 let (bytes, used) = ansi_c::escape(&rest)
                     .map_err(|why| self.refuse(at, Problem::DollarSingleQuote(why)))?;
                 self.dollar_sq_buf().extend(bytes);

@@ -1,6 +1,6 @@
 //! Here-documents: the `<<WORD` operator and the bodies that start after the line's end.
 //!
-//! An unquoted body is like `"…"` (a value's reference is `${__prN}`; expansion results are not
+//! An unquoted body is like `"…"` (a value's reference is `${__pararun_N}`; expansion results are not
 //! re-read, and a value holding the delimiter line does not end the body, which the shell
 //! delimited before expanding anything). A body with a quoted delimiter (`<<'EOF'`, `<<"EOF"`,
 //! `<<\EOF`) expands nothing, so when it holds a value placeholder pararun rewrites it: the
@@ -14,8 +14,10 @@ use crate::template::shell::Tok;
 /// A here-document whose body has not started yet.
 #[derive(Debug)]
 pub(super) struct Pending {
+    /// The token index of its `<<`.
+    pub(super) at: usize,
     /// The delimiter, quotes removed.
-    delim: String,
+    pub(super) delim: String,
     /// `<<-`: leading tabs are stripped from the body and the delimiter line.
     strip_tabs: bool,
     /// Any part of the delimiter word was quoted: the body expands nothing.
@@ -45,6 +47,7 @@ fn is_plain(delim: &str) -> bool {
 impl Lexer<'_> {
     /// `<<` or `<<-` and the delimiter word.
     pub(super) fn heredoc_op(&mut self) -> Result<(), TemplateError> {
+        let op = self.pos;
         self.out.text("<<");
         self.pos += 2;
         let strip_tabs = self.char_at(self.pos) == Some('-');
@@ -98,6 +101,7 @@ impl Lexer<'_> {
         }
         let (seg, end) = self.out.mark();
         self.pending.push(Pending {
+            at: op,
             delim,
             strip_tabs,
             quoted,
@@ -111,7 +115,9 @@ impl Lexer<'_> {
         let mut from = self.pos;
         let mut bodies = Vec::new();
         for doc in std::mem::take(&mut self.pending) {
-            let (end, resume) = self.find_delimiter(from, &doc);
+            let Some((end, resume)) = self.find_delimiter(from, &doc) else {
+                return Err(self.refuse(doc.at, Problem::UnterminatedHeredoc(doc.delim)));
+            };
             let first_value = (from..end).find(|&i| self.value_at(i));
             let transform = doc.quoted && first_value.is_some();
             if let (true, Some(at)) = (transform, first_value) {
@@ -138,8 +144,9 @@ impl Lexer<'_> {
     }
 
     /// The body of `doc` starting at token `from`: (its end, the end of its delimiter line).
-    /// A body with no delimiter line runs to the end of the script, as dash reads it.
-    fn find_delimiter(&self, from: usize, doc: &Pending) -> (usize, usize) {
+    /// `None` when no delimiter line comes: dash and bash read to the end of the script, but
+    /// a body that does not end where its writer meant may hold what was meant as commands.
+    fn find_delimiter(&self, from: usize, doc: &Pending) -> Option<(usize, usize)> {
         let toks = self.toks;
         let mut line = from;
         while line < toks.len() {
@@ -160,12 +167,12 @@ impl Lexer<'_> {
                     &text
                 };
                 if text == doc.delim {
-                    return (line, (newline + 1).min(toks.len()));
+                    return Some((line, (newline + 1).min(toks.len())));
                 }
             }
             line = newline + 1;
         }
-        (toks.len(), toks.len())
+        None
     }
 
     /// A character of a quoted body: as written, or escaped for an unquoted one.

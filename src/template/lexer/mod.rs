@@ -5,11 +5,13 @@
 //! writes the reference to its variable that keeps the value whole there, or refuses the
 //! template. It knows no values: it only decides where they go, so a context it misjudges can
 //! at worst deliver wrong bytes, never run a value, except where the shell itself evaluates text
-//! (backticks, arithmetic), and those it refuses. `<#>` and `<%>` are digits and are pasted.
+//! (backticks, arithmetic, bash's array subscripts), and those it refuses. `<#>` and `<%>` are
+//! digits and are pasted.
 
 mod command;
 mod expand;
 mod heredoc;
+mod names;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +52,10 @@ pub(super) struct Lexer<'a> {
     pending: Vec<Pending>,
     /// Quoted here-document delimiters to rewrite unquoted: (segment, start, end, new text).
     fixups: Vec<(usize, usize, usize, String)>,
+    /// A `declare`, `typeset` or `local` gives the integer or nameref attribute (see `names`).
+    attributes: bool,
+    /// The first value placeholder.
+    first_value: Option<usize>,
 }
 
 impl<'a> Lexer<'a> {
@@ -62,6 +68,8 @@ impl<'a> Lexer<'a> {
             out: Out::default(),
             pending: Vec::new(),
             fixups: Vec::new(),
+            attributes: false,
+            first_value: None,
         };
         lexer.lex()?;
         lexer.finish()
@@ -93,6 +101,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn char(&mut self, c: char) -> Result<(), TemplateError> {
+        // The command level notes its own; quotes are not part of what bash reads as a name.
+        if !matches!(self.top(), Frame::Cmd(_)) && !matches!(c, '\'' | '"' | '\\') {
+            self.word_char(c);
+        }
         match self.top() {
             Frame::Cmd(_) => self.cmd_char(c),
             Frame::Dq => self.dq_char(c, false),
@@ -146,11 +158,16 @@ impl<'a> Lexer<'a> {
             cmd.touch();
         }
         if !part.is_value() {
+            self.word_char('0');
             self.flush_dollar_sq()?;
             self.out.number(part);
             return Ok(());
         }
         let form = self.value_form(at)?;
+        self.first_value.get_or_insert(at);
+        if let Some(cmd) = self.word_cmd() {
+            cmd.word_value();
+        }
         self.flush_dollar_sq()?;
         let n = self.out.var(part);
         self.out.text(&form.reference(n));
@@ -171,7 +188,10 @@ impl<'a> Lexer<'a> {
                 Frame::Brace(b) if b.stage == Stage::Arith => {
                     Problem::Arithmetic("the offset or length of ${x:…}")
                 }
-                Frame::Cmd(cmd) if cmd.let_args => Problem::Arithmetic("the arguments of let"),
+                Frame::Cmd(cmd) => match cmd.problem() {
+                    Some(problem) => problem,
+                    None => continue,
+                },
                 _ => continue,
             };
             return Err(self.refuse(at, problem));
@@ -203,11 +223,20 @@ impl<'a> Lexer<'a> {
         if self.stack.len() > 1 {
             return Err(self.unterminated());
         }
+        // `cat <<EOF` on the last line: a body that never started.
+        if let Some(doc) = self.pending.first() {
+            let delim = doc.delim.clone();
+            return Err(self.refuse(doc.at, Problem::UnterminatedHeredoc(delim)));
+        }
         self.end_word()?;
         if let Frame::Cmd(cmd) = self.top() {
             if let Some(at) = cmd.open_arith_test() {
                 return Err(self.refuse(at, Problem::ArithmeticTest));
             }
+        }
+        // Known only now: the declaration may come after the value, as in a function.
+        if let (true, Some(at)) = (self.attributes, self.first_value) {
+            return Err(self.refuse(at, Problem::Attributes));
         }
         // Later rewrites first, so earlier offsets stay valid.
         self.fixups.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
@@ -217,6 +246,26 @@ impl<'a> Lexer<'a> {
             }
         }
         Ok(self.out)
+    }
+
+    /// The command level whose current word the innermost frame is part of: none in a
+    /// here-document body or a comment.
+    fn word_cmd(&mut self) -> Option<&mut Cmd> {
+        for (frame, _) in self.stack.iter_mut().rev() {
+            match frame {
+                Frame::Cmd(cmd) => return Some(cmd),
+                Frame::Body(_) | Frame::Comment => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Notes a character of the current word (see `names`).
+    fn word_char(&mut self, c: char) {
+        if let Some(cmd) = self.word_cmd() {
+            cmd.word_char(c);
+        }
     }
 
     fn top(&self) -> &Frame {

@@ -20,7 +20,7 @@ fn parse(command: &str) -> Result<Template, TemplateError> {
 fn script(command: &str) -> String {
     let argv = parse(command).unwrap().render(&item(), 3).unwrap();
     match argv[2].split_once("; ") {
-        Some((assigns, rest)) if assigns.starts_with("__pr1=") => rest
+        Some((assigns, rest)) if assigns.starts_with("__pararun_1=") => rest
             .split_once("; ")
             .map_or("", |(_, user)| user)
             .to_owned(),
@@ -35,41 +35,58 @@ fn refused(command: &str) -> TemplateError {
 #[test]
 fn each_context_gets_its_reference() {
     let cases = [
-        ("echo <>", r#"echo "${__pr1}""#),
-        ("echo \"a<>b\"", r#"echo "a${__pr1}b""#),
-        ("echo '<>'", r#"echo ''"${__pr1}"''"#),
+        ("echo <>", r#"echo "${__pararun_1}""#),
+        ("echo \"a<>b\"", r#"echo "a${__pararun_1}b""#),
+        ("echo '<>'", r#"echo ''"${__pararun_1}"''"#),
         (
             "echo <a> \"<b>\" <a>",
-            r#"echo "${__pr1}" "${__pr2}" "${__pr1}""#,
+            r#"echo "${__pararun_1}" "${__pararun_2}" "${__pararun_1}""#,
         ),
-        ("echo $'a\\t<>\\''", "echo 'a\t'\"${__pr1}\"''\\'''"),
-        ("echo \"$'<>'\"", r#"echo "$'${__pr1}'""#),
+        ("echo $'a\\t<>\\''", "echo 'a\t'\"${__pararun_1}\"''\\'''"),
+        ("echo \"$'<>'\"", r#"echo "$'${__pararun_1}'""#),
+        (
+            "echo $'\\x{41}<>\\x{0000000042}'",
+            "echo 'A'\"${__pararun_1}\"'B'",
+        ),
         (
             "echo $(printf %s \"<>\" <>)",
-            r#"echo $(printf %s "${__pr1}" "${__pr1}")"#,
+            r#"echo $(printf %s "${__pararun_1}" "${__pararun_1}")"#,
         ),
-        ("echo \"$(echo '<>')\"", r#"echo "$(echo ''"${__pr1}"'')""#),
+        (
+            "echo \"$(echo '<>')\"",
+            r#"echo "$(echo ''"${__pararun_1}"'')""#,
+        ),
         (
             "echo ${x:-<>} \"${x#<>}\"",
-            r#"echo ${x:-"${__pr1}"} "${x#"${__pr1}"}""#,
+            r#"echo ${x:-"${__pararun_1}"} "${x#"${__pararun_1}"}""#,
         ),
-        ("echo \"${x:-'<>'}\"", r#"echo "${x:-'"${__pr1}"'}""#),
-        ("echo \"${x#'<>'}\"", r#"echo "${x#''"${__pr1}"''}""#),
+        ("echo \"${x:-'<>'}\"", r#"echo "${x:-'"${__pararun_1}"'}""#),
+        ("echo \"${x#'<>'}\"", r#"echo "${x#''"${__pararun_1}"''}""#),
         (
             "cat <<EOF\n<> \"<>\"\nEOF",
-            "cat <<EOF\n${__pr1} \"${__pr1}\"\nEOF",
+            "cat <<EOF\n${__pararun_1} \"${__pararun_1}\"\nEOF",
         ),
         (
             "cat <<'EOF'\n$x \\ `y` <>\nEOF",
-            "cat <<EOF\n\\$x \\\\ \\`y\\` ${__pr1}\nEOF",
+            "cat <<EOF\n\\$x \\\\ \\`y\\` ${__pararun_1}\nEOF",
         ),
-        ("cat <<\"EOF\"\n<>\nEOF", "cat <<EOF\n${__pr1}\nEOF"),
+        ("cat <<\"EOF\"\n<>\nEOF", "cat <<EOF\n${__pararun_1}\nEOF"),
         (
             "x=$(case a in a) echo <>;; esac)",
-            r#"x=$(case a in a) echo "${__pr1}";; esac)"#,
+            r#"x=$(case a in a) echo "${__pararun_1}";; esac)"#,
         ),
-        ("echo <> # '<>", r#"echo "${__pr1}" # '${__pr1}"#),
-        ("[[ <> == a* ]]", r#"[[ "${__pr1}" == a* ]]"#),
+        (
+            "echo <> # '<>",
+            r#"echo "${__pararun_1}" # '${__pararun_1}"#,
+        ),
+        // A special parameter is a whole expansion: the value follows it.
+        (
+            "echo $$<> \"$#<>\" $1<> $a<> $'x'$?<>",
+            r#"echo $$"${__pararun_1}" "$#${__pararun_1}" $1"${__pararun_1}" $a"${__pararun_1}" 'x'$?"${__pararun_1}""#,
+        ),
+        // `$$'…'` is `$$` and a plain '…' string, which pararun does not decode.
+        ("echo $$'\\t' <>", r#"echo $$'\t' "${__pararun_1}""#),
+        ("[[ <> == a* ]]", r#"[[ "${__pararun_1}" == a* ]]"#),
     ];
     for (command, expected) in cases {
         assert_eq!(script(command), expected, "{command:?}");
@@ -84,7 +101,7 @@ fn values_travel_as_arguments_after_the_script() {
         [
             "sh",
             "-c",
-            r#"__pr1=${1} __pr2=${2}; shift 2; echo "${__pr1}" "${__pr2}""#,
+            r#"__pararun_1=${1} __pararun_2=${2}; shift 2; echo "${__pararun_1}" "${__pararun_2}""#,
             "sh",
             "A",
             "B"
@@ -107,7 +124,7 @@ fn text_without_values_is_left_as_written() {
     let command = "cat <<'EOF' 2>&1 <in.txt\n$x `y`\nEOF\necho <a>";
     assert_eq!(
         script(command),
-        "cat <<'EOF' 2>&1 <in.txt\n$x `y`\nEOF\necho \"${__pr1}\""
+        "cat <<'EOF' 2>&1 <in.txt\n$x `y`\nEOF\necho \"${__pararun_1}\""
     );
     // With --stdin and no placeholder, even an unterminated quote goes to sh as written.
     let t = Template::parse(&["echo 'abc".to_owned()], false, true).unwrap();
@@ -116,7 +133,7 @@ fn text_without_values_is_left_as_written() {
 
 #[test]
 fn unsafe_contexts_are_refused_with_the_fix() {
-    let cases: [(&str, Problem, &str); 16] = [
+    let cases: [(&str, Problem, &str); 17] = [
         ("echo `echo <>`", Problem::Backticks, "use $(…)"),
         ("echo \"`<>`\"", Problem::Backticks, "use $(…)"),
         (
@@ -162,6 +179,7 @@ fn unsafe_contexts_are_refused_with_the_fix() {
             "remove the backslash",
         ),
         ("echo $<>", Problem::AfterDollar, "\\$<>"),
+        ("echo $$$<>", Problem::AfterDollar, "\\$<>"),
         ("cat <<<>", Problem::HeredocDelimiter, "EOF"),
         (
             "cat <<'E F'\n<>\nE F",
@@ -197,6 +215,32 @@ fn unterminated_constructs_are_refused_when_values_are_in_play() {
         assert_eq!(err.problem, Problem::Unterminated(what), "{command:?}");
         assert!(err.to_string().contains("close it"), "{err}");
     }
+    // A here-document whose delimiter line never comes: the error points at its `<<`.
+    for (command, delim, offset) in [
+        ("cat <<EOF\nx <>", "EOF", 4),
+        ("cat <<'EOF'\nx <>\n", "EOF", 4),
+        ("cat <<-EOF\n\t<>\n\tEOFX", "EOF", 4),
+        ("echo <>; cat <<EOF", "EOF", 13),
+        ("cat <<A <<B\n<>\nA\n", "B", 8),
+    ] {
+        let err = refused(command);
+        let problem = Problem::UnterminatedHeredoc(delim.into());
+        assert_eq!(
+            (&err.problem, err.offset),
+            (&problem, offset),
+            "{command:?}"
+        );
+        assert!(err.placeholder.is_none(), "{command:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("a line that is {delim} alone")),
+            "{text}"
+        );
+    }
+    assert!(parse("cat <<-EOF\n\t<>\n\tEOF").is_ok());
+    // With no value placeholder, sh judges the script as written.
+    let t = Template::parse(&["cat <<EOF\nabc".to_owned()], false, true).unwrap();
+    assert_eq!(t.render(&item(), 1).unwrap()[2], "cat <<EOF\nabc");
     // The item appended to a command without placeholders lands in the open quote.
     let err = refused("wc -c 'x");
     assert_eq!(err.problem, Problem::Unterminated("'…'"));
@@ -207,6 +251,28 @@ fn unterminated_constructs_are_refused_when_values_are_in_play() {
     );
     let err = refused("echo `x");
     assert_eq!(err.problem, Problem::Backticks);
+}
+
+#[test]
+fn names_with_the_prefix_of_the_value_variables_are_refused() {
+    for (command, offset) in [
+        ("__pararun_1=hacked; echo <>", 0),
+        ("echo <>; unset __pararun_1", 15),
+        ("read -r __pararun_2 <<< x; echo \"<>\"", 8),
+        ("echo \"${__pararun_1}\" <>", 8),
+        ("echo {}; : ${__pararun_1:=x}", 13),
+    ] {
+        let err = refused(command);
+        assert_eq!(
+            (&err.problem, err.offset),
+            (&Problem::ReservedName, offset),
+            "{command:?}"
+        );
+        assert!(err.to_string().contains("use another name"), "{err}");
+    }
+    // Part of a longer name it is another variable; with no value there is no prologue.
+    assert!(parse("x__pararun_1=a; echo <>").is_ok());
+    assert!(Template::parse(&["echo $__pararun_1".to_owned()], false, true).is_ok());
 }
 
 #[test]
@@ -249,6 +315,7 @@ fn brace_placeholders_get_the_same_references() {
         "echo $(printf %s \"<>\" <>) ${x:-<>} \"${x#<>}\"",
         "cat <<'EOF'\n$x \\ `y` <>\nEOF",
         "echo <> # '<>",
+        "echo $$<> \"$#<>\" $a<>",
         "[[ <> == a* ]]",
         "echo <#> '<%>' $((<#> + 1))",
     ] {
@@ -266,20 +333,20 @@ fn shell_braces_that_are_not_placeholders_stay() {
         // The shell's own: expansions, groups, brace expansion, awk and jq programs.
         (
             "echo ${#} ${HOME} \"${x}\"; { echo {}; }",
-            r#"echo ${#} ${HOME} "${x}"; { echo "${__pr1}"; }"#,
+            r#"echo ${#} ${HOME} "${x}"; { echo "${__pararun_1}"; }"#,
         ),
         (
             "awk '{print}' <<EOF\n{}\nEOF",
-            "awk '{print}' <<EOF\n${__pr1}\nEOF",
+            "awk '{print}' <<EOF\n${__pararun_1}\nEOF",
         ),
         (
             "echo {a,b} | jq -c '{id}' {}",
-            r#"echo {a,b} | jq -c '{id}' "${__pr1}""#,
+            r#"echo {a,b} | jq -c '{id}' "${__pararun_1}""#,
         ),
         // Beside a <…> placeholder, {} is find's.
         (
             "find <> -exec wc -c {} \\;",
-            r#"find "${__pr1}" -exec wc -c {} \;"#,
+            r#"find "${__pararun_1}" -exec wc -c {} \;"#,
         ),
     ];
     for (command, expected) in cases {
