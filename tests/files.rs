@@ -174,7 +174,16 @@ fn stdout_on_a_full_device_loses_no_result() {
     let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' > /dev/full", input);
     out.code(2)
         .stderr_has("cannot write to stdout, the only place results go without --cache");
-    assert!(out.stderr.contains("ran 1 ") || out.stderr.contains("ran 2 "));
+    // The stdout thread's report comes back while the next items may already have started;
+    // the run stops soon after, not at the end of the input.
+    let ran: u32 = out
+        .stderr
+        .split("ran ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary\n{}", out.report()));
+    assert!(ran < 10, "ran {ran} of 20\n{}", out.report());
 }
 
 #[test]
