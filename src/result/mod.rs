@@ -339,6 +339,16 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_shows_which_item_it_answers() {
+        let echo = |line: &str| echo_of(Capture::Json, "id", &json!(5), line.as_bytes());
+        assert_eq!(echo(r#"{"id": "5", "x": 1}"#), Echo::Same);
+        assert_eq!(echo(r#"{"id": 6}"#), Echo::Other);
+        assert_eq!(echo(r#"{"x": 1}"#), Echo::Unnamed);
+        assert_eq!(echo("[5]"), Echo::Unnamed);
+        assert_eq!(echo("not json"), Echo::Unusable);
+    }
+
+    #[test]
     fn echoed_keys_compare_loosely() {
         let parse = |t: &str| -> Value { serde_json::from_str(t).unwrap() };
         assert!(same_key(&json!("5"), &json!(5)));
