@@ -123,16 +123,16 @@ fn a_worker_out_of_step_in_a_pipeline_is_caught() {
 fn a_timeout_runs_from_when_an_item_is_the_oldest() {
     let env = TestEnv::new();
     let w = worker(&env);
-    // Eight items of 0.3 s sent at once: the last is answered 2.4 s after it was sent, yet
-    // none waited 1 s as the oldest, except the one that hangs.
-    let mut slow: Vec<(u32, &str)> = (1..=8).map(|i| (i, "\"sleep\":0.3")).collect();
+    // Eight items of 0.4 s sent at once: the last is answered 3.2 s after it was sent, yet
+    // none waited 2 s as the oldest, except the one that hangs.
+    let mut slow: Vec<(u32, &str)> = (1..=8).map(|i| (i, "\"sleep\":0.4")).collect();
     slow[3].1 = "\"do\":\"hang\"";
     let out = env
         .cmd()
         .args(["--persistent", "-j", "1", "--pipeline", "8"])
         .args([
             "--timeout",
-            "1s",
+            "2s",
             "--kill-after",
             "100ms",
             "--cache",
@@ -142,7 +142,7 @@ fn a_timeout_runs_from_when_an_item_is_the_oldest() {
         .stdin(items(8, &slow))
         .run();
     out.code(1)
-        .stderr_has("item 4 (<stdin>:4) failed: timeout: timed out after 1.0s")
+        .stderr_has("item 4 (<stdin>:4) failed: timeout: timed out after 2.0s")
         .stderr_has("ran 8 (7 succeeded, 1 failed)");
     assert_eq!(assert_in_step(&env).len(), 7);
 }
