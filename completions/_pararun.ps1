@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Children running at once [default: the number of CPUs]')
+            [CompletionResult]::new('--pipeline', '--pipeline', [CompletionResultType]::ParameterName, 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too')
             [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'With --rate: how many items may start back to back after a pause')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives')

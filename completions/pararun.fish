@@ -6,6 +6,7 @@ complete -c pararun -l key-field -d 'The top-level field that keys a JSON item a
 complete -c pararun -l max-line-bytes -d 'The longest line read from the input or the cache, and the longest record written' -r
 complete -c pararun -l shard -d 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)' -r
 complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
+complete -c pararun -l pipeline -d 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time' -r
 complete -c pararun -l rate -d 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too' -r
 complete -c pararun -l burst -d 'With --rate: how many items may start back to back after a pause' -r
 complete -c pararun -l cache -d 'The JSONL cache: keys found in it are skipped; each new result is appended as it arrives' -r -F

@@ -71,6 +71,8 @@ pub struct Config {
     pub keep_order: bool,
     /// Run the command once per slot as a long-lived worker fed one item per stdin line.
     pub persistent: bool,
+    /// With `persistent`: how many items each worker may hold at once (sent, not yet answered).
+    pub pipeline: usize,
     /// Run only this shard of the keys.
     pub shard: Option<Shard>,
     /// Start at most this many items per unit of time.
@@ -78,6 +80,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// How many items may run at once: one per slot, or with `--persistent` as many as the
+    /// workers' pipelines hold.
+    pub fn seats(&self) -> usize {
+        match self.persistent {
+            true => self.jobs * self.pipeline,
+            false => self.jobs,
+        }
+    }
+
     /// A configuration with the command line's defaults for `command` (the words after `--`):
     /// one child at a time, items from stdin, `id` keys, no cache, no progress display.
     pub fn new(command: Vec<String>) -> Config {
@@ -112,6 +123,7 @@ impl Config {
             total: None,
             keep_order: false,
             persistent: false,
+            pipeline: DEFAULT_PIPELINE,
             shard: None,
             rate: None,
         }
@@ -226,6 +238,11 @@ pub enum Fsync {
     /// Never: the OS decides.
     Never,
 }
+
+/// Items in flight per persistent worker unless `--pipeline` says otherwise: enough that a
+/// worker always has the next item waiting when it finishes one (the round trip, not the item,
+/// was the cost of trivial items), few enough that a dying worker sends back little work.
+pub const DEFAULT_PIPELINE: usize = 32;
 
 /// The default `--max-line-bytes`: far above any sane item, far below the machine's memory.
 pub const DEFAULT_MAX_LINE: &str = "64M";

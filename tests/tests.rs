@@ -15,6 +15,7 @@ mod generated;
 mod lifecycle;
 mod order;
 mod persistent;
+mod pipeline;
 mod progress;
 mod quoting;
 mod rate;

@@ -74,6 +74,12 @@ pub(super) struct CommandArgs {
     #[arg(long)]
     pub(super) persistent: bool,
 
+    /// With --persistent: how many items each worker holds at once, sent and not yet answered
+    /// (it still reads one line and answers one line, in order). 1 sends the next item only
+    /// after the last answer. A worker whose answers do not echo the key gets one at a time.
+    #[arg(hide_short_help = true, long, value_name = "K", default_value_t = crate::config::DEFAULT_PIPELINE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from), requires = "persistent")]
+    pub(super) pipeline: usize,
+
     /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
     /// spaced; retries count too.
     #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]

@@ -191,6 +191,7 @@ impl Cli {
             total: self.output.total,
             keep_order: self.output.keep_order,
             persistent: self.command.persistent,
+            pipeline: self.command.pipeline,
             shard: self.input.shard,
             rate: self.command.rate.map(|interval| Rate {
                 interval,

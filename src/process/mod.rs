@@ -1,7 +1,8 @@
 //! Processes: starting a child, feeding and reading it, and ending it and everything it started.
 //!
 //! - [`child`] runs one per-item child to its end;
-//! - [`worker`] keeps a persistent worker per slot (`--persistent`);
+//! - [`worker`] keeps a persistent worker per slot (`--persistent`), and [`pipeline`] the task
+//!   that owns it and keeps up to `--pipeline` items in flight on it;
 //! - [`group`] owns a running child's process group, and is the one place that signals it;
 //! - [`pipes`] reads a child's stdout (capped) and passes its stderr through (in bounded pieces);
 //! - [`program`] checks once, before the first child, that a program can be started at all;
@@ -17,6 +18,7 @@
 pub mod child;
 pub mod group;
 pub mod holders;
+pub mod pipeline;
 pub mod pipes;
 pub mod program;
 pub mod sweep;

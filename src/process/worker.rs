@@ -1,5 +1,6 @@
 //! Persistent workers (`--persistent`): one long-lived process per slot, fed one item per line
-//! on its stdin, answering one JSON line per item on its stdout.
+//! on its stdin, answering one JSON line per item on its stdout, in order. [`super::pipeline`]
+//! decides how many items it holds at once.
 //!
 //! A worker that exits, or whose item times out, is gone: the runner drops it (which kills its
 //! group, see [`Group`]) and starts a new one for the next item in that slot. Its stderr passes
@@ -10,22 +11,24 @@ use std::io;
 use std::os::fd::AsFd;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::group::Group;
 use super::pipes::{self, Line, Tail};
-use super::{child, reached, Stop, Watchdog, DRAIN};
+use super::{child, Stop, Watchdog, DRAIN};
 use crate::report::progress::Progress;
 
 /// One running worker, owned by the slot it serves.
 pub struct Worker {
     group: Group,
-    stdin: ChildStdin,
+    /// Request lines for the task that writes them to the worker's stdin; dropping it closes
+    /// that stdin once the lines already sent are written.
+    stdin: mpsc::UnboundedSender<Vec<u8>>,
     stdout: BufReader<ChildStdout>,
     tail: Arc<Mutex<Tail>>,
     stderr_pump: JoinHandle<()>,
@@ -47,6 +50,19 @@ pub enum Reply {
     TimedOut,
     /// The run is shutting down; the worker was stopped.
     Stopped,
+    /// The worker was lost while an older item was in flight: this item was never answered
+    /// and goes to a fresh worker, on the same attempt.
+    Resend,
+}
+
+/// What [`Worker::next`] heard.
+pub enum Heard {
+    /// A line, a line over the cap, EOF or a read error.
+    Read(io::Result<Line>),
+    /// The worker exited (answers written before may still wait in the pipe).
+    Exited,
+    /// The deadline passed.
+    TimedOut,
 }
 
 impl Worker {
@@ -61,7 +77,8 @@ impl Worker {
         let mut env = vec![("PARARUN_SLOT", slot.to_string())];
         env.extend(watchdog.as_ref().map(|dog| dog.marker(slot)));
         let mut child = child::command(argv, &env, true).spawn()?;
-        let stdin = child.stdin.take().expect("stdin is piped");
+        let (stdin, requests) = mpsc::unbounded_channel();
+        tokio::spawn(feed(child.stdin.take().expect("stdin is piped"), requests));
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let stderr = child.stderr.take().expect("stderr is piped");
         let group = Group::new(child, watchdog.clone().map(|dog| (dog, slot)))?;
@@ -111,79 +128,64 @@ impl Worker {
         }
     }
 
-    /// Sends one request line and waits for the answer line, at most `max_output` bytes.
-    /// After anything but [`Reply::Answer`] the worker is dead or doomed and must be dropped.
-    pub async fn call(
+    /// Sends one request line (the newline is added). It is written by the task that owns the
+    /// worker's stdin, so a worker too busy to read never holds up the reading of its answers.
+    pub fn send(&self, request: &[u8]) {
+        let mut line = Vec::with_capacity(request.len() + 1);
+        line.extend_from_slice(request);
+        line.push(b'\n');
+        // A closed channel means the writer met a broken pipe: the worker is gone, and its
+        // exit or EOF says so on the read side.
+        let _ = self.stdin.send(line);
+    }
+
+    /// Whether output already waits after the answer just read: with nothing else in flight,
+    /// more than one line for one item.
+    pub fn buffered(&self) -> bool {
+        !self.stdout.buffer().is_empty()
+    }
+
+    /// Waits for the next answer line (at most `cap` bytes, gathered in `line`), the worker's
+    /// exit, or `deadline`. Cancel-safe: what was read stays in `line` for the next call.
+    pub async fn next(
         &mut self,
-        request: &[u8],
-        timeout: Option<Duration>,
+        cap: usize,
+        line: &mut Vec<u8>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Heard {
+        tokio::select! {
+            read = pipes::read_line_capped(&mut self.stdout, cap, line) => Heard::Read(read),
+            // A worker can exit while something it started still holds its stdout open (a
+            // background job): its exit, not an EOF that may never come, ends the wait.
+            _ = self.group.exited() => Heard::Exited,
+            _ = super::sleep_until(deadline) => Heard::TimedOut,
+        }
+    }
+
+    /// Reads the next answer line, at most `cap` bytes, into `line`.
+    pub async fn read_answer(&mut self, cap: usize, line: &mut Vec<u8>) -> io::Result<Line> {
+        pipes::read_line_capped(&mut self.stdout, cap, line).await
+    }
+
+    /// After an EOF, a broken pipe or an exit: the worker is gone (or closed its stdout and
+    /// lingers, which it gets `kill_after` to stop doing); its status says why.
+    pub async fn lost(
+        &mut self,
         kill_after: Duration,
-        max_output: u64,
         stop: &mut watch::Receiver<Stop>,
-    ) -> Reply {
-        enum Event {
-            Read(io::Result<Line>),
-            Exited,
-            TimedOut,
-            Stopped,
+    ) -> io::Result<ExitStatus> {
+        let exited = tokio::time::timeout(kill_after, self.group.exited()).await;
+        if exited.is_err() {
+            self.group.terminate(kill_after, stop).await;
         }
-        let deadline = timeout.map(|t| tokio::time::Instant::from_std(Instant::now() + t));
-        let cap = usize::try_from(max_output).unwrap_or(usize::MAX);
-        let mut line = Vec::new();
-        let event = {
-            let (stdin, stdout, group) = (&mut self.stdin, &mut self.stdout, &self.group);
-            let exchange = async {
-                stdin.write_all(request).await?;
-                stdin.write_all(b"\n").await?;
-                stdin.flush().await?;
-                pipes::read_line_capped(stdout, cap, &mut line).await
-            };
-            tokio::pin!(exchange);
-            let mut event = tokio::select! {
-                read = &mut exchange => Event::Read(read),
-                // A worker can exit while something it started still holds its stdout open (a
-                // background job): its exit, not an EOF that may never come, ends the wait.
-                _ = group.exited() => Event::Exited,
-                _ = super::sleep_until(deadline) => Event::TimedOut,
-                _ = reached(stop, Stop::Graceful) => Event::Stopped,
-            };
-            if let Event::Exited = event {
-                // An answer written just before the exit is still in the pipe.
-                if let Ok(read) = tokio::time::timeout(DRAIN, &mut exchange).await {
-                    event = Event::Read(read);
-                }
-            }
-            event
-        };
-        match event {
-            Event::Read(Ok(Line::Whole)) => {
-                if self.stdout.buffer().is_empty() {
-                    Reply::Answer(line)
-                } else {
-                    Reply::Extra(line)
-                }
-            }
-            Event::Read(Ok(Line::OverCap)) => Reply::TooLong(max_output),
-            // EOF, a broken pipe, or an exit: the worker is gone (or closed its stdout and
-            // lingers, which it gets `kill_after` to stop doing); its status says why.
-            Event::Read(_) | Event::Exited => {
-                let exited = tokio::time::timeout(kill_after, self.group.exited()).await;
-                if exited.is_err() {
-                    self.group.terminate(kill_after, stop).await;
-                }
-                let status = self.reap().await;
-                self.release_pipes();
-                Reply::Died(status)
-            }
-            Event::TimedOut => {
-                self.group.terminate(kill_after, stop).await;
-                Reply::TimedOut
-            }
-            Event::Stopped => {
-                self.group.terminate(kill_after, stop).await;
-                Reply::Stopped
-            }
-        }
+        let status = self.reap().await;
+        self.release_pipes();
+        status
+    }
+
+    /// SIGTERM, then SIGKILL after `kill_after` (a timeout, or the run stopping).
+    pub async fn terminate(&self, kill_after: Duration, stop: &mut watch::Receiver<Stop>) {
+        self.group.terminate(kill_after, stop).await;
     }
 
     /// After the worker died: whatever still holds its pipes (a descendant that left the
@@ -229,6 +231,21 @@ impl Worker {
                 dog.sweep_slot(slot);
             }
             pump.abort();
+        }
+    }
+}
+
+/// Writes request lines to a worker's stdin as they come, flushing whenever none is waiting (a
+/// pipeline's requests go out in one write). It ends on a broken pipe, or when the worker's
+/// sender is dropped, which closes the stdin: EOF asks the worker to exit.
+async fn feed(stdin: ChildStdin, mut requests: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut stdin = BufWriter::new(stdin);
+    while let Some(line) = requests.recv().await {
+        if stdin.write_all(&line).await.is_err() {
+            return;
+        }
+        if requests.is_empty() && stdin.flush().await.is_err() {
+            return;
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::{Capture, Config};
 use crate::input::line::{exact_size, human_size};
 use crate::input::Item;
 use crate::process::worker::Reply;
@@ -121,7 +121,9 @@ pub fn judge_reply(
             too_much_output(cap) + "; the worker is restarted",
             None,
         ),
-        Reply::Stopped => Outcome::Unfinished,
+        // The runner sends a resent item back before judging; were one judged, it would run
+        // again next time rather than count against its attempts.
+        Reply::Stopped | Reply::Resend => Outcome::Unfinished,
     }
 }
 
@@ -151,6 +153,32 @@ fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String
         }
     }
     record_of(cfg, item, value)
+}
+
+/// Which item a worker's answer says it answers, decided as the answer is read: in a pipeline
+/// the next answer must not be handed to an item before this one is known to be in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// It names this item's key.
+    Same,
+    /// It names another key: the worker is out of step.
+    Other,
+    /// It names no key, so it cannot show which item it answers.
+    Unnamed,
+    /// It is no result at all (not JSON): its item fails and the worker is restarted.
+    Unusable,
+}
+
+/// Judges the key an answer line echoes against the key of the item it is taken for.
+pub fn echo_of(capture: Capture, key_field: &str, key: &Value, line: &[u8]) -> Echo {
+    match result_of(capture, line) {
+        Err(_) => Echo::Unusable,
+        Ok(value) => match answered_key(&value, key_field) {
+            None => Echo::Unnamed,
+            Some(answered) if same_key(answered, key) => Echo::Same,
+            Some(_) => Echo::Other,
+        },
+    }
 }
 
 /// The key a worker's answer names, if it names one.
@@ -308,6 +336,16 @@ mod tests {
             err.contains("would be 35 bytes, over --max-line-bytes (30 bytes)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_answer_shows_which_item_it_answers() {
+        let echo = |line: &str| echo_of(Capture::Json, "id", &json!(5), line.as_bytes());
+        assert_eq!(echo(r#"{"id": "5", "x": 1}"#), Echo::Same);
+        assert_eq!(echo(r#"{"id": 6}"#), Echo::Other);
+        assert_eq!(echo(r#"{"x": 1}"#), Echo::Unnamed);
+        assert_eq!(echo("[5]"), Echo::Unnamed);
+        assert_eq!(echo("not json"), Echo::Unusable);
     }
 
     #[test]

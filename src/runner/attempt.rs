@@ -4,10 +4,13 @@ use std::cmp::Reverse;
 use std::io;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
 use super::{failed_item, retry_delay, Pending, Runner};
 use crate::input::Item;
 use crate::job::{self, Launch};
-use crate::process::worker::{Reply, Worker};
+use crate::process::pipeline::{Answered, Pipeline, Request, Settings};
+use crate::process::worker::Reply;
 use crate::process::{self, Finished, Job, Limits};
 use crate::report::{escape, Failure, Reason, Stats};
 use crate::result::{judge_process, judge_reply, Outcome};
@@ -48,20 +51,13 @@ enum Attempt {
     /// A per-item child ended (or could not start).
     Process(io::Result<Finished>),
     /// A persistent worker replied (or could not start).
-    Worker(io::Result<Box<WorkerAttempt>>),
-}
-
-struct WorkerAttempt {
-    reply: Reply,
-    worker: Worker,
-    stderr_tail: String,
-    duration: Duration,
+    Worker(io::Result<Box<Answered>>),
 }
 
 impl Runner<'_> {
     /// Starts one attempt of `item` in a free slot: a child of its own, or a request to the
     /// slot's persistent worker, as [`job::prepare`] decides.
-    pub(super) fn start(&mut self, ordinal: u64, item: Item, attempt: u32) {
+    pub(super) fn start(&mut self, ordinal: u64, item: Item, attempt: u32, resent: bool) {
         let Some(slot) = self.free_slots.pop() else {
             unreachable!("start is only called with a free slot")
         };
@@ -72,7 +68,9 @@ impl Runner<'_> {
                 return;
             }
         }
-        if attempt == 1 {
+        if resent {
+            // Counted when it was first sent.
+        } else if attempt == 1 {
             Stats::bump(&self.stats.ran);
         } else {
             Stats::bump(&self.stats.retries);
@@ -128,52 +126,37 @@ impl Runner<'_> {
         });
     }
 
-    /// Sends the request to the slot's worker, starting one if there is none (or it exited,
-    /// or printed output that answers no item).
+    /// Queues the request on the slot's pipeline, which starts the slot's worker if there is
+    /// none; the item's task waits for its answer.
     fn start_on_worker(&mut self, started: Started, argv: Vec<String>, request: Vec<u8>) {
         let slot = started.slot;
-        let idle = self.workers[slot].take();
-        let (timeout, kill_after, max_output) =
-            (self.cfg.timeout, self.cfg.kill_after, self.cfg.max_output);
-        let mut stop = self.stop_tx.subscribe();
-        let progress = self.progress.clone();
-        let watchdog = self.watchdog.clone();
         let program = argv[0].clone();
+        let pipeline = self.pipelines[slot].get_or_insert_with(|| {
+            let settings = Settings::new(
+                self.cfg,
+                argv,
+                slot,
+                self.progress.clone(),
+                self.watchdog.clone(),
+            );
+            Pipeline::start(settings, self.stop_tx.subscribe())
+        });
+        let (answer, answered) = oneshot::channel();
+        pipeline.send(Request {
+            line: request,
+            key: started.item.key.value.clone(),
+            answer,
+        });
         self.tasks.spawn(async move {
-            let worker = match idle.filter(Worker::alive) {
-                Some(mut worker) => match worker.stray_output() {
-                    None => Ok(worker),
-                    Some(stray) => {
-                        progress.line(
-                            format!(
-                                "pararun: the worker in slot {slot} printed output that answers no \
-                                 item ({}); restarting it",
-                                escape(&stray)
-                            )
-                            .as_bytes(),
-                        );
-                        drop(worker);
-                        Worker::spawn(&argv, slot, &progress, watchdog)
-                    }
-                },
-                None => Worker::spawn(&argv, slot, &progress, watchdog),
-            };
-            let result = match worker {
-                Ok(mut worker) => {
-                    let begun = Instant::now();
-                    let reply = worker
-                        .call(&request, timeout, kill_after, max_output, &mut stop)
-                        .await;
-                    Ok(Box::new(WorkerAttempt {
-                        reply,
-                        stderr_tail: worker.stderr_tail(),
-                        duration: begun.elapsed(),
-                        worker,
-                    }))
-                }
-                Err(e) => Err(e),
-            };
-            started.done(program, Attempt::Worker(result))
+            // No answer at all: the pipeline was torn down with the run.
+            let result = answered.await.unwrap_or_else(|_| {
+                Ok(Answered {
+                    reply: Reply::Stopped,
+                    stderr_tail: String::new(),
+                    duration: Duration::ZERO,
+                })
+            });
+            started.done(program, Attempt::Worker(result.map(Box::new)))
         });
     }
 
@@ -181,16 +164,12 @@ impl Runner<'_> {
         self.free_slots.push(done.slot);
         let outcome = match done.result {
             Attempt::Process(Ok(finished)) => judge_process(self.cfg, &done.item, finished),
+            Attempt::Worker(Ok(w)) if matches!(w.reply, Reply::Resend) => {
+                self.resend(done.ordinal, done.item, done.attempt);
+                return;
+            }
             Attempt::Worker(Ok(w)) => {
-                let outcome = judge_reply(self.cfg, &done.item, w.reply, w.stderr_tail, w.duration);
-                if matches!(outcome, Outcome::Record(_)) {
-                    self.workers[done.slot] = Some(w.worker);
-                } else {
-                    // Dead, or out of step with the protocol: the slot gets a new worker. Dropping
-                    // it kills its group and clears its watchdog entry.
-                    drop(w.worker);
-                }
-                outcome
+                judge_reply(self.cfg, &done.item, w.reply, w.stderr_tail, w.duration)
             }
             Attempt::Process(Err(e)) if e.raw_os_error() == Some(libc::E2BIG) => {
                 Outcome::Failed(Failure::new(
@@ -222,6 +201,7 @@ impl Runner<'_> {
                         ordinal: done.ordinal,
                         item: done.item,
                         attempt: done.attempt + 1,
+                        resent: false,
                     }));
                 } else {
                     self.fail(
@@ -232,5 +212,21 @@ impl Runner<'_> {
                 }
             }
         }
+    }
+
+    /// An item a lost worker never answered goes to the slot's next worker on the same
+    /// attempt, at once; in a shutdown it is unfinished.
+    fn resend(&mut self, ordinal: u64, item: Item, attempt: u32) {
+        if self.cause.is_some() {
+            self.unfinished(ordinal);
+            return;
+        }
+        self.retries.push(Reverse(Pending {
+            due: Instant::now(),
+            ordinal,
+            item,
+            attempt,
+            resent: true,
+        }));
     }
 }

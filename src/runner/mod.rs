@@ -19,7 +19,7 @@ use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
-use crate::process::worker::Worker;
+use crate::process::pipeline::Pipeline;
 use crate::process::{Stop, Watchdog};
 use crate::report::output::Output;
 use crate::report::progress::Progress;
@@ -59,6 +59,8 @@ pub struct Runner<'a> {
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
     stop_tx: watch::Sender<Stop>,
+    /// A slot for each item that may start now: with `--persistent`, each slot once per item
+    /// its worker's pipeline may hold.
     free_slots: Vec<usize>,
     tasks: JoinSet<Done>,
     retries: BinaryHeap<Reverse<Pending>>,
@@ -71,8 +73,8 @@ pub struct Runner<'a> {
     /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
     /// number): a start is allowed once it is within `burst - 1` intervals of now.
     rate_tat: Instant,
-    /// With `--persistent`, each slot's idle worker (index: slot).
-    workers: Vec<Option<Worker>>,
+    /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot).
+    pipelines: Vec<Option<Pipeline>>,
 }
 
 /// Why the run stopped starting items.
@@ -115,7 +117,7 @@ impl Wakers {
             input,
             batch: VecDeque::new(),
             input_open: true,
-            retry_cap: (runner.cfg.jobs * 4).max(64),
+            retry_cap: (runner.cfg.seats() * 4).max(64),
             sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
             batch_sync: runner.cfg.fsync == Fsync::Batch && runner.has_cache,
             progress_tick,
@@ -147,7 +149,7 @@ impl<'a> Runner<'a> {
         watchdog: Option<Watchdog>,
     ) -> anyhow::Result<Runner<'a>> {
         let print = cfg.records && !cfg.quiet;
-        let output = Output::new(print, cfg.keep_order, cfg.jobs * 4, progress.clone());
+        let output = Output::new(print, cfg.keep_order, cfg.seats() * 4, progress.clone());
         let has_cache = cache.is_some();
         Ok(Runner {
             cfg,
@@ -161,7 +163,7 @@ impl<'a> Runner<'a> {
             writer: Writer::start(cache, output)?,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
-            free_slots: (1..=cfg.jobs).rev().collect(),
+            free_slots: seats(cfg),
             tasks: JoinSet::new(),
             retries: BinaryHeap::new(),
             cause: None,
@@ -169,7 +171,7 @@ impl<'a> Runner<'a> {
             write_failed: false,
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
-            workers: (0..=cfg.jobs).map(|_| None).collect(),
+            pipelines: (0..=cfg.jobs).map(|_| None).collect(),
         })
     }
 
@@ -240,13 +242,13 @@ impl<'a> Runner<'a> {
             Event::Written(report) => self.on_written(report),
             Event::RetryDue => {
                 let Reverse(p) = self.retries.pop().expect("a retry is due");
-                self.start(p.ordinal, p.item, p.attempt);
+                self.start(p.ordinal, p.item, p.attempt, p.resent);
             }
             Event::RateReady => {}
             Event::Input(None) => w.input_open = false,
             Event::Input(Some(Ok(InputEvent::Item(item)))) => {
                 let ordinal = self.take_ordinal();
-                self.start(ordinal, item, 1);
+                self.start(ordinal, item, 1, false);
             }
             Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
                 let ordinal = self.take_ordinal();
@@ -319,11 +321,11 @@ impl<'a> Runner<'a> {
         self.exit_status()
     }
 
-    /// Ends every idle worker: EOF on stdin, then SIGTERM and SIGKILL if it lingers.
+    /// Ends every worker, idle by now: EOF on stdin, then SIGTERM and SIGKILL if it lingers.
     async fn shut_down_workers(&mut self) {
         let mut ending = JoinSet::new();
-        for worker in self.workers.iter_mut().filter_map(Option::take) {
-            ending.spawn(worker.shutdown(self.cfg.kill_after, self.stop_tx.subscribe()));
+        for pipeline in self.pipelines.iter_mut().filter_map(Option::take) {
+            ending.spawn(pipeline.close());
         }
         while let Some(joined) = ending.join_next().await {
             if let Err(e) = joined {
@@ -335,6 +337,13 @@ impl<'a> Runner<'a> {
         self.next_ordinal += 1;
         self.next_ordinal - 1
     }
+}
+
+/// The free slots at the start, taken from the end: every slot once before any twice, so the
+/// first items spread over all the workers.
+fn seats(cfg: &Config) -> Vec<usize> {
+    let per_slot = cfg.seats() / cfg.jobs;
+    (0..per_slot).flat_map(|_| (1..=cfg.jobs).rev()).collect()
 }
 
 fn failed_item(item: &Item, attempts: u32) -> FailedItem<'_> {

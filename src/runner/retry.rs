@@ -13,6 +13,8 @@ pub(super) struct Pending {
     pub(super) ordinal: u64,
     pub(super) item: Item,
     pub(super) attempt: u32,
+    /// Sent to a worker that was lost before it answered: the same attempt, not counted again.
+    pub(super) resent: bool,
 }
 
 impl PartialEq for Pending {

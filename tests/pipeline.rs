@@ -1,0 +1,246 @@
+//! Pipelined persistent workers (issue 13): up to `--pipeline` items in flight per worker,
+//! answered in order, none recorded against another item's key.
+
+use serde_json::json;
+
+use std::time::Duration;
+
+use crate::util::{keys, wait_until, TestEnv};
+
+/// A worker that echoes the key with `{"double": 2*n}`, and misbehaves once on request (a file
+/// marks that it did, so the worker that replaces it behaves).
+const WORKER: &str = r#"
+import json, os, sys, time
+with open("starts.log", "a") as f:
+    f.write(os.environ["PARARUN_SLOT"] + "\n")
+for line in sys.stdin:
+    item = json.loads(line)
+    action = item.get("do")
+    once = action and not os.path.exists(action)
+    if once:
+        open(action, "w").close()
+    if action == "crash" and once:
+        os._exit(7)
+    if action == "skip" and once:
+        continue
+    if action == "hang" and once:
+        time.sleep(60)
+    time.sleep(item.get("sleep", 0))
+    print(json.dumps({"id": item["id"], "double": 2 * item.get("n", 0)}), flush=True)
+"#;
+
+fn worker(env: &TestEnv) -> String {
+    env.write("worker.py", WORKER).to_str().unwrap().to_owned()
+}
+
+fn items(count: u32, special: &[(u32, &str)]) -> String {
+    (1..=count)
+        .map(|i| match special.iter().find(|(at, _)| *at == i) {
+            Some((_, extra)) => format!("{{\"id\":{i},\"n\":{i},{extra}}}\n"),
+            None => format!("{{\"id\":{i},\"n\":{i}}}\n"),
+        })
+        .collect()
+}
+
+/// Every record belongs to its key: the worker's answer for item n doubles n.
+fn assert_in_step(env: &TestEnv) -> Vec<serde_json::Value> {
+    let records = env.json_lines("c.jsonl");
+    for record in &records {
+        assert_eq!(record["double"], json!(2 * record["id"].as_i64().unwrap()));
+    }
+    records
+}
+
+fn failed_keys(env: &TestEnv) -> Vec<serde_json::Value> {
+    let failures = env.json_lines("f.jsonl");
+    failures.iter().map(|f| f["key"].clone()).collect()
+}
+
+#[test]
+fn many_items_through_a_pipeline_give_one_correct_record_each() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "2", "--cache", "c.jsonl", "-q"])
+        .args(["--", "python3", &w])
+        .stdin(items(3000, &[]))
+        .run();
+    out.success();
+    let mut ids: Vec<i64> = assert_in_step(&env)
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=3000).collect::<Vec<_>>());
+    assert_eq!(env.read("starts.log").lines().count(), 2);
+}
+
+#[test]
+fn a_worker_dying_mid_pipeline_loses_nothing() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--pipeline", "16"])
+        .args(["--cache", "c.jsonl", "--failures", "f.jsonl"])
+        .args(["--", "python3", &w])
+        .stdin(items(200, &[(50, "\"do\":\"crash\"")]))
+        .run();
+    // Only the item the worker owed an answer fails; the ones behind it go to a new worker
+    // without using up an attempt.
+    out.code(1)
+        .stderr_has("item 50 (<stdin>:50) failed: exit: the worker ended before answering")
+        .stderr_has("ran 200 (199 succeeded, 1 failed)");
+    let records = assert_in_step(&env);
+    assert_eq!(records.len(), 199);
+    assert!(!keys(&records).contains(&"50".to_owned()));
+    assert_eq!(failed_keys(&env), [json!(50)]);
+    assert_eq!(env.read("starts.log").lines().count(), 2);
+}
+
+#[test]
+fn a_worker_out_of_step_in_a_pipeline_is_caught() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    // Item 30 gets no answer: item 31's answer comes in its place.
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--pipeline", "8"])
+        .args(["--cache", "c.jsonl", "--failures", "f.jsonl"])
+        .args(["--", "python3", &w])
+        .stdin(items(100, &[(30, "\"do\":\"skip\"")]))
+        .run();
+    out.code(1)
+        .stderr_has("item 30 (<stdin>:30) failed: bad-output")
+        .stderr_has("it is out of step")
+        .stderr_has("ran 100 (99 succeeded, 1 failed)");
+    assert_eq!(assert_in_step(&env).len(), 99);
+    assert_eq!(failed_keys(&env), [json!(30)]);
+}
+
+#[test]
+fn a_timeout_runs_from_when_an_item_is_the_oldest() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    // Eight items of 0.4 s sent at once: the last is answered 3.2 s after it was sent, yet
+    // none waited 2 s as the oldest, except the one that hangs.
+    let mut slow: Vec<(u32, &str)> = (1..=8).map(|i| (i, "\"sleep\":0.4")).collect();
+    slow[3].1 = "\"do\":\"hang\"";
+    let out = env
+        .cmd()
+        .args(["--persistent", "-j", "1", "--pipeline", "8"])
+        .args([
+            "--timeout",
+            "2s",
+            "--kill-after",
+            "100ms",
+            "--cache",
+            "c.jsonl",
+        ])
+        .args(["--", "python3", &w])
+        .stdin(items(8, &slow))
+        .run();
+    out.code(1)
+        .stderr_has("item 4 (<stdin>:4) failed: timeout: timed out after 2.0s")
+        .stderr_has("ran 8 (7 succeeded, 1 failed)");
+    assert_eq!(assert_in_step(&env).len(), 7);
+}
+
+/// A worker that answers each line with how many lines it had been sent and not answered when
+/// it read that one (it reads its stdin unbuffered, so it sees exactly what was sent).
+const COUNTING: &str = r#"
+import json, os, time
+buf = b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    buf += chunk
+    lines = buf.split(b"\n")
+    buf = lines.pop()
+    for line in lines:
+        item = json.loads(line)
+        time.sleep(0.01)
+        print(json.dumps({"id": item["id"], "pending": len(lines)}), flush=True)
+"#;
+
+fn most_pending(env: &TestEnv, pipeline: &str) -> i64 {
+    let w = env.write("counting.py", COUNTING);
+    env.cmd()
+        .args(["--persistent", "-j", "1", "--pipeline", pipeline])
+        .args(["--cache", &format!("{pipeline}.jsonl"), "-q"])
+        .args(["--", "python3", w.to_str().unwrap()])
+        .stdin(items(40, &[]))
+        .run()
+        .success();
+    let records = env.json_lines(&format!("{pipeline}.jsonl"));
+    assert_eq!(records.len(), 40);
+    records
+        .iter()
+        .map(|r| r["pending"].as_i64().unwrap())
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn pipeline_one_sends_the_next_item_only_after_the_answer() {
+    let env = TestEnv::new();
+    assert_eq!(most_pending(&env, "1"), 1);
+    assert!(most_pending(&env, "8") > 1);
+}
+
+#[test]
+fn a_worker_that_does_not_echo_keys_gets_one_item_at_a_time() {
+    let env = TestEnv::new();
+    let w = env.write(
+        "noecho.py",
+        COUNTING.replace("\"id\": item[\"id\"], ", "\"n\": item[\"id\"], "),
+    );
+    env.cmd()
+        .args(["--persistent", "-j", "1", "--cache", "c.jsonl", "-q"])
+        .args(["--", "python3", w.to_str().unwrap()])
+        .stdin(items(20, &[]))
+        .run()
+        .success();
+    for record in env.json_lines("c.jsonl") {
+        assert_eq!(record["n"], record["id"]);
+        assert_eq!(record["pending"], json!(1));
+    }
+}
+
+#[test]
+fn ctrl_c_leaves_the_items_in_flight_for_the_next_run() {
+    let env = TestEnv::new();
+    let w = worker(&env);
+    let slow: Vec<(u32, &str)> = (1..=40).map(|i| (i, "\"sleep\":0.1")).collect();
+    let run = || {
+        env.cmd()
+            .args([
+                "--persistent",
+                "-j",
+                "1",
+                "--pipeline",
+                "8",
+                "--cache",
+                "c.jsonl",
+            ])
+            .args(["--", "python3", &w])
+            .stdin(items(40, &slow))
+    };
+    let running = run().spawn();
+    wait_until(Duration::from_secs(10), "a few records", || {
+        env.read("c.jsonl").lines().count() >= 3
+    });
+    running.signal(libc::SIGINT);
+    running.wait().code(130);
+    let first = assert_in_step(&env).len();
+    assert!(first < 40, "the run was not cut short");
+    run().run().success();
+    let mut ids: Vec<i64> = assert_in_step(&env)
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+}
