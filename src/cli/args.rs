@@ -82,7 +82,7 @@ pub(super) struct CommandArgs {
 
     /// With --persistent: `ordered` answers one line per request line, in order; `concurrent`
     /// wraps each item as {"pararun_id": N, "item": ITEM} and takes answers
-    /// {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order, for async workers.
+    /// {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order (an async program).
     #[arg(
         hide_short_help = true,
         long,
