@@ -73,6 +73,8 @@ pub struct Config {
     pub persistent: bool,
     /// With `persistent`: how many items each worker may hold at once (sent, not yet answered).
     pub pipeline: usize,
+    /// With `persistent`: whether answers come in order or carry the id of their request.
+    pub protocol: Protocol,
     /// Run only this shard of the keys.
     pub shard: Option<Shard>,
     /// Start at most this many items per unit of time.
@@ -124,6 +126,7 @@ impl Config {
             keep_order: false,
             persistent: false,
             pipeline: DEFAULT_PIPELINE,
+            protocol: Protocol::Ordered,
             shard: None,
             rate: None,
         }
@@ -237,6 +240,16 @@ pub enum Fsync {
     Batch,
     /// Never: the OS decides.
     Never,
+}
+
+/// How a persistent worker's answers are matched to its items (`--protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// One answer line per request line, in order (any line-by-line worker).
+    Ordered,
+    /// Requests and answers carry a `pararun_id`, so answers may come in any order (an async
+    /// worker holding many items at once).
+    Concurrent,
 }
 
 /// Items in flight per persistent worker unless `--pipeline` says otherwise: enough that a

@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod concurrent;
 mod core;
 mod data;
 mod docs;

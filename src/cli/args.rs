@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum, ValueHint};
 
 use crate::config::{
-    parse_duration, parse_rate, parse_shard, parse_size, Capture, Format, Fsync, Shard,
+    parse_duration, parse_rate, parse_shard, parse_size, Capture, Format, Fsync, Protocol, Shard,
     DEFAULT_MAX_LINE,
 };
 
@@ -79,6 +79,18 @@ pub(super) struct CommandArgs {
     /// after the last answer. A worker whose answers do not echo the key gets one at a time.
     #[arg(hide_short_help = true, long, value_name = "K", default_value_t = crate::config::DEFAULT_PIPELINE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from), requires = "persistent")]
     pub(super) pipeline: usize,
+
+    /// With --persistent: `ordered` answers one line per request line, in order; `concurrent`
+    /// wraps each item as {"pararun_id": N, "item": ITEM} and takes answers
+    /// {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order (an async program).
+    #[arg(
+        hide_short_help = true,
+        long,
+        value_name = "P",
+        default_value = "ordered",
+        requires = "persistent"
+    )]
+    pub(super) protocol: ProtocolArg,
 
     /// Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly
     /// spaced; retries count too.
@@ -270,6 +282,23 @@ pub(super) enum FsyncArg {
     Batch,
     /// Leave it to the operating system.
     Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum ProtocolArg {
+    /// One answer line per request line, in order.
+    Ordered,
+    /// Requests and answers carry a pararun_id; answers in any order.
+    Concurrent,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(arg: ProtocolArg) -> Protocol {
+        match arg {
+            ProtocolArg::Ordered => Protocol::Ordered,
+            ProtocolArg::Concurrent => Protocol::Concurrent,
+        }
+    }
 }
 
 impl From<FormatArg> for Format {

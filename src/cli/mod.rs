@@ -192,6 +192,7 @@ impl Cli {
             keep_order: self.output.keep_order,
             persistent: self.command.persistent,
             pipeline: self.command.pipeline,
+            protocol: self.command.protocol.into(),
             shard: self.input.shard,
             rate: self.command.rate.map(|interval| Rate {
                 interval,

@@ -2,7 +2,8 @@
 //!
 //! - [`child`] runs one per-item child to its end;
 //! - [`worker`] keeps a persistent worker per slot (`--persistent`), and [`pipeline`] the task
-//!   that owns it and keeps up to `--pipeline` items in flight on it;
+//!   that owns it and keeps up to `--pipeline` items in flight on it ([`concurrent`] that task
+//!   for `--protocol concurrent`, whose answers come in any order);
 //! - [`group`] owns a running child's process group, and is the one place that signals it;
 //! - [`pipes`] reads a child's stdout (capped) and passes its stderr through (in bounded pieces);
 //! - [`program`] checks once, before the first child, that a program can be started at all;
@@ -16,6 +17,7 @@
 //! item started outlives the run.
 
 pub mod child;
+pub mod concurrent;
 pub mod group;
 pub mod holders;
 pub mod pipeline;

@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::pipes::Line;
-use super::worker::{Heard, Reply, Worker};
+use super::worker::{next, Heard, Reply, Worker};
 use super::{reached, Stop, Watchdog, DRAIN};
-use crate::config::{Capture, Config};
+use crate::config::{Capture, Config, Protocol};
 use crate::report::escape;
 use crate::report::progress::Progress;
 use crate::result::{echo_of, Echo};
@@ -44,6 +44,7 @@ pub struct Settings {
     pub max_output: u64,
     pub capture: Capture,
     pub key_field: String,
+    pub protocol: Protocol,
     pub progress: Progress,
     pub watchdog: Option<Arc<Watchdog>>,
 }
@@ -66,6 +67,7 @@ impl Settings {
             max_output: cfg.max_output,
             capture: cfg.capture,
             key_field: cfg.key_field.clone(),
+            protocol: cfg.protocol,
             progress,
             watchdog,
         }
@@ -101,6 +103,10 @@ impl Pipeline {
     /// Starts the slot's task; its worker starts with the first item.
     pub fn start(settings: Settings, stop: watch::Receiver<Stop>) -> Pipeline {
         let (requests, rx) = mpsc::unbounded_channel();
+        if settings.protocol == Protocol::Concurrent {
+            let task = tokio::spawn(super::concurrent::run(settings, rx, stop));
+            return Pipeline { requests, task };
+        }
         let owner = Owner {
             s: settings,
             rx,
@@ -382,18 +388,5 @@ impl Owner {
         };
         // The item's task is gone only if the run is being torn down.
         let _ = request.answer.send(Ok(answered));
-    }
-}
-
-/// Waits on the worker, which is there whenever items are in flight.
-async fn next(
-    worker: &mut Option<Worker>,
-    cap: usize,
-    line: &mut Vec<u8>,
-    deadline: Option<tokio::time::Instant>,
-) -> Heard {
-    match worker {
-        Some(worker) => worker.next(cap, line, deadline).await,
-        None => std::future::pending().await,
     }
 }

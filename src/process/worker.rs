@@ -50,6 +50,14 @@ pub enum Reply {
     TimedOut,
     /// The run is shutting down; the worker was stopped.
     Stopped,
+    /// With `--protocol concurrent`: `--timeout` ran out for this item alone; the worker keeps
+    /// its other items.
+    Expired,
+    /// With `--protocol concurrent`: the worker answered this item with an error message.
+    Refused(String),
+    /// With `--protocol concurrent`: the worker answered an id it was not asked (or twice), so
+    /// nothing shows which item its answers belong to; this, its oldest item, fails.
+    OutOfStep(String),
     /// The worker was lost while an older item was in flight: this item was never answered
     /// and goes to a fresh worker, on the same attempt.
     Resend,
@@ -247,5 +255,18 @@ async fn feed(stdin: ChildStdin, mut requests: mpsc::UnboundedReceiver<Vec<u8>>)
         if requests.is_empty() && stdin.flush().await.is_err() {
             return;
         }
+    }
+}
+
+/// Waits on the worker, which is there whenever items are in flight.
+pub async fn next(
+    worker: &mut Option<Worker>,
+    cap: usize,
+    line: &mut Vec<u8>,
+    deadline: Option<tokio::time::Instant>,
+) -> Heard {
+    match worker {
+        Some(worker) => worker.next(cap, line, deadline).await,
+        None => std::future::pending().await,
     }
 }

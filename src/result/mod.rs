@@ -110,6 +110,17 @@ pub fn judge_reply(
                 Some(status),
             )
         }
+        Reply::Expired => failure(Reason::Timeout, timed_out(cfg), None),
+        Reply::Refused(message) => failure(
+            Reason::Exit,
+            format!("the worker answered with an error: {}", escape(&message)),
+            None,
+        ),
+        Reply::OutOfStep(why) => failure(
+            Reason::BadOutput,
+            format!("{why}, so the worker is out of step and is restarted"),
+            None,
+        ),
         Reply::Died(Err(e)) => failure(Reason::Exit, format!("the worker was lost: {e}"), None),
         Reply::TimedOut => failure(
             Reason::Timeout,
