@@ -308,6 +308,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
+    // Past a century a duration only overflows the clock (a deadline of now + it).
+    const CENTURY: f64 = 100.0 * 365.25 * 86_400.0;
+    if value * scale > CENTURY {
+        return Err(format!(
+            "{text:?} is too long a duration: at most 100 years"
+        ));
+    }
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 

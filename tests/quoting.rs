@@ -332,3 +332,65 @@ fn brackets_and_names_bash_does_not_evaluate_still_take_values() {
         }
     }
 }
+
+#[test]
+fn a_hidden_command_name_or_wait_p_cannot_smuggle_a_value_into_bash_arithmetic() {
+    let templates = [
+        "\\declare -i n; n=<>",
+        "'let' x=<>",
+        "a=(1); \\unset \"a[<>]\"",
+        "\\printf -v \"a[{}]\" x",
+        "\"[\" -v \"a[<>]\" ]",
+        "'typeset' -i n; n=<>",
+        "\\local -n r=x; r=<>",
+        "sleep 0 & wait -p \"a[<>]\" $!",
+    ];
+    for template in templates {
+        let env = TestEnv::new();
+        for (shell, path) in sh_variants(&env) {
+            let out = env
+                .cmd()
+                .args(["-q", "--capture", "text", "--", template])
+                .stdin("a[$(touch pwned)]\n");
+            let mut out = out;
+            out.command.env("PATH", &path);
+            let out = out.run();
+            out.code(2);
+            assert!(
+                !env.path("pwned").exists(),
+                "{template} under {shell}: the value ran"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_value_in_the_script_of_sh_c_in_direct_mode_is_refused() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["-q", "--capture", "text", "--", "sh", "-c", "echo \"<>\""])
+        .stdin("$(touch pwned)\n")
+        .run()
+        .code(2)
+        .stderr_has("inside the script of sh -c")
+        .stderr_has("sh -c 'echo \"$1\"' sh <>");
+    assert!(!env.path("pwned").exists());
+    // Passed as an argument, the value reaches the script whole.
+    let out = env
+        .cmd()
+        .args([
+            "--capture",
+            "text",
+            "--",
+            "bash",
+            "-ec",
+            "printf %s \"$1\"",
+            "sh",
+            "{}",
+        ])
+        .stdin("$(touch pwned)\n")
+        .run();
+    out.success();
+    assert_eq!(out.records()[0]["result"], "$(touch pwned)");
+    assert!(!env.path("pwned").exists());
+}

@@ -209,9 +209,18 @@ fn same_key(answered: &Value, key: &Value) -> bool {
         return true;
     }
     match (answered, key) {
+        // A float echoed as a double (Python's 3.141592653589793 for 3.141592653589793238)
+        // is the same key; an integer must match exactly, since past 2^53 distinct integers
+        // share a double (9007199254740992 and 9007199254740993).
+        (Value::Number(a), Value::Number(b)) if is_integer(a) && is_integer(b) => false,
         (Value::Number(a), Value::Number(b)) => a.as_f64().is_some_and(|a| Some(a) == b.as_f64()),
         _ => false,
     }
+}
+
+/// Whether a number is written as an integer (no fraction, no exponent).
+fn is_integer(n: &serde_json::Number) -> bool {
+    !n.to_string().contains(['.', 'e', 'E'])
 }
 
 /// A key as text: a string bare, anything else as its JSON.

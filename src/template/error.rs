@@ -60,6 +60,12 @@ pub enum Problem {
     ReservedName,
     /// A `$'…'` escape that cannot be written as plain text (the reason).
     DollarSingleQuote(&'static str),
+    /// Inside the script of `sh -c SCRIPT` written as several words: direct mode pastes the
+    /// value into that argument, and the shell runs it as code.
+    ShellScriptArgument,
+    /// Among the arguments of a command whose name is quoted, escaped or expanded, which may
+    /// be a bash builtin that evaluates them (`\\declare -i`, `'let'`, `"$cmd"`).
+    HiddenCommand,
 }
 
 impl fmt::Display for TemplateError {
@@ -161,6 +167,25 @@ impl Problem {
             Problem::Backticks => (
                 "inside backticks `…`, whose text the shell reads twice".to_owned(),
                 "use $(…) instead of backticks".to_owned(),
+            ),
+            Problem::HiddenCommand => (
+                "among the arguments of a command whose name is quoted, escaped or expanded, so \
+                 pararun cannot tell whether bash evaluates them (let, declare -i, unset a[…] \
+                 written as \\\\let or 'declare')"
+                    .to_owned(),
+                "write the command's name as plain text (python3, ./work.sh); values then reach \
+                 it whole"
+                    .to_owned(),
+            ),
+            Problem::ShellScriptArgument => (
+                "inside the script of sh -c, written as its own argument, where the value would \
+                 be pasted into code the shell runs"
+                    .to_owned(),
+                format!(
+                    "give the script as pararun's one word after -- (pararun -- 'echo \"{ph}\"'), \
+                     where values are passed safely, or pass the value to it as an argument: \
+                     sh -c 'echo \"$1\"' sh {ph}"
+                ),
             ),
             Problem::VariableName => (
                 "where ${…} takes a variable name or an operator".to_owned(),

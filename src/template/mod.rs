@@ -30,9 +30,7 @@ mod tests;
 use serde_json::Value;
 
 use crate::input::Item;
-#[cfg(test)]
-pub use error::Problem;
-pub use error::TemplateError;
+pub use error::{Problem, TemplateError};
 use shell::Script;
 use words::{parse_words, Part, Spelling};
 
@@ -86,7 +84,10 @@ impl Template {
         }
         let script = match mode {
             Mode::Shell => Some(Script::compile(&words, appended)?),
-            Mode::Direct => None,
+            Mode::Direct => {
+                refuse_values_in_shell_script(&words, command)?;
+                None
+            }
         };
         Ok(Template {
             mode,
@@ -195,4 +196,44 @@ fn field_text(item: &Item, name: &str) -> Result<String, MissingField> {
         Some(Value::Null) => Ok(String::new()),
         Some(other) => Ok(other.to_string()),
     }
+}
+
+/// Shells whose `-c` argument is a script.
+const SHELLS: [&str; 7] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash"];
+
+/// Direct mode pastes a value into its argument as it is; when that argument is the script of
+/// `sh -c`, the value would be code. Refused, with what to write instead.
+fn refuse_values_in_shell_script(
+    words: &[Vec<Part>],
+    command: &[String],
+) -> Result<(), TemplateError> {
+    let program = match words.first().map(Vec::as_slice) {
+        Some([Part::Lit(word)]) => word.rsplit('/').next().unwrap_or(word),
+        _ => return Ok(()),
+    };
+    if !SHELLS.contains(&program) {
+        return Ok(());
+    }
+    // The script is the first argument after an option word holding `c` (`-c`, `-ec`).
+    let mut after_c = false;
+    for (i, word) in words.iter().enumerate().skip(1) {
+        if after_c {
+            return match word.iter().find(|part| part.is_value()) {
+                Some(part) => Err(TemplateError {
+                    placeholder: Some(part.written()),
+                    offset: command[..i].iter().map(|w| w.len() + 1).sum(),
+                    problem: Problem::ShellScriptArgument,
+                }),
+                None => Ok(()),
+            };
+        }
+        match word.as_slice() {
+            [Part::Lit(w)] if w.starts_with('-') && !w.starts_with("--") && w.contains('c') => {
+                after_c = true;
+            }
+            [Part::Lit(w)] if w.starts_with(['-', '+']) => {}
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
 }

@@ -105,6 +105,9 @@ impl Cmd {
         if self.kind == Kind::Let {
             return Some(Problem::Arithmetic("the arguments of let"));
         }
+        if self.kind == Kind::Hidden && !self.cmd_pos {
+            return Some(Problem::HiddenCommand);
+        }
         let (inside, what, assignment) = if self.compound {
             let what = "a subscript […]= in an array assignment a=(…)";
             (self.brackets > 0, what, true)
@@ -285,7 +288,10 @@ impl Lexer<'_> {
         match word.as_str() {
             // An assignment: the command word is still to come.
             _ if shape.is_assignment() => {}
-            _ if !plain => cmd.cmd_pos = false,
+            _ if !plain => {
+                cmd.kind = Kind::Hidden;
+                cmd.cmd_pos = false;
+            }
             "case" => {
                 cmd.cases += 1;
                 cmd.cmd_pos = false;

@@ -77,6 +77,9 @@ pub(super) enum Kind {
     AfterV { printf: bool, seen: bool },
     /// `command` and `builtin`: the next word that is not an option is the command.
     Wrapper,
+    /// A command whose name is quoted, escaped or expanded (`\\declare`, `'let'`, `"$cmd"`):
+    /// pararun cannot tell whether bash evaluates its arguments, so no value may be one.
+    Hidden,
 }
 
 impl Kind {
@@ -85,7 +88,8 @@ impl Kind {
         match word {
             "let" => Kind::Let,
             "declare" | "typeset" | "local" => Kind::Declare,
-            "export" | "readonly" | "unset" | "read" => Kind::Names,
+            // `wait -p NAME` (bash 5.1) names a variable too.
+            "export" | "readonly" | "unset" | "read" | "wait" => Kind::Names,
             "printf" => Kind::AfterV {
                 printf: true,
                 seen: false,
@@ -105,7 +109,7 @@ impl Kind {
         match self {
             Kind::Declare | Kind::Names => true,
             Kind::AfterV { printf, seen } => seen || (printf && word.starts_with("-v")),
-            Kind::Other | Kind::Let | Kind::Wrapper => false,
+            Kind::Other | Kind::Let | Kind::Wrapper | Kind::Hidden => false,
         }
     }
 
@@ -113,7 +117,8 @@ impl Kind {
     /// Returns whether it gives a variable the integer or nameref attribute.
     pub(super) fn argument(&mut self, plain: Option<&str>) -> bool {
         match (*self, plain) {
-            (Kind::Declare, Some(word)) => {
+            // A hidden name may be `declare`: its options are read the same way.
+            (Kind::Declare | Kind::Hidden, Some(word)) => {
                 // Options come first (`declare -i n=1`), and no name starts with - or +.
                 let option = word.len() > 1 && word.starts_with(['-', '+']) && word != "--";
                 option && word.contains(['i', 'n'])
