@@ -419,3 +419,37 @@ fn a_stdout_nobody_reads_holds_up_neither_the_cache_nor_a_signal() {
     assert!(status.code().is_some(), "{status:?}");
     drop(reader);
 }
+
+#[test]
+fn a_stderr_nobody_reads_holds_up_neither_timeouts_nor_the_end_of_the_run() {
+    let env = TestEnv::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut input = String::from("hang\n");
+    input.extend((2..=3000).map(|i| format!("f{i}\n")));
+    env.write("mix.txt", input);
+    let mut command = env.cmd().command;
+    command
+        .args([
+            "-j",
+            "2",
+            "--no-progress",
+            "--timeout",
+            "1s",
+            "--kill-after",
+            "1s",
+        ])
+        .args(["--capture", "text", "-i", "mix.txt", "--", "sh", "-c"])
+        .arg("case $1 in hang) echo $$ >> kids; exec sleep 60;; *) exit 1;; esac")
+        .args(["sh", "{}"])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer);
+    let started = Instant::now();
+    let mut child = command.spawn().unwrap();
+    // 2,999 failure lines fill the pipe long before the end; nobody reads it.
+    wait_until(Duration::from_secs(30), "pararun to end", || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    assert!(started.elapsed() < Duration::from_secs(30));
+    all_gone(&pids(&env, "kids"), "the timed-out child");
+    drop(reader);
+}

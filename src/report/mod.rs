@@ -13,6 +13,7 @@ pub mod output;
 pub mod progress;
 pub mod repeats;
 pub mod stats;
+mod stderr;
 pub mod text;
 
 pub use failures::{failure_message, FailedItem, Failure, FailureLog, Reason};

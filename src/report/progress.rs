@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
+use super::stderr::Sink;
 use crate::report::{clock, human_duration, Stats};
 
 /// How progress is shown.
@@ -38,6 +39,8 @@ pub struct Progress {
 
 struct Inner {
     bar: Option<ProgressBar>,
+    /// Without a bar, stderr is written by a thread of its own (see [`super::stderr`]).
+    sink: Option<Sink>,
     /// Start each line with the local time (stderr is a log, not a terminal).
     timestamps: bool,
     color: bool,
@@ -76,9 +79,14 @@ impl Progress {
             Display::Log(every) => (None, false, Some(every)),
             Display::Off => (None, false, None),
         };
+        let sink = match bar {
+            Some(_) => None,
+            None => Sink::start(),
+        };
         let progress = Progress {
             inner: Arc::new(Inner {
                 bar,
+                sink,
                 timestamps,
                 color,
                 log_every,
@@ -130,6 +138,9 @@ impl Progress {
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
         }
+        if let Some(sink) = &self.inner.sink {
+            return sink.write(buf);
+        }
         self.suspend(|| {
             // A closed stderr must not stop the run; there is nowhere left to report it.
             let _ = std::io::stderr().lock().write_all(&buf);
@@ -140,6 +151,9 @@ impl Progress {
     /// with the bar cleared. Never timestamped: a piece may start mid-line, and the child's
     /// bytes are passed on unchanged.
     pub fn write_raw(&self, bytes: &[u8]) {
+        if let Some(sink) = &self.inner.sink {
+            return sink.write(bytes.to_vec());
+        }
         self.suspend(|| {
             // A closed stderr must not stop the run; there is nowhere left to report it.
             let _ = std::io::stderr().lock().write_all(bytes);
@@ -243,6 +257,14 @@ impl Progress {
             line += &format!("; ETA {}", human_duration(eta));
         }
         line
+    }
+
+    /// Waits until every line queued for stderr is written, or stderr has taken nothing for
+    /// `stuck` (nobody reads it).
+    pub fn flush(&self, stuck: Duration) {
+        if let Some(sink) = &self.inner.sink {
+            sink.flush(stuck);
+        }
     }
 
     /// Removes the bar before the summary is printed.

@@ -318,6 +318,8 @@ impl<'a> Runner<'a> {
                 .summary(started.elapsed(), records_file, failures_file);
             self.progress.line(summary.as_bytes());
         }
+        // Written now, not at exit: the summary must not wait in a queue when the process ends.
+        self.progress.flush(Duration::from_secs(2));
         self.exit_status()
     }
 
