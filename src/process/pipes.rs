@@ -138,6 +138,11 @@ pub async fn pump_stderr(
             None => 0,
         };
         if cut > 0 {
+            // A reader slower than the child slows the child down (its pipe fills), as a
+            // terminal would; the scheduler never waits for stderr.
+            while progress.stderr_behind() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             progress.write_raw(&buf[..cut]);
             lock(tail).push(&buf[..cut]);
             buf.drain(..cut);

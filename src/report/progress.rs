@@ -259,6 +259,15 @@ impl Progress {
         line
     }
 
+    /// Whether stderr is behind (more than a megabyte waits for it): children's stderr should
+    /// wait before handing over more.
+    pub fn stderr_behind(&self) -> bool {
+        self.inner
+            .sink
+            .as_ref()
+            .is_some_and(|sink| sink.backlog() > super::stderr::CAP)
+    }
+
     /// Waits until every line queued for stderr is written, or stderr has taken nothing for
     /// `stuck` (nobody reads it).
     pub fn flush(&self, stuck: Duration) {

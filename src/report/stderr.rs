@@ -1,15 +1,20 @@
 //! Stderr when there is no bar (a log, a pipe): written by a thread of its own, so that a
 //! stderr nobody reads (`2>&1 | less`, a stalled log pipe) never blocks the scheduler, and with
-//! it timeouts and signals. At most [`CAP`] bytes wait; past that, lines are dropped and
-//! counted, and the count is written as soon as stderr takes bytes again.
+//! it timeouts and signals. Children's stderr waits (asynchronously) while more than [`CAP`]
+//! bytes are queued, so a slow reader slows the children down, as a terminal would; pararun's
+//! own lines never wait, and only past [`HARD_CAP`] are they dropped and counted, with the
+//! count written as soon as stderr takes bytes again.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The most bytes waiting for stderr.
-const CAP: usize = 1 << 20;
+/// Past this many bytes waiting, children's stderr waits for room.
+pub(super) const CAP: usize = 1 << 20;
+
+/// Past this many bytes waiting, pararun's own lines are dropped (stderr is stuck).
+const HARD_CAP: usize = 16 << 20;
 
 /// The handle the display writes through.
 pub(super) struct Sink {
@@ -54,13 +59,18 @@ impl Sink {
     /// Queues bytes for stderr, or drops (and counts) them when too many wait already.
     pub(super) fn write(&self, bytes: Vec<u8>) {
         let mut state = lock(&self.shared.state);
-        if state.bytes + bytes.len() > CAP && state.bytes > 0 {
+        if state.bytes + bytes.len() > HARD_CAP && state.bytes > 0 {
             state.dropped += 1;
             return;
         }
         state.bytes += bytes.len();
         state.queue.push_back(bytes);
         self.shared.ready.notify_one();
+    }
+
+    /// How many bytes wait for stderr.
+    pub(super) fn backlog(&self) -> usize {
+        lock(&self.shared.state).bytes
     }
 
     /// Waits until everything queued is written, giving up once stderr takes nothing for
