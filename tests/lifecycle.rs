@@ -358,7 +358,9 @@ fn a_signal_while_the_cache_loads_is_a_clean_stop() {
         ])
         .args(["sh", "-c", "sleep 60"])
         .spawn();
-    std::thread::sleep(Duration::from_millis(300));
+    // Handlers are installed within a few ms of the start; the load takes a second or more.
+    // A signal that comes after the load still finds a run to stop cleanly.
+    std::thread::sleep(Duration::from_millis(500));
     running.signal(libc::SIGTERM);
     running
         .wait()
