@@ -65,6 +65,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     checks::format_fits(&mut reader, &template)?;
     let stats = Arc::new(Stats::default());
     let progress = start_progress(cfg, &stats, sized.as_deref());
+    // Whichever way the run returns, what it queued for stderr goes out first (another clone
+    // of the display, the background count's, may outlive this function).
+    let _flush = FlushOnReturn(progress.clone());
     if cfg.dry_run {
         let loaded = match &cfg.cache {
             Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
@@ -226,4 +229,13 @@ fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Flushes the display's stderr queue when dropped: at every return from [`run`].
+struct FlushOnReturn(Progress);
+
+impl Drop for FlushOnReturn {
+    fn drop(&mut self) {
+        self.0.flush(std::time::Duration::from_secs(2));
+    }
 }
