@@ -94,6 +94,8 @@ impl Runner<'_> {
             )
             .as_bytes(),
         );
+        // The message goes out before pararun stops (the stderr thread stops with it).
+        self.progress.flush(std::time::Duration::from_millis(500));
         signals::pause(self.watchdog.as_deref());
         self.progress
             .line(format!("pararun: continued: resuming {running} children").as_bytes());
