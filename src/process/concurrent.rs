@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::pipeline::{Answered, Request, Settings};
+use super::pipeline::{answer, Request, Settings};
 use super::pipes::Line;
 use super::worker::{next, Heard, Reply, Worker};
 use super::{reached, Stop, DRAIN};
@@ -283,17 +283,7 @@ impl Owner {
     }
 
     fn reply(&self, request: Request, at: Instant, reply: Reply) {
-        let answered = Answered {
-            reply,
-            stderr_tail: self
-                .worker
-                .as_ref()
-                .map(Worker::stderr_tail)
-                .unwrap_or_default(),
-            duration: at.elapsed(),
-        };
-        // The item's task is gone only if the run is being torn down.
-        let _ = request.answer.send(Ok(answered));
+        answer(self.worker.as_ref(), request, at, reply);
     }
 }
 

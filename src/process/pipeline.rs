@@ -377,16 +377,18 @@ impl Owner {
     }
 
     fn reply(&self, request: Request, reply: Reply) {
-        let answered = Answered {
-            reply,
-            stderr_tail: self
-                .worker
-                .as_ref()
-                .map(Worker::stderr_tail)
-                .unwrap_or_default(),
-            duration: self.head_since.elapsed(),
-        };
-        // The item's task is gone only if the run is being torn down.
-        let _ = request.answer.send(Ok(answered));
+        answer(self.worker.as_ref(), request, self.head_since, reply);
     }
+}
+
+/// Hands an item its reply, with the worker's stderr tail and the time since `since` (when its
+/// clock started). Both protocols answer through it.
+pub(super) fn answer(worker: Option<&Worker>, request: Request, since: Instant, reply: Reply) {
+    let answered = Answered {
+        reply,
+        stderr_tail: worker.map(Worker::stderr_tail).unwrap_or_default(),
+        duration: since.elapsed(),
+    };
+    // The item's task is gone only if the run is being torn down.
+    let _ = request.answer.send(Ok(answered));
 }

@@ -3,13 +3,20 @@
 //!
 //! In input order, every item the scheduler receives gets an ordinal and must be resolved
 //! exactly once (with a record, or with nothing when it failed or was cut short); records wait
-//! until every earlier ordinal is resolved. The scheduler asks [`Output::window_open`] before
-//! taking a new item, so at most a window of results is ever held back.
+//! until every earlier ordinal is resolved. The scheduler asks [`window_admits`] (through the
+//! stdout thread's position) before taking a new item, so at most a window of results is ever
+//! held back.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::report::progress::Progress;
+
+/// Whether the item with ordinal `next` may be taken now, when stdout waits for ordinal
+/// `next_to_print`: with `-k`, at most `window` items wait behind the slowest.
+pub fn window_admits(keep_order: bool, window: u64, next_to_print: u64, next: u64) -> bool {
+    !keep_order || next < next_to_print + window
+}
 
 /// The stdout writer of one run.
 pub struct Output {
@@ -54,7 +61,7 @@ impl Output {
 
     #[cfg(test)]
     pub fn window_open(&self, next: u64) -> bool {
-        !self.keep_order || next < self.next_to_print + self.window
+        window_admits(self.keep_order, self.window, self.next_to_print, next)
     }
 
     /// Resolves the item with `ordinal`: `record` is its line (ending in `\n`), or `None` when

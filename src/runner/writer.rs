@@ -116,7 +116,8 @@ impl Writer {
     /// Whether the item with ordinal `next` may be taken from the input now: with `-k`, at
     /// most a window of items waits behind the slowest.
     pub(super) fn window_open(&self, next: u64) -> bool {
-        !self.keep_order || next < self.next_to_print.load(Ordering::Acquire) + self.window
+        let printed = self.next_to_print.load(Ordering::Acquire);
+        crate::report::output::window_admits(self.keep_order, self.window, printed, next)
     }
 
     /// Sends a record to be appended and printed.
