@@ -120,10 +120,16 @@ impl Owner {
 
     async fn handle(&mut self, event: Event) {
         match event {
-            Event::Request(request) => self.waiting.push_back(request),
+            Event::Request(request) => {
+                // Requests come in bursts: take all that wait, not one per turn.
+                self.waiting.push_back(request);
+                while let Ok(request) = self.rx.try_recv() {
+                    self.waiting.push_back(request);
+                }
+            }
             Event::Closed => self.open = false,
             Event::Stopped => self.stop_now().await,
-            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered(),
+            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered_all(),
             Event::Heard(Heard::Read(Ok(Line::OverCap))) => {
                 self.fail_oldest(Reply::TooLong(self.s.max_output));
             }
@@ -151,7 +157,7 @@ impl Owner {
                 continue;
             }
             if let Err(e) = self.ready() {
-                let _ = request.answer.send(Err(e));
+                request.answer.send(Err(e));
                 continue;
             }
             let id = self.next_id;
@@ -222,6 +228,20 @@ impl Owner {
         }
         if self.expired.len() > self.s.depth {
             self.replace_worker();
+        }
+    }
+
+    /// The answer just read, then every further one that came in the same read, each without
+    /// a turn of the select.
+    fn answered_all(&mut self) {
+        self.answered();
+        let cap = usize::try_from(self.s.max_output).unwrap_or(usize::MAX);
+        while !self.flight.is_empty() {
+            let more = (self.worker.as_mut()).is_some_and(|w| w.buffered_line(cap, &mut self.line));
+            if !more {
+                return;
+            }
+            self.answered();
         }
     }
 
@@ -315,7 +335,7 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
         Some(Value::String(text)) if capture == Capture::Text => {
             Ok((id, Reply::Answer(text.into_bytes())))
         }
-        Some(result) => Ok((id, Reply::Answer(result.to_string().into_bytes()))),
+        Some(result) => Ok((id, Reply::Result(result))),
         None => Err((
             "the worker's answer has neither \"result\" nor \"error\"".into(),
             Some(id),
@@ -347,7 +367,7 @@ mod tests {
     fn answers_name_their_id_and_their_verdict() {
         let parse = |line: &str| parse_answer(Capture::Json, line.as_bytes());
         match parse(r#"{"pararun_id": 3, "result": {"ok": 1}}"#) {
-            Ok((3, Reply::Answer(bytes))) => assert_eq!(bytes, br#"{"ok":1}"#),
+            Ok((3, Reply::Result(result))) => assert_eq!(result, serde_json::json!({"ok": 1})),
             _ => panic!("a result"),
         }
         assert!(

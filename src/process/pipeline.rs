@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::pipes::Line;
@@ -30,7 +30,7 @@ use super::{reached, Stop, Watchdog, DRAIN};
 use crate::config::{Capture, Config, Protocol};
 use crate::report::escape;
 use crate::report::progress::Progress;
-use crate::result::{echo_of, Echo};
+use crate::result::{parse_echo, Echo};
 
 /// What a slot's pipeline needs to know, fixed for the run.
 pub struct Settings {
@@ -81,7 +81,47 @@ pub struct Request {
     /// The item's key, which its answer may echo.
     pub key: Value,
     /// Where the answer goes; an `Err` if no worker could be started.
-    pub answer: oneshot::Sender<io::Result<Answered>>,
+    pub answer: AnswerTo,
+}
+
+/// Every pipeline's answers go to the scheduler on one channel, each tagged with the id the
+/// scheduler gave its request: no task and no channel per item.
+pub type Answers = mpsc::UnboundedSender<(u64, io::Result<Answered>)>;
+
+/// Where one request's answer goes. It answers exactly once: a request dropped unanswered (a
+/// pipeline torn down with the run) answers [`Reply::Stopped`], so the scheduler never waits
+/// for an item nobody holds.
+pub struct AnswerTo {
+    id: u64,
+    to: Option<Answers>,
+}
+
+impl AnswerTo {
+    /// The answer to request `id`, sent on `to`.
+    pub fn new(id: u64, to: Answers) -> AnswerTo {
+        AnswerTo { id, to: Some(to) }
+    }
+
+    /// Hands the request its answer.
+    pub fn send(mut self, answered: io::Result<Answered>) {
+        if let Some(to) = self.to.take() {
+            // The receiver is gone only if the run is being torn down.
+            let _ = to.send((self.id, answered));
+        }
+    }
+}
+
+impl Drop for AnswerTo {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let stopped = Answered {
+                reply: Reply::Stopped,
+                stderr_tail: String::new(),
+                duration: Duration::ZERO,
+            };
+            let _ = to.send((self.id, Ok(stopped)));
+        }
+    }
 }
 
 /// What one item's request came to.
@@ -199,10 +239,16 @@ impl Owner {
 
     async fn handle(&mut self, event: Event) {
         match event {
-            Event::Request(request) => self.waiting.push_back(request),
+            Event::Request(request) => {
+                // Requests come in bursts: take all that wait, not one per turn.
+                self.waiting.push_back(request);
+                while let Ok(request) = self.rx.try_recv() {
+                    self.waiting.push_back(request);
+                }
+            }
             Event::Closed => self.open = false,
             Event::Stopped => self.stop_now().await,
-            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered(),
+            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered_all(),
             Event::Heard(Heard::Read(Ok(Line::OverCap))) => {
                 self.line.clear();
                 self.fail_head(Reply::TooLong(self.s.max_output));
@@ -237,7 +283,7 @@ impl Owner {
                 continue;
             }
             if let Err(e) = self.ready() {
-                let _ = request.answer.send(Err(e));
+                request.answer.send(Err(e));
                 continue;
             }
             if self.flight.is_empty() {
@@ -290,7 +336,7 @@ impl Owner {
             .pop_front()
             .expect("an answer is read only with items in flight");
         let alone = self.flight.is_empty();
-        let echo = echo_of(self.s.capture, &self.s.key_field, &head.key, &line);
+        let (echo, parsed) = parse_echo(self.s.capture, &self.s.key_field, &head.key, &line);
         if echo == Echo::Unnamed && !alone {
             // Nothing shows which item this answers: it and the items behind it go to a new
             // worker, fed one at a time from now on.
@@ -313,9 +359,27 @@ impl Owner {
                 self.replace_worker();
             }
             _ => {
-                self.reply(head, Reply::Answer(line));
+                let reply = match parsed {
+                    Some(value) => Reply::Result(value),
+                    None => Reply::Answer(line),
+                };
+                self.reply(head, reply);
                 self.head_since = Instant::now();
             }
+        }
+    }
+
+    /// The answer just read, then every further one that came in the same read, each without
+    /// a turn of the select.
+    fn answered_all(&mut self) {
+        self.answered();
+        let cap = usize::try_from(self.s.max_output).unwrap_or(usize::MAX);
+        while !self.flight.is_empty() {
+            let more = (self.worker.as_mut()).is_some_and(|w| w.buffered_line(cap, &mut self.line));
+            if !more {
+                return;
+            }
+            self.answered();
         }
     }
 
@@ -384,11 +448,16 @@ impl Owner {
 /// Hands an item its reply, with the worker's stderr tail and the time since `since` (when its
 /// clock started). Both protocols answer through it.
 pub(super) fn answer(worker: Option<&Worker>, request: Request, since: Instant, reply: Reply) {
+    // A parsed result is almost always a record: its stderr tail, a copy per item, is only
+    // worth making for what may well fail.
+    let stderr_tail = match (&reply, worker) {
+        (Reply::Result(_), _) | (_, None) => String::new(),
+        (_, Some(worker)) => worker.stderr_tail(),
+    };
     let answered = Answered {
         reply,
-        stderr_tail: worker.map(Worker::stderr_tail).unwrap_or_default(),
+        stderr_tail,
         duration: since.elapsed(),
     };
-    // The item's task is gone only if the run is being torn down.
-    let _ = request.answer.send(Ok(answered));
+    request.answer.send(Ok(answered));
 }

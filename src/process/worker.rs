@@ -40,6 +40,9 @@ pub struct Worker {
 pub enum Reply {
     /// The worker answered this line (without its newline); it can take the next item.
     Answer(Vec<u8>),
+    /// The worker answered with this result, already parsed as the item's result (so it is
+    /// not parsed twice); any key it echoes is still checked against the item's.
+    Result(serde_json::Value),
     /// The worker answered, but more output followed at once: it is out of step.
     Extra(Vec<u8>),
     /// The answer line passed `--max-output` bytes; the worker was killed.
@@ -151,6 +154,24 @@ impl Worker {
     /// more than one line for one item.
     pub fn buffered(&self) -> bool {
         !self.stdout.buffer().is_empty()
+    }
+
+    /// Takes the next answer line into `line` if a whole one (within `cap` bytes) already
+    /// waits in the buffer: a pipelined worker's answers come many to a read, and each needs
+    /// no turn of the event loop.
+    pub fn buffered_line(&mut self, cap: usize, line: &mut Vec<u8>) -> bool {
+        use tokio::io::AsyncBufRead;
+        let waiting = self.stdout.buffer();
+        let Some(nl) = memchr::memchr(b'\n', waiting) else {
+            return false;
+        };
+        if line.len() + nl > cap {
+            // The slow path says what an over-long line is.
+            return false;
+        }
+        line.extend_from_slice(&waiting[..nl]);
+        std::pin::Pin::new(&mut self.stdout).consume(nl + 1);
+        true
     }
 
     /// Waits for the next answer line (at most `cap` bytes, gathered in `line`), the worker's

@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{Capture, Config};
 use crate::input::line::{exact_size, human_size};
@@ -83,6 +83,10 @@ pub fn judge_reply(
             Ok(record) => Outcome::Record(record),
             Err(why) => failure(Reason::BadOutput, why, None),
         },
+        Reply::Result(value) => match judge_result(cfg, item, value) {
+            Ok(record) => Outcome::Record(record),
+            Err(why) => failure(Reason::BadOutput, why, None),
+        },
         Reply::Extra(line) => failure(
             Reason::BadOutput,
             format!(
@@ -151,6 +155,11 @@ fn too_much_output(cap: u64) -> String {
 fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
     let value = result_of(cfg.capture, line)
         .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
+    judge_result(cfg, item, value)
+}
+
+/// A worker's parsed result made into the item's record, or why it cannot be.
+fn judge_result(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
     if let Some(key) = answered_key(&value, &cfg.key_field) {
         // A worker that echoes the key shows which item it answered: a different key means it
         // is out of step (it printed an extra line earlier).
@@ -180,15 +189,24 @@ pub enum Echo {
     Unusable,
 }
 
-/// Judges the key an answer line echoes against the key of the item it is taken for.
-pub fn echo_of(capture: Capture, key_field: &str, key: &Value, line: &[u8]) -> Echo {
+/// Judges the key an answer line echoes against the key of the item it is taken for; gives the
+/// parsed result too when the line is one, so it need not be parsed again.
+pub fn parse_echo(
+    capture: Capture,
+    key_field: &str,
+    key: &Value,
+    line: &[u8],
+) -> (Echo, Option<Value>) {
     match result_of(capture, line) {
-        Err(_) => Echo::Unusable,
-        Ok(value) => match answered_key(&value, key_field) {
-            None => Echo::Unnamed,
-            Some(answered) if same_key(answered, key) => Echo::Same,
-            Some(_) => Echo::Other,
-        },
+        Err(_) => (Echo::Unusable, None),
+        Ok(value) => {
+            let echo = match answered_key(&value, key_field) {
+                None => Echo::Unnamed,
+                Some(answered) if same_key(answered, key) => Echo::Same,
+                Some(_) => Echo::Other,
+            };
+            (echo, Some(value))
+        }
     }
 }
 
@@ -205,7 +223,8 @@ fn answered_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
 /// many JSON libraries read numbers as doubles: such a worker echoes
 /// `123456789012345678901234567890` as `1.2345678901234568e+29`, and `1.0` as `1`.
 fn same_key(answered: &Value, key: &Value) -> bool {
-    if loose_key(answered) == loose_key(key) {
+    // The usual case, an exact echo, needs no text made.
+    if answered == key || loose_key(answered) == loose_key(key) {
         return true;
     }
     match (answered, key) {
@@ -263,21 +282,34 @@ fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> 
 /// The cache record: the result object with the key field first, set to the item's key; any
 /// other result is wrapped as `{"<key-field>": KEY, "result": VALUE}`.
 pub fn make_record(key_field: &str, key: &Value, result: Value) -> String {
-    let mut record = Map::new();
-    record.insert(key_field.to_owned(), key.clone());
-    match result {
+    // Written field by field rather than through a new map: the same compact JSON (the key
+    // first, the result's other fields in their order), without copying every field.
+    let mut out = Vec::with_capacity(128);
+    out.push(b'{');
+    put_json(&mut out, key_field);
+    out.push(b':');
+    put_json(&mut out, key);
+    match &result {
         Value::Object(fields) => {
-            for (name, value) in fields {
-                if name != key_field {
-                    record.insert(name, value);
-                }
+            for (name, value) in fields.iter().filter(|(name, _)| *name != key_field) {
+                out.push(b',');
+                put_json(&mut out, name);
+                out.push(b':');
+                put_json(&mut out, value);
             }
         }
         other => {
-            record.insert("result".to_owned(), other);
+            out.extend_from_slice(b",\"result\":");
+            put_json(&mut out, other);
         }
     }
-    Value::Object(record).to_string()
+    out.push(b'}');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Appends `value` to `out` as compact JSON.
+fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(&mut *out, value).expect("writing JSON to memory cannot fail");
 }
 
 fn signal_name(sig: i32) -> String {
@@ -360,7 +392,7 @@ mod tests {
 
     #[test]
     fn an_answer_shows_which_item_it_answers() {
-        let echo = |line: &str| echo_of(Capture::Json, "id", &json!(5), line.as_bytes());
+        let echo = |line: &str| parse_echo(Capture::Json, "id", &json!(5), line.as_bytes()).0;
         assert_eq!(echo(r#"{"id": "5", "x": 1}"#), Echo::Same);
         assert_eq!(echo(r#"{"id": 6}"#), Echo::Other);
         assert_eq!(echo(r#"{"x": 1}"#), Echo::Unnamed);

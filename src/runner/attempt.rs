@@ -4,19 +4,17 @@ use std::cmp::Reverse;
 use std::io;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use super::{failed_item, retry_delay, Pending, Runner};
 use crate::input::Item;
 use crate::job::{self, Launch};
-use crate::process::pipeline::{Answered, Pipeline, Request, Settings};
+use crate::process::pipeline::{AnswerTo, Answered, Pipeline, Request, Settings};
 use crate::process::worker::Reply;
 use crate::process::{self, Finished, Job, Limits};
 use crate::report::{escape, Failure, Reason, Stats};
 use crate::result::{judge_process, judge_reply, Outcome};
 
 /// An attempt on its way: which item, in which slot.
-struct Started {
+pub(super) struct Started {
     ordinal: u64,
     slot: usize,
     item: Item,
@@ -75,7 +73,10 @@ impl Runner<'_> {
         } else {
             Stats::bump(&self.stats.retries);
         }
-        let marker = self.watchdog.as_ref().map(|dog| dog.marker(slot));
+        // A worker gets its marker when it starts, not with each item.
+        let marker = (self.watchdog.as_ref())
+            .filter(|_| !self.cfg.persistent)
+            .map(|dog| dog.marker(slot));
         let launch = match job::prepare(self.cfg, &self.template, &item, slot, attempt, marker) {
             Ok(launch) => launch,
             Err(failure) => {
@@ -127,7 +128,7 @@ impl Runner<'_> {
     }
 
     /// Queues the request on the slot's pipeline, which starts the slot's worker if there is
-    /// none; the item's task waits for its answer.
+    /// none; the answer comes back on the runner's answer channel.
     fn start_on_worker(&mut self, started: Started, argv: Vec<String>, request: Vec<u8>) {
         let slot = started.slot;
         let program = argv[0].clone();
@@ -141,23 +142,21 @@ impl Runner<'_> {
             );
             Pipeline::start(settings, self.stop_tx.subscribe())
         });
-        let (answer, answered) = oneshot::channel();
         pipeline.send(Request {
             line: request,
             key: started.item.key.value.clone(),
-            answer,
+            answer: AnswerTo::new(started.ordinal, self.answers_tx.clone()),
         });
-        self.tasks.spawn(async move {
-            // No answer at all: the pipeline was torn down with the run.
-            let result = answered.await.unwrap_or_else(|_| {
-                Ok(Answered {
-                    reply: Reply::Stopped,
-                    stderr_tail: String::new(),
-                    duration: Duration::ZERO,
-                })
-            });
-            started.done(program, Attempt::Worker(result.map(Box::new)))
-        });
+        // One attempt of an item at a time, so its ordinal names the request.
+        self.on_workers.insert(started.ordinal, (started, program));
+    }
+
+    /// A worker's answer to the request `id` (the item's ordinal).
+    pub(super) fn on_answer(&mut self, id: u64, result: io::Result<Answered>) {
+        let Some((started, program)) = self.on_workers.remove(&id) else {
+            unreachable!("every request is answered once")
+        };
+        self.on_done(started.done(program, Attempt::Worker(result.map(Box::new))));
     }
 
     pub(super) fn on_done(&mut self, done: Done) {

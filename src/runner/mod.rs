@@ -7,19 +7,20 @@
 //! to run again next time).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Error;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
 use crate::config::{Config, Fsync};
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
-use crate::process::pipeline::Pipeline;
+use crate::process::pipeline::{Answered, Answers, Pipeline};
 use crate::process::{Stop, Watchdog};
 use crate::report::output::Output;
 use crate::report::progress::Progress;
@@ -75,7 +76,16 @@ pub struct Runner<'a> {
     rate_tat: Instant,
     /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot).
     pipelines: Vec<Option<Pipeline>>,
+    /// Items sent to a worker and not answered yet, by ordinal, with the worker's program.
+    on_workers: HashMap<u64, (attempt::Started, String)>,
+    /// Where every pipeline sends its answers, tagged with the item's ordinal.
+    answers_tx: Answers,
+    answers: mpsc::UnboundedReceiver<(u64, io::Result<Answered>)>,
 }
+
+/// At most this many ready events are handled between two turns of the select, which is where
+/// signals and timers are looked at.
+const READY_BATCH: usize = 256;
 
 /// Why the run stopped starting items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +139,7 @@ impl Wakers {
 enum Event {
     Signal(signals::Asked),
     Done(Done),
+    Answer(u64, io::Result<Answered>),
     Written(Report),
     RetryDue,
     RateReady,
@@ -151,6 +162,7 @@ impl<'a> Runner<'a> {
         let print = cfg.records && !cfg.quiet;
         let output = Output::new(print, cfg.keep_order, cfg.seats() * 4, progress.clone());
         let has_cache = cache.is_some();
+        let (answers_tx, answers) = mpsc::unbounded_channel();
         Ok(Runner {
             cfg,
             template,
@@ -172,6 +184,9 @@ impl<'a> Runner<'a> {
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
             pipelines: (0..=cfg.jobs).map(|_| None).collect(),
+            on_workers: HashMap::new(),
+            answers_tx,
+            answers,
         })
     }
 
@@ -181,12 +196,14 @@ impl<'a> Runner<'a> {
         let mut wakers = Wakers::new(&self, signals, input).await;
         loop {
             if self.tasks.is_empty()
+                && self.on_workers.is_empty()
                 && (self.cause.is_some() || (!wakers.input_open && self.retries.is_empty()))
             {
                 break;
             }
             let event = self.next_event(&mut wakers).await;
             self.handle(event, &mut wakers);
+            self.handle_ready();
             self.progress.refresh();
         }
         self.wind_down(started, &mut wakers.signals).await
@@ -214,6 +231,9 @@ impl<'a> Runner<'a> {
                 biased;
                 asked = w.signals.recv() => Event::Signal(asked),
                 Some(report) = self.writer.report() => Event::Written(report),
+                Some((id, answered)) = self.answers.recv(), if !self.on_workers.is_empty() => {
+                    Event::Answer(id, answered)
+                }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok(done) => Event::Done(done),
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -233,12 +253,27 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Answers and writer reports that are already in: handled now, a bounded number, rather
+    /// than each through a turn of the select (a pipelined worker answers many at a time).
+    fn handle_ready(&mut self) {
+        for _ in 0..READY_BATCH {
+            if let Ok((id, answered)) = self.answers.try_recv() {
+                self.on_answer(id, answered);
+            } else if let Some(report) = self.writer.ready_report() {
+                self.on_written(report);
+            } else {
+                return;
+            }
+        }
+    }
+
     /// Acts on one event.
     fn handle(&mut self, event: Event, w: &mut Wakers) {
         match event {
             Event::Signal(signals::Asked::Stop(cause)) => self.on_signal(cause),
             Event::Signal(signals::Asked::Pause) => self.pause(),
             Event::Done(done) => self.on_done(done),
+            Event::Answer(id, answered) => self.on_answer(id, answered),
             Event::Written(report) => self.on_written(report),
             Event::RetryDue => {
                 let Reverse(p) = self.retries.pop().expect("a retry is due");

@@ -9,12 +9,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::Cause;
 use crate::process::Watchdog;
 
-/// The signal streams, installed before the first child starts.
+/// The signals, installed before the first child starts. A task of their own waits on the
+/// four streams and passes each on through one channel, so the scheduler's loop polls one
+/// cheap receiver per turn rather than four signal streams.
 pub struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    hangup: tokio::signal::unix::Signal,
-    suspend: tokio::signal::unix::Signal,
+    asked: tokio::sync::mpsc::UnboundedReceiver<Asked>,
 }
 
 /// What a signal asks of the run.
@@ -26,23 +25,35 @@ pub(super) enum Asked {
 }
 
 impl Signals {
-    /// Installs the handlers.
+    /// Installs the handlers; call it within the runtime that will run the scheduler.
     pub fn install() -> io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hangup: signal(SignalKind::hangup())?,
-            suspend: signal(SignalKind::from_raw(libc::SIGTSTP))?,
-        })
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut suspend = signal(SignalKind::from_raw(libc::SIGTSTP))?;
+        let (tx, asked) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = interrupt.recv() => Asked::Stop(Cause::Interrupt),
+                    _ = terminate.recv() => Asked::Stop(Cause::Terminate),
+                    _ = hangup.recv() => Asked::Stop(Cause::Hangup),
+                    _ = suspend.recv() => Asked::Pause,
+                };
+                if tx.send(next).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Signals { asked })
     }
 
     /// The next signal.
     pub(super) async fn recv(&mut self) -> Asked {
-        tokio::select! {
-            _ = self.interrupt.recv() => Asked::Stop(Cause::Interrupt),
-            _ = self.terminate.recv() => Asked::Stop(Cause::Terminate),
-            _ = self.hangup.recv() => Asked::Stop(Cause::Hangup),
-            _ = self.suspend.recv() => Asked::Pause,
+        match self.asked.recv().await {
+            Some(asked) => asked,
+            // The forwarding task never ends while the receiver lives.
+            None => std::future::pending().await,
         }
     }
 }
