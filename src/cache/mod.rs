@@ -95,8 +95,8 @@ impl CacheWriter {
         Ok((writer, loaded))
     }
 
-    /// Appends one record (a complete line ending in `\n`) in a single write. On error the file
-    /// is cut back to its last complete record.
+    /// Appends whole records (complete lines, the last ending in `\n`) in a single write. On
+    /// error the file is cut back to its last complete record, before these.
     pub fn append(&mut self, record: &[u8]) -> Result<(), WriteError> {
         debug_assert!(record.ends_with(b"\n"));
         let prefixed;

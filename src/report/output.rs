@@ -42,8 +42,11 @@ impl Output {
         }
     }
 
-    /// Whether the item with ordinal `next` may start: always, unless input order is kept and
-    /// a window of items after the oldest unresolved one is already out.
+    /// Whether records are printed at all.
+    pub fn prints(&self) -> bool {
+        self.print
+    }
+
     /// Whether records are printed in input order (`-k`).
     pub fn keep_order(&self) -> bool {
         self.keep_order

@@ -2,6 +2,7 @@
 //! a failure to stderr and the failures file; and the `--rate` budget.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Error;
@@ -20,8 +21,13 @@ impl Runner<'_> {
     /// Takes the writer's word on a record, a stdout failure or a sync.
     pub(super) fn on_written(&mut self, report: Report) {
         match report {
-            Report::Done { sync_failed } => {
-                Stats::bump(&self.stats.succeeded);
+            Report::Done {
+                records,
+                printed,
+                sync_failed,
+            } => {
+                self.stats.succeeded.fetch_add(records, Ordering::Relaxed);
+                self.writer.in_flight -= printed as usize;
                 if let Some(e) = sync_failed {
                     self.set_fatal(e);
                 }

@@ -40,10 +40,14 @@ struct Print {
 
 /// What the threads tell the scheduler.
 pub(super) enum Report {
-    /// The record is in the cache: the item is done (it is printed later, unless stdout
-    /// failed).
+    /// Records are in the cache: their items are done (they are printed later, unless stdout
+    /// failed or nothing is printed).
     Done {
-        /// Only the sync after the write failed (fatal for the run, but the record is kept).
+        /// How many records.
+        records: u64,
+        /// How many of them are through with stdout already (nothing is printed).
+        printed: u64,
+        /// Only the sync after the write failed (fatal for the run, but the records are kept).
         sync_failed: Option<Error>,
     },
     /// The record could not be written: the item is not done.
@@ -65,6 +69,7 @@ pub(super) enum Report {
 /// stdout. Apart, a stdout that nobody reads holds up neither the cache nor the scheduler.
 pub(super) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
+    /// `None` when nothing is printed (`-q`, or records only in the cache): no stdout thread.
     prints: Option<mpsc::Sender<Print>>,
     reports: tokio::sync::mpsc::UnboundedReceiver<Report>,
     cache_thread: Option<JoinHandle<Result<()>>>,
@@ -82,30 +87,35 @@ impl Writer {
     /// Starts the threads, which own `cache` and `output` from now on.
     pub(super) fn start(cache: Option<CacheWriter>, output: Output) -> Result<Writer> {
         let (jobs, inbox) = mpsc::channel();
-        let (prints, print_inbox) = mpsc::channel();
         let (outbox, reports) = tokio::sync::mpsc::unbounded_channel();
         let next_to_print = Arc::new(AtomicU64::new(0));
-        let (keep_order, window) = (output.keep_order(), output.window());
-        let cache_thread = {
-            let (prints, outbox) = (prints.clone(), outbox.clone());
-            std::thread::Builder::new()
-                .name("pararun-cache".into())
-                .spawn(move || write_cache(cache, &inbox, &prints, &outbox))
-                .context("cannot start the cache writer thread")?
-        };
-        let printer = {
-            let shared = next_to_print.clone();
-            std::thread::Builder::new()
+        // Order only matters for what is printed.
+        let printing = output.prints();
+        let (keep_order, window) = (printing && output.keep_order(), output.window());
+        let (prints, printer) = if printing {
+            let (prints, print_inbox) = mpsc::channel();
+            let (shared, outbox) = (next_to_print.clone(), outbox.clone());
+            let printer = std::thread::Builder::new()
                 .name("pararun-stdout".into())
                 .spawn(move || print(output, &print_inbox, &outbox, &shared))
-                .context("cannot start the stdout thread")?
+                .context("cannot start the stdout thread")?;
+            (Some(prints), Some(printer))
+        } else {
+            (None, None)
+        };
+        let cache_thread = {
+            let prints = prints.clone();
+            std::thread::Builder::new()
+                .name("pararun-cache".into())
+                .spawn(move || write_cache(cache, &inbox, prints.as_ref(), &outbox))
+                .context("cannot start the cache writer thread")?
         };
         Ok(Writer {
             jobs: Some(jobs),
-            prints: Some(prints),
+            prints,
             reports,
             cache_thread: Some(cache_thread),
-            printer: Some(printer),
+            printer,
             in_flight: 0,
             next_to_print,
             keep_order,
@@ -154,6 +164,11 @@ impl Writer {
     /// The next report.
     pub(super) async fn report(&mut self) -> Option<Report> {
         self.reports.recv().await
+    }
+
+    /// A report that is already there, without waiting.
+    pub(super) fn ready_report(&mut self) -> Option<Report> {
+        self.reports.try_recv().ok()
     }
 
     /// Closes the channels and waits for the cache thread to write what is queued and sync;
@@ -206,57 +221,132 @@ impl Writer {
     }
 }
 
-/// The cache thread: appends each record in one write and passes it on to be printed; after
-/// a failed append it writes nothing more. Ends when the jobs channel closes, with the cache's
+/// At most this many records, or bytes, go to the cache in one write.
+const BATCH_RECORDS: usize = 1024;
+const BATCH_BYTES: usize = 256 << 10;
+
+/// The cache thread: appends the records that are waiting in one write (each record whole, and
+/// each counted done only once that write returned) and passes them on to be printed; after a
+/// failed append it writes nothing more. Ends when the jobs channel closes, with the cache's
 /// final sync.
 fn write_cache(
     mut cache: Option<CacheWriter>,
     inbox: &mpsc::Receiver<Job>,
-    prints: &mpsc::Sender<Print>,
+    prints: Option<&mpsc::Sender<Print>>,
     outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
 ) -> Result<()> {
     let mut broken = false;
-    for job in inbox {
-        let (ordinal, record, what) = match job {
-            Job::Record {
-                ordinal,
-                record,
-                what,
-            } => (ordinal, record, what),
-            Job::Sync => {
-                if let Some(Err(e)) = cache.as_mut().map(CacheWriter::sync_if_due) {
-                    let _ = outbox.send(Report::SyncFailed(e.error));
-                }
-                continue;
+    let mut batch = Batch::default();
+    while let Ok(first) = inbox.recv() {
+        let mut sync = false;
+        let mut next = Some(first);
+        // What else waits joins this write: under load the thread makes one system call for
+        // many records instead of one each.
+        while let Some(job) = next {
+            match job {
+                Job::Record {
+                    ordinal,
+                    record,
+                    what,
+                } => batch.push(ordinal, record, what),
+                Job::Sync => sync = true,
             }
-        };
-        let appended = match (&mut cache, broken) {
-            (_, true) => Err(None),
-            (None, false) => Ok(None),
-            (Some(cache), false) => match cache.append(record.as_bytes()) {
-                Ok(()) => Ok(None),
-                // Only the sync failed: the record is in the file, so the item is done. After a
-                // failed sync the disk cannot be trusted with more: nothing more is written.
-                Err(e) if e.record_kept => {
-                    broken = true;
-                    Ok(Some(e.error))
-                }
-                Err(e) => {
-                    broken = true;
-                    Err(Some(e.error))
-                }
-            },
-        };
-        let (report, record) = match appended {
-            Ok(sync_failed) => (Report::Done { sync_failed }, Some(record)),
-            Err(error) => (Report::NotWritten { what, error }, None),
-        };
-        let _ = outbox.send(report);
-        let _ = prints.send(Print { ordinal, record });
+            if batch.full() {
+                break;
+            }
+            next = inbox.try_recv().ok();
+        }
+        if !batch.records.is_empty() {
+            batch.write(&mut cache, &mut broken, prints, outbox);
+        }
+        if sync {
+            if let Some(Err(e)) = cache.as_mut().map(CacheWriter::sync_if_due) {
+                let _ = outbox.send(Report::SyncFailed(e.error));
+            }
+        }
     }
     match cache.as_mut().map(CacheWriter::finish) {
         Some(Err(e)) => Err(e.error),
         _ => Ok(()),
+    }
+}
+
+/// Records waiting for one write: their bytes end to end, and each one's ordinal, text and
+/// name.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    records: Vec<(u64, String, String)>,
+}
+
+impl Batch {
+    fn push(&mut self, ordinal: u64, record: String, what: String) {
+        self.bytes.extend_from_slice(record.as_bytes());
+        self.records.push((ordinal, record, what));
+    }
+
+    fn full(&self) -> bool {
+        self.records.len() >= BATCH_RECORDS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    /// Appends the batch in one write and reports it: done (then printed), or not written.
+    fn write(
+        &mut self,
+        cache: &mut Option<CacheWriter>,
+        broken: &mut bool,
+        prints: Option<&mpsc::Sender<Print>>,
+        outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
+    ) {
+        let appended = match (cache, *broken) {
+            (_, true) => Err(None),
+            (None, false) => Ok(None),
+            (Some(cache), false) => match cache.append(&self.bytes) {
+                Ok(()) => Ok(None),
+                // Only the sync failed: the records are in the file, so the items are done.
+                // After a failed sync the disk cannot be trusted with more: nothing more is
+                // written.
+                Err(e) if e.record_kept => {
+                    *broken = true;
+                    Ok(Some(e.error))
+                }
+                Err(e) => {
+                    *broken = true;
+                    Err(Some(e.error))
+                }
+            },
+        };
+        self.bytes.clear();
+        let records = std::mem::take(&mut self.records);
+        match appended {
+            Ok(sync_failed) => {
+                let count = records.len() as u64;
+                let printed = if prints.is_some() { 0 } else { count };
+                let _ = outbox.send(Report::Done {
+                    records: count,
+                    printed,
+                    sync_failed,
+                });
+                for (ordinal, record, _) in records {
+                    if let Some(prints) = prints {
+                        let record = Some(record);
+                        let _ = prints.send(Print { ordinal, record });
+                    }
+                }
+            }
+            Err(mut error) => {
+                for (ordinal, _, what) in records {
+                    // The error is told once; the other items only say they are not done.
+                    let error = error.take();
+                    let _ = outbox.send(Report::NotWritten { what, error });
+                    if let Some(prints) = prints {
+                        let _ = prints.send(Print {
+                            ordinal,
+                            record: None,
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 
