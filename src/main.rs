@@ -21,3 +21,8 @@ fn fail(err: &anyhow::Error, timestamps: bool) -> ExitCode {
     eprintln!("{}", pararun::cli::error_line(err, timestamps));
     ExitCode::from(pararun::Exit::Error.code())
 }
+
+/// Items' strings are made on one thread and freed on another; mimalloc's per-thread heaps
+/// keep those threads from queueing on one allocator lock (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
