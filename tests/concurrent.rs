@@ -141,3 +141,40 @@ fn a_timeout_counts_per_item_from_its_request() {
     assert_eq!(assert_own_items(&env).len(), 20);
     assert_eq!(failed_keys(&env), [json!(5)]);
 }
+
+/// A worker that answers item 10 twice, once (a file marks that it did, so the worker that
+/// replaces it behaves).
+const TWICE: &str = r#"
+import json, os, sys
+with open("starts.log", "a") as f:
+    f.write("start\n")
+for line in sys.stdin:
+    request = json.loads(line)
+    answer = json.dumps({"pararun_id": request["pararun_id"], "result": {"item": request["item"]}})
+    print(answer, flush=True)
+    if request["item"]["id"] == 10 and not os.path.exists("twice"):
+        open("twice", "w").close()
+        print(answer, flush=True)
+"#;
+
+#[test]
+fn an_id_answered_twice_is_caught_and_the_worker_replaced() {
+    let env = TestEnv::new();
+    let worker = env.write("twice.py", TWICE);
+    let items: String = (0..40).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let out = concurrent(&env, "4")
+        .args(["-j", "1", "--", "python3", worker.to_str().unwrap()])
+        .stdin(items)
+        .run();
+    // Item 10's first answer stands; the repeat shows the worker out of step, which costs
+    // the item it then owed (its oldest in flight) one attempt.
+    out.code(1)
+        .stderr_has("which is not in flight, so the worker is out of step")
+        .stderr_has("ran 40 (39 succeeded, 1 failed)");
+    let records = assert_own_items(&env);
+    assert_eq!(records.len(), 39);
+    assert!(records.iter().any(|r| r["id"] == 10));
+    assert_eq!(failed_keys(&env).len(), 1);
+    assert_ne!(failed_keys(&env)[0], json!(10));
+    assert_eq!(env.read("starts.log").lines().count(), 2);
+}

@@ -25,4 +25,5 @@ mod shard;
 mod signals;
 mod slurm;
 mod terminal;
+mod throughput;
 mod unattended;
