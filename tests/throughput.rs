@@ -71,3 +71,43 @@ fn a_thousand_jobs_at_once_run_without_running_out_of_descriptors() {
     out.success();
     assert_eq!(env.json_lines("c.jsonl").len(), 2000);
 }
+
+#[test]
+fn children_spawned_for_a_high_j_end_as_they_would_at_a_low_one() {
+    let env = TestEnv::new();
+    // From -j 64, children come from the spawner thread and are reaped by pararun itself:
+    // exit codes, signals, timeouts and stdin all reach the report as with a low -j.
+    let items = "ok\ncode\nsignal\nhang\nstdin\n";
+    let script = "read line; case $line in code) exit 3;; signal) kill -9 $$;; \
+                  hang) exec sleep 60;; esac; echo \"{\\\"got\\\":\\\"$line\\\"}\"";
+    let out = env
+        .cmd()
+        .args([
+            "-j",
+            "100",
+            "--stdin",
+            "--timeout",
+            "2s",
+            "--kill-after",
+            "1s",
+        ])
+        .args(["--failures", "f.jsonl", "--", "sh", "-c", script])
+        .stdin(items)
+        .run();
+    out.code(1).stderr_has("ran 5 (2 succeeded, 3 failed)");
+    let mut got: Vec<String> = out.records().iter().map(|r| r["got"].to_string()).collect();
+    got.sort();
+    assert_eq!(got, ["\"ok\"", "\"stdin\""]);
+    let failures = env.json_lines("f.jsonl");
+    let reason = |key: &str| {
+        let failure = failures.iter().find(|f| f["key"] == key).unwrap();
+        (
+            failure["reason"].as_str().unwrap().to_owned(),
+            failure.clone(),
+        )
+    };
+    assert_eq!(reason("code").0, "exit");
+    assert_eq!(reason("code").1["exit_code"], 3);
+    assert_eq!(reason("signal").0, "signal");
+    assert_eq!(reason("hang").0, "timeout");
+}

@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::watch;
 
 use super::group::Group;
 use super::holders;
 use super::pipes::{lock, pump_stderr, read_capped, Captured, Tail};
+use super::spawner::Spawner;
 use super::{reached, sleep_until, Ending, Stop, Watchdog, DRAIN};
 use crate::report::progress::Progress;
 
@@ -75,17 +77,14 @@ pub async fn run(
     mut stop: watch::Receiver<Stop>,
     progress: &Progress,
     guard: Option<(Arc<Watchdog>, usize)>,
+    spawner: Option<&Spawner>,
 ) -> io::Result<Finished> {
     let start = Instant::now();
-    let mut child = command(&job.argv, &job.env, job.stdin.is_some()).spawn()?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
+    let (mut group, stdin, stdout, stderr) = start_child(&job, spawner, guard.clone()).await?;
     let inodes: Vec<u64> = [holders::pipe_inode(&stdout), holders::pipe_inode(&stderr)]
         .into_iter()
         .flatten()
         .collect();
-    let mut group = Group::new(child, guard.clone())?;
     let tail = Mutex::new(Tail::default());
     let mut captured = Captured::default();
     let (ending, status) = {
@@ -213,6 +212,36 @@ async fn supervise<F: std::ops::DerefMut<Target: Future<Output = bool>>>(
     tokio::pin!(terminate);
     while pipes.alongside(&mut terminate).await.is_err() {}
     ending
+}
+
+/// Spawns the job's child, from the spawner thread when there is one, and takes charge of its
+/// group.
+async fn start_child(
+    job: &Job,
+    spawner: Option<&Spawner>,
+    guard: Option<(Arc<Watchdog>, usize)>,
+) -> io::Result<(Group, Option<ChildStdin>, ChildStdout, ChildStderr)> {
+    let Some(spawner) = spawner else {
+        let mut child = command(&job.argv, &job.env, job.stdin.is_some()).spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        return Ok((Group::new(child, guard)?, stdin, stdout, stderr));
+    };
+    let spawned = spawner
+        .spawn(&job.argv, &job.env, job.stdin.is_some())
+        .await?;
+    // The group first: were a pipe to fail to register, dropping it kills and reaps the child.
+    let group = Group::of_raw(spawned.pid, guard);
+    let (stdin, stdout, stderr) = (
+        spawned
+            .stdin
+            .map(|fd| ChildStdin::from_std(std::process::ChildStdin::from(fd)))
+            .transpose()?,
+        ChildStdout::from_std(std::process::ChildStdout::from(spawned.stdout))?,
+        ChildStderr::from_std(std::process::ChildStderr::from(spawned.stderr))?,
+    );
+    Ok((group, stdin, stdout, stderr))
 }
 
 /// A child's command: its own process group, stdout and stderr piped, stdin piped or

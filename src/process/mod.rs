@@ -23,6 +23,7 @@ pub mod holders;
 pub mod pipeline;
 pub mod pipes;
 pub mod program;
+pub mod spawner;
 pub mod sweep;
 pub mod sys;
 pub mod watchdog;

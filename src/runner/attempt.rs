@@ -121,8 +121,11 @@ impl Runner<'_> {
         let progress = self.progress.clone();
         let program = job.argv[0].clone();
         let guard = self.watchdog.clone().map(|dog| (dog, started.slot));
+        let spawner = self.spawner.clone();
         self.tasks.spawn(async move {
-            let result = Attempt::Process(process::run(job, limits, stop, &progress, guard).await);
+            let spawner = spawner.as_deref();
+            let ran = process::run(job, limits, stop, &progress, guard, spawner).await;
+            let result = Attempt::Process(ran);
             started.done(program, result)
         });
     }

@@ -21,6 +21,7 @@ use crate::config::{Config, Fsync};
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
 use crate::process::pipeline::{Answered, Answers, Pipeline};
+use crate::process::spawner::{Spawner, SPAWNER_FROM_JOBS};
 use crate::process::{Stop, Watchdog};
 use crate::report::output::Output;
 use crate::report::progress::Progress;
@@ -78,6 +79,9 @@ pub struct Runner<'a> {
     pipelines: Vec<Option<Pipeline>>,
     /// Items sent to a worker and not answered yet, by ordinal, with the worker's program.
     on_workers: HashMap<u64, (attempt::Started, String)>,
+    /// With many jobs at once, the thread that spawns per-item children from a small
+    /// descriptor table (`process::spawner`).
+    spawner: Option<Arc<Spawner>>,
     /// Where every pipeline sends its answers, tagged with the item's ordinal.
     answers_tx: Answers,
     answers: mpsc::UnboundedReceiver<(u64, io::Result<Answered>)>,
@@ -185,6 +189,7 @@ impl<'a> Runner<'a> {
             rate_tat: Instant::now(),
             pipelines: (0..=cfg.jobs).map(|_| None).collect(),
             on_workers: HashMap::new(),
+            spawner: None,
             answers_tx,
             answers,
         })
@@ -194,6 +199,10 @@ impl<'a> Runner<'a> {
     /// exit status. `signals` were installed at setup, before the cache was loaded.
     pub async fn run(mut self, signals: Signals, input: InputFeed, started: Instant) -> Exit {
         let mut wakers = Wakers::new(&self, signals, input).await;
+        if !self.cfg.persistent && self.cfg.jobs >= SPAWNER_FROM_JOBS {
+            // Without it (no unshare under a seccomp filter), children are spawned directly.
+            self.spawner = Spawner::start().ok().map(Arc::new);
+        }
         loop {
             if self.tasks.is_empty()
                 && self.on_workers.is_empty()
