@@ -6,11 +6,16 @@
 #                                    # the Python pararun library); idempotent
 #   REPS=3 ONLY=a,c scripts/bench.sh # a subset of the peer workloads, fewer reps
 #   SKIP_PEERS=1 scripts/bench.sh    # only pararun's own workloads (skip, memory)
+#   THROUGHPUT=p,c,j scripts/bench.sh # which throughput workloads (default all; "none" skips)
 #
 # Peer workloads (scripts/bench/bench.py, side by side in one run, rows interleaved):
 #   a  5,000 trivial jobs at -j 2 and -j 8        b  5,000 jobs printing one JSON line each
 #   c  300 small Python items: per-process, --persistent, the Python library's process pool
 #   d  the bare spawn floor (fork+exec and posix_spawn of /bin/true)   e  peak RSS of every row
+# Throughput workloads (scripts/bench/throughput.py, issue 13):
+#   p  100k trivial Python items through --persistent --cache vs multiprocessing.Pool(2)
+#   c  10k x asyncio.sleep(0.1) through one concurrent worker, 500 in flight
+#   j  10k x sleep 1 at -j 1000
 # pararun's own workloads (below):
 #   skip    a 1M-record cache: load time, and the rate of skipping a fully cached 1M input
 #   memory  peak RSS at 200k vs 2M input lines, without a cache and with one (bytes per key)
@@ -28,6 +33,9 @@ if [ -z "${SKIP_PEERS:-}" ]; then
   python3 scripts/bench/bench.py --reps "$REPS" --only "${ONLY:-a,b,c,d}" --out "$OUT"
 fi
 command -v /usr/bin/time >/dev/null || { echo "memory figures need GNU time: apt-get install time" >&2; exit 1; }
+if [ "${THROUGHPUT:-p,c,j}" != none ]; then
+  python3 scripts/bench/throughput.py --reps "$REPS" --only "${THROUGHPUT:-p,c,j}" | tee "$OUT/throughput.md"
+fi
 REPS="$REPS" python3 - "$OUT" <<'PY' | tee "$OUT/pararun-own.md"
 import os, shutil, statistics, subprocess, sys, tempfile, time
 

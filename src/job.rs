@@ -80,9 +80,10 @@ pub(crate) fn prepare(
 /// The line a persistent worker gets for an item: the JSON line as read, or a plain line as a
 /// JSON string.
 fn worker_request(item: &Item) -> String {
-    match &item.value {
-        Some(_) => item.line.clone(),
-        None => Value::String(item.line.clone()).to_string(),
+    if item.json {
+        item.line.clone()
+    } else {
+        Value::String(item.line.clone()).to_string()
     }
 }
 

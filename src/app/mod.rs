@@ -62,6 +62,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         false => Some(Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?),
     };
     let (mut reader, sized) = open_input(cfg)?;
+    reader.keep_values(template.fields().next().is_some());
     checks::format_fits(&mut reader, &template)?;
     let stats = Arc::new(Stats::default());
     let progress = start_progress(cfg, &stats, sized.as_deref());

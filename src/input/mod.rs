@@ -26,7 +26,10 @@ pub struct Item {
     pub seq: u64,
     /// The line as read, without its line ending.
     pub line: String,
-    /// The parsed JSON value, for jsonl input.
+    /// Whether the line is JSON (jsonl input).
+    pub json: bool,
+    /// The parsed JSON value, for jsonl input when the command names fields (it is parsed
+    /// only then: the key alone is extracted otherwise, and the line checked for syntax).
     pub value: Option<Value>,
     /// The item's key.
     pub key: Key,
@@ -67,6 +70,8 @@ pub struct InputReader {
     seq: u64,
     buf: Vec<u8>,
     peeked: Option<RawLine>,
+    /// Whether items carry their parsed value (only the command's fields need it).
+    values: bool,
 }
 
 impl InputReader {
@@ -88,7 +93,14 @@ impl InputReader {
             seq: 0,
             buf: Vec::new(),
             peeked: None,
+            values: true,
         }
+    }
+
+    /// Whether items carry their parsed JSON value: only a command that names fields needs
+    /// it, and the full parse is most of the reader's work per item.
+    pub fn keep_values(&mut self, values: bool) {
+        self.values = values;
     }
 
     /// Settles `Format::Auto` by looking at the first non-blank line (jsonl when it starts with
@@ -170,7 +182,7 @@ impl InputReader {
                 }
             };
             let parsed = match self.format {
-                Format::Jsonl => parse_json_item(&line, &self.key_field, keep),
+                Format::Jsonl => parse_json_item(&line, &self.key_field, self.values, keep),
                 _ => {
                     let key = Key::new(Value::String(line.clone()));
                     Ok(keep(&key).then_some((key, None)))
@@ -181,6 +193,7 @@ impl InputReader {
                     return Ok(Some(InputEvent::Item(Item {
                         seq,
                         line,
+                        json: self.format == Format::Jsonl,
                         value,
                         key,
                     })))
@@ -219,10 +232,12 @@ pub fn estimate_lines(path: &std::path::Path) -> usize {
     (size as f64 / head.len() as f64 * lines as f64) as usize
 }
 
-/// Parses one jsonl item: its key first, then (if `keep` says so) the whole value.
+/// Parses one jsonl item: its key first, then (if `keep` says so, and `values` asks for it)
+/// the whole value.
 fn parse_json_item(
     line: &str,
     key_field: &str,
+    values: bool,
     keep: &mut dyn FnMut(&Key) -> bool,
 ) -> Result<Option<(Key, Option<Value>)>, String> {
     if line.as_bytes().trim_ascii().starts_with(b"{") {
@@ -234,12 +249,16 @@ fn parse_json_item(
         if !keep(&key) {
             return Ok(None);
         }
+        if !values {
+            // The key's extraction checked the whole line's syntax.
+            return Ok(Some((key, None)));
+        }
         let value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(Some((key, Some(value))))
     } else {
         let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
         let key = Key::new(value.clone());
-        Ok(keep(&key).then_some((key, Some(value))))
+        Ok(keep(&key).then_some((key, values.then_some(value))))
     }
 }
 

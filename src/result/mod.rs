@@ -360,6 +360,7 @@ mod tests {
         Item {
             seq: 1,
             line: String::new(),
+            json: true,
             value: None,
             key: crate::input::Key::new(key),
         }

@@ -152,6 +152,7 @@ pub(super) fn item(line: &str, value: Option<serde_json::Value>) -> Item {
     Item {
         seq: 7,
         line: line.to_owned(),
+        json: value.is_some(),
         value,
         key: Key::new(serde_json::Value::Null),
     }

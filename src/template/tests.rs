@@ -13,6 +13,7 @@ fn json_item(line: &str) -> Item {
         seq: 7,
         line: line.into(),
         key: Key::new(value["id"].clone()),
+        json: true,
         value: Some(value),
     }
 }

@@ -8,6 +8,7 @@ fn item() -> Item {
         seq: 7,
         line: "v".into(),
         key: Key::new(serde_json::Value::Null),
+        json: true,
         value: Some(serde_json::json!({"a": "A", "b": "B"})),
     }
 }
