@@ -126,8 +126,9 @@ fn an_unknown_id_is_caught_and_the_worker_replaced() {
 #[test]
 fn a_timeout_counts_per_item_from_its_request() {
     let env = TestEnv::new();
-    // Twenty items of 0.8 s sent at once all finish within the 2 s timeout, though the last
-    // is answered long after the first; the one that waits 60 s fails alone.
+    // Twenty items of 0.8 s sent at once all finish within the 4 s timeout (which leaves a
+    // busy machine time to start Python), though the last is answered long after the first;
+    // the one that waits 60 s fails alone.
     let items: String = (0..21)
         .map(|i| match i {
             5 => "{\"id\":5,\"sleep\":60}\n".to_owned(),
@@ -136,7 +137,7 @@ fn a_timeout_counts_per_item_from_its_request() {
         .collect();
     let started = Instant::now();
     let out = concurrent(&env, "21")
-        .args(["-j", "1", "--timeout", "2s", "--kill-after", "100ms"])
+        .args(["-j", "1", "--timeout", "4s", "--kill-after", "100ms"])
         .args(["--", "python3", &async_worker()])
         .stdin(items)
         .run();
