@@ -1,0 +1,96 @@
+"""Naming a function so that a worker process can import it, and importing it there."""
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+
+from . import _state
+
+#: The module name a worker gives the user's main script (multiprocessing uses __mp_main__),
+#: so that its `if __name__ == "__main__":` block does not run.
+MAIN_ALIAS = "__pararun_main__"
+
+
+def _lookup(obj, qualname):
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def reference(func):
+    """What a worker needs to import `func`: its module (or the main script's path) and its
+    qualified name. Raises TypeError for what a worker cannot import: a lambda, a closure, a
+    local function, a partial, a callable object."""
+    if not callable(func):
+        raise TypeError(f"func must be a function, not {type(func).__name__}")
+    qualname = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    what = "define it with `def` at the top level of a module or of your script, and pass it by name"
+    if not isinstance(qualname, str) or not isinstance(module, str):
+        raise TypeError(
+            f"func {func!r} has no importable name (it is not a plain function): pararun runs it "
+            f"in worker processes, which import it by name; {what}"
+        )
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        kind = "a lambda" if "<lambda>" in qualname else "a closure or a function defined inside another"
+        raise TypeError(
+            f"func {qualname!r} is {kind}: pararun runs func in worker processes, which import "
+            f"it by name, so it cannot be {kind}; {what}"
+        )
+    mod = sys.modules.get(module)
+    try:
+        found = _lookup(mod, qualname)
+    except AttributeError:
+        found = None
+    if found is not func and found != func:
+        raise TypeError(
+            f"func {module}.{qualname} is not what that name holds in its module (was it "
+            f"decorated without functools.wraps, or rebound?): pararun's workers import func "
+            f"by name; {what}"
+        )
+    main_path = None
+    if module == "__main__":
+        spec = getattr(mod, "__spec__", None)
+        if spec is not None and spec.name not in ("__main__", None) and not spec.name.endswith(".__main__"):
+            module = spec.name  # `python -m package.module`: importable under its own name
+        else:
+            path = getattr(mod, "__file__", None)
+            if not path:
+                raise TypeError(
+                    f"func {qualname!r} was defined in an interactive session or with "
+                    f"`python -c`, which worker processes cannot import; put it in a file"
+                )
+            main_path = os.path.abspath(path)
+    return {
+        "module": module,
+        "qualname": qualname,
+        "main_path": main_path,
+        "is_async": inspect.iscoroutinefunction(func),
+    }
+
+
+def load(ref):
+    """In a worker: import the function `reference` named. The main script is run under
+    MAIN_ALIAS, so its `if __name__ == "__main__":` block stays out; a script without that guard
+    calls pararun at its top level, where StopImport ends the import."""
+    if ref["main_path"] is None:
+        return _lookup(importlib.import_module(ref["module"]), ref["qualname"])
+    spec = importlib.util.spec_from_file_location(MAIN_ALIAS, ref["main_path"])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[MAIN_ALIAS] = mod
+    _state.loading_main = True
+    try:
+        spec.loader.exec_module(mod)
+    except _state.StopImport:
+        pass
+    finally:
+        _state.loading_main = False
+    try:
+        return _lookup(mod, ref["qualname"])
+    except AttributeError:
+        raise LookupError(
+            f"{ref['qualname']!r} is not defined in {ref['main_path']} when pararun is called "
+            f"(a worker runs the script up to its call to pararun, or all of it under an "
+            f"`if __name__ == '__main__':` guard): define the function above that call"
+        ) from None

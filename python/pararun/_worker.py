@@ -1,0 +1,311 @@
+"""The worker process that pararun starts for map/aio_map/imap (`python -m pararun._worker`),
+and the loops that `serve` runs.
+
+It speaks pararun's concurrent protocol: requests `{"pararun_id": N, "item": ITEM}` on stdin,
+answers `{"pararun_id": N, "result": R}` or `{"pararun_id": N, "error": "..."}` on stdout.
+The user's function may print: its stdout goes to stderr, which pararun passes through, and
+the protocol keeps a descriptor of its own.
+"""
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+
+from ._state import ENV, WRAP
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_loads = json.loads
+
+
+def _tail(exc, limit=2000):
+    """An exception's traceback for an error answer, without this module's frames: the
+    exception line and the frames just above it, within `limit` characters."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    text = "".join(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+                   + traceback.format_exception_only(type(exc), exc)).rstrip()
+    if len(text) > limit:
+        text = "..." + text[-limit:]
+    return text
+
+
+class Core:
+    """Turns requests into answers for one function."""
+
+    def __init__(self, func, key_field):
+        self.func = func
+        self.key_field = key_field
+
+    def unwrap(self, item):
+        """The user's item and its key (None when it has none)."""
+        if type(item) is dict:
+            kf = self.key_field
+            if kf in item:
+                if len(item) == 2 and WRAP in item:
+                    return item[WRAP], item[kf]
+                return item, item[kf]
+            return item, None
+        return item, item
+
+    def result(self, rid, key, result):
+        """The answer for a result, or an error answer if it cannot be a record."""
+        kf = self.key_field
+        if type(result) is dict and kf in result and key is not None:
+            rk = result[kf]
+            if rk is not key and not (type(rk) is type(key) and rk == key):
+                if rk != key or isinstance(rk, bool) != isinstance(key, bool):
+                    return self.error_text(
+                        rid,
+                        f"func returned {kf}={rk!r} for the item keyed {key!r}: a result must "
+                        f"name its own item's key, or leave {kf!r} out (pararun adds it)",
+                    )
+                result = dict(result)
+                result[kf] = key
+        try:
+            return b'{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result).encode())
+        except (TypeError, ValueError) as e:
+            return self.error_text(rid, f"func's result is not JSON: {type(e).__name__}: {e}")
+
+    def error_text(self, rid, message):
+        return (_dumps({"pararun_id": rid, "error": message}) + "\n").encode()
+
+    def error(self, rid, exc):
+        return self.error_text(rid, _tail(exc))
+
+    def answer(self, request):
+        """Runs a sync function on one request."""
+        rid = request["pararun_id"]
+        item, key = self.unwrap(request["item"])
+        try:
+            result = self.func(item)
+        except Exception as e:
+            return self.error(rid, e)
+        return self.result(rid, key, result)
+
+
+def _private_stdio():
+    """Keeps stdin and stdout for the protocol on descriptors of their own, and points fds 0
+    and 1 (and sys.stdin, sys.stdout) at /dev/null and stderr, so that what the function prints
+    reaches the terminal through pararun instead of corrupting the protocol."""
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    return rfd, wfd
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _parse(body):
+    """The requests in a run of complete lines: one json.loads for the lot when it can."""
+    try:
+        return _loads(b"[" + body.replace(b"\n", b",") + b"]")
+    except ValueError:
+        return [_loads(line) for line in body.split(b"\n") if line.strip()]
+
+
+def run_sync(core, rfd, wfd, rest=b"", answer=None):
+    """Concurrent protocol, one item at a time: answers go out in one write per batch read,
+    or every 10 ms while a batch takes long, so a result is never held back for long."""
+    answer = answer or core.answer
+    monotonic = time.monotonic
+    buf = rest
+    while True:
+        end = buf.rfind(b"\n")
+        if end < 0:
+            chunk = os.read(rfd, 1 << 20)
+            if chunk:
+                buf += chunk
+            elif buf.strip():  # a last line without its newline
+                buf += b"\n"
+            else:
+                return
+            continue
+        body, buf = buf[:end], buf[end + 1:]
+        out = []
+        started = monotonic()
+        for request in _parse(body):
+            try:
+                out.append(answer(request))
+            except _Exit:  # answer what was done before, then end the worker
+                _write_all(wfd, b"".join(out))
+                os._exit(1)
+            if monotonic() - started > 0.01:
+                _write_all(wfd, b"".join(out))
+                out = []
+                started = monotonic()
+        if out:
+            _write_all(wfd, b"".join(out))
+
+
+async def run_async(core, rfd, wfd, threads, rest=b""):
+    """Concurrent protocol, many items at once: a task per request for a coroutine function,
+    or a pool of `threads` threads for a plain one. Answers that finish in the same turn of
+    the event loop go out in one write."""
+    import inspect
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    is_async = inspect.iscoroutinefunction(core.func)
+    pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, threads))
+    pending = []
+
+    def flush():
+        data = b"".join(pending)
+        pending.clear()
+        _write_all(wfd, data)
+
+    def done(rid, key, fut):
+        if not pending:
+            loop.call_soon(flush)
+        try:
+            result = fut.result()
+        except Exception as e:
+            pending.append(core.error(rid, e))
+            return
+        pending.append(core.result(rid, key, result))
+
+    reader = asyncio.StreamReader(limit=1 << 30)
+    if rest:
+        reader.feed_data(rest)
+        rest = b""
+    read_file = os.fdopen(rfd, "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_file)
+    tasks = set()
+    func = core.func
+    from functools import partial
+
+    while True:
+        chunk = await reader.read(1 << 20)
+        if not chunk:
+            if not rest.strip():
+                break
+            chunk, rest = rest + b"\n", b""
+        elif rest:
+            chunk = rest + chunk
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            rest = chunk
+            continue
+        rest = chunk[end + 1:]
+        for request in _parse(chunk[:end]):
+            rid = request["pararun_id"]
+            item, key = core.unwrap(request["item"])
+            try:
+                if is_async:
+                    fut = loop.create_task(func(item))
+                else:
+                    fut = loop.run_in_executor(pool, func, item)
+            except Exception as e:
+                pending.append(core.error(rid, e))
+                if len(pending) == 1:
+                    loop.call_soon(flush)
+                continue
+            tasks.add(fut)
+            fut.add_done_callback(tasks.discard)
+            fut.add_done_callback(partial(done, rid, key))
+    # EOF: pararun asks the worker to end once the items in flight are answered.
+    while tasks:
+        await asyncio.wait(set(tasks))
+    await asyncio.sleep(0)
+    if pending:
+        flush()
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
+def main():
+    """Entry point of a worker that pararun started for the library."""
+    spec = json.loads(os.environ.pop(ENV))
+    sys.path[:] = spec["sys_path"]
+    sys.argv[:] = spec["argv"]
+    rfd, wfd = _private_stdio()
+    from . import _func
+
+    try:
+        func = _func.load(spec["ref"])
+    except BaseException as e:  # answer every item with why, rather than die per item
+        message = "".join(traceback.format_exception_only(type(e), e)).strip()
+        sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
+        func = _Broken(message)
+    core = Core(func, spec["key_field"])
+    if spec["mode"] == "process" and not spec["ref"]["is_async"]:
+        run_sync(core, rfd, wfd)
+    else:
+        asyncio.run(run_async(core, rfd, wfd, spec["threads"]))
+
+
+def serve(func, key_field, threads):
+    """pararun.serve: the protocol is the first request's."""
+    rfd, wfd = _private_stdio()
+    rest = b""
+    while b"\n" not in rest:
+        chunk = os.read(rfd, 1 << 20)
+        if not chunk:
+            break
+        rest += chunk
+    if not rest.strip():
+        return
+    first = rest.split(b"\n", 1)[0]
+    try:
+        head = _loads(first)
+    except ValueError:
+        head = None
+    core = Core(func, key_field)
+    import inspect
+
+    is_async = inspect.iscoroutinefunction(func)
+    if type(head) is dict and "pararun_id" in head and "item" in head:
+        if is_async or threads:
+            asyncio.run(run_async(core, rfd, wfd, threads or 1, rest))
+        else:
+            run_sync(core, rfd, wfd, rest)
+        return
+    run_sync(core, rfd, wfd, rest, _ordered(core, is_async))
+
+
+def _ordered(core, is_async):
+    """The ordered protocol's answer to one item: its result, echoing the item's key. An
+    exception ends the worker: the protocol has no error answer, so pararun fails the item
+    (with the traceback's end on stderr) and starts a new worker."""
+    run = asyncio.new_event_loop().run_until_complete if is_async else None
+    func, kf = core.func, core.key_field
+
+    def answer(item):
+        key = item if type(item) is not dict else item.get(kf)
+        try:
+            result = run(func(item)) if is_async else func(item)
+            if type(result) is dict and kf not in result and key is not None:
+                result = {kf: key, **result}
+            return (_dumps(result) + "\n").encode()
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            raise _Exit() from None
+
+    return answer
+
+
+class _Exit(Exception):
+    """An ordered-protocol worker ends after an exception in func."""
+
+
+class _Broken:
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, item):
+        raise RuntimeError(f"pararun worker cannot load func: {self.message}")
+
+
+if __name__ == "__main__":
+    main()

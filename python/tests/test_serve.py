@@ -1,0 +1,90 @@
+"""pararun.serve makes a module a worker for the pararun CLI; and functions from modules the
+script imports."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import read_jsonl, run_script
+from pararun._binary import find_binary
+
+SYNC_WORKER = '''\
+import pararun
+
+def work(item):
+    if item["text"] == "boom":
+        raise ValueError("boom")
+    return {"words": len(item["text"].split())}
+
+pararun.serve(work)
+'''
+
+ASYNC_WORKER = '''\
+import asyncio
+import pararun
+
+async def work(item):
+    await asyncio.sleep(0.2)
+    if item["text"] == "boom":
+        raise ValueError("boom")
+    return {"words": len(item["text"].split())}
+
+if __name__ == "__main__":
+    pararun.serve(work)
+'''
+
+
+def write_items(path, n, boom=None):
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": i, "text": "boom" if i == boom else "a b " * (i % 4)}) + "\n")
+
+
+def run_cli(args, cwd):
+    return subprocess.run([find_binary(), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("protocol", ["ordered", "concurrent"])
+def test_serve_a_plain_function(workdir, protocol):
+    (workdir / "worker.py").write_text(SYNC_WORKER)
+    write_items(workdir / "items.jsonl", 50, boom=7)
+    out = run_cli(["--persistent", "--protocol", protocol, "-j", "2", "-i", "items.jsonl",
+                   "--cache", "out.jsonl", "--failures", "f.jsonl", "--",
+                   sys.executable, "worker.py"], workdir)
+    assert out.returncode == 1, out.stderr  # one item failed
+    records = read_jsonl(workdir / "out.jsonl")
+    assert sorted(r["id"] for r in records) == [i for i in range(50) if i != 7]
+    assert all(r["words"] == 2 * (r["id"] % 4) for r in records)
+    (failure,) = read_jsonl(workdir / "f.jsonl")
+    assert failure["key"] == 7
+    assert "ValueError: boom" in (failure["detail"] or "") + (failure["stderr_tail"] or "")
+
+
+def test_serve_a_coroutine_function_concurrently(workdir):
+    (workdir / "worker.py").write_text(ASYNC_WORKER)
+    write_items(workdir / "items.jsonl", 200, boom=3)
+    out = run_cli(["--persistent", "--protocol", "concurrent", "--pipeline", "100", "-j", "1",
+                   "-i", "items.jsonl", "--cache", "out.jsonl", "--", sys.executable,
+                   "worker.py"], workdir)
+    assert out.returncode == 1, out.stderr
+    assert "ValueError: boom" in out.stderr
+    assert len(read_jsonl(workdir / "out.jsonl")) == 199
+    took = re.search(r"in (\d+)ms", out.stderr)
+    assert took and int(took.group(1)) < 2000, out.stderr  # 2 waves of 0.2 s
+
+
+def test_func_from_an_imported_module_with_a_main_guard(workdir):
+    (workdir / "mywork.py").write_text("def double(x):\n    return {'v': 2 * x}\n")
+    (workdir / "main.py").write_text(
+        "import pararun\nfrom mywork import double\n\n"
+        "if __name__ == '__main__':\n"
+        "    for r in pararun.imap(double, range(5), cache_path='c.jsonl'):\n"
+        "        print(json.dumps(r))\n".replace("import pararun", "import json, pararun")
+    )
+    out = run_script("main.py", workdir)
+    assert out.returncode == 0, out.stderr
+    got = sorted((json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["id"])
+    assert got == [{"id": i, "v": 2 * i} for i in range(5)]
