@@ -122,9 +122,22 @@ def lines(path):
         return 0
 
 
+def env_for(python):
+    """The seed's interpreter must import its own pararun, not this package through a
+    PYTHONPATH set for development."""
+    env = dict(os.environ)
+    if python == SEED[0]:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+SEED = [None]
+
+
 def timed(argv, cwd, expect_lines=None, out=None):
     start = time.monotonic()
-    p = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env=env_for(argv[0]))
     took = time.monotonic() - start
     if p.returncode != 0:
         raise RuntimeError(f"{argv} exited {p.returncode}: {p.stderr.decode()[-500:]}")
@@ -153,7 +166,7 @@ def crash_lost(python, wd, tag):
         f.write(CRASH)
     side, cache = os.path.join(d, "side.txt"), os.path.join(d, "cache.jsonl")
     p = subprocess.Popen([python, prog, side, cache], cwd=d, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+                         stderr=subprocess.DEVNULL, env=env_for(python))
     time.sleep(1.2)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
@@ -175,9 +188,11 @@ def resume_reruns(python, wd, tag):
     d = tempfile.mkdtemp(prefix=f"resume-{tag}-", dir=wd)
     with open(os.path.join(d, "example.py"), "w") as f:
         f.write(SEED_ASYNC_EXAMPLE)
-    subprocess.run([python, "example.py"], cwd=d, capture_output=True, check=True)
+    subprocess.run([python, "example.py"], cwd=d, capture_output=True, check=True,
+                   env=env_for(python))
     first = lines(os.path.join(d, "count.txt"))
-    subprocess.run([python, "example.py"], cwd=d, capture_output=True, check=True)
+    subprocess.run([python, "example.py"], cwd=d, capture_output=True, check=True,
+                   env=env_for(python))
     return first, lines(os.path.join(d, "count.txt")) - first
 
 
@@ -192,6 +207,7 @@ def main():
     args = ap.parse_args()
     only = set(args.only.split(","))
     seed = args.seed_python if os.path.exists(args.seed_python) else None
+    SEED[0] = seed
     if seed is None:
         print(f"(no seed library at {args.seed_python}: seed rows skipped)", file=sys.stderr)
     wd = tempfile.mkdtemp(prefix="pararun-bench-python-")

@@ -17,10 +17,7 @@ result and the next run skips every item already done.
 Items and results travel as JSON, and workers import `func` by name: define it with `def` at
 the top level of a module or of your script.
 """
-import asyncio as _asyncio
 import json as _json
-import os as _os
-import time as _time
 
 from . import _func, _run, _state
 from ._run import PararunError
@@ -191,6 +188,8 @@ async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
     Everything else is as in `map`: keys, the cache (each result written at once;
     `save_frequency` does nothing), failures, Ctrl-C, and the keyword options.
     """ + _OPTIONS_DOC
+    import asyncio as _asyncio
+
     _state.check_not_loading()
     is_async_iter = hasattr(iterable, "__aiter__")
     run = _start(func, iterable, n_workers, "thread", cache_path, key_field, total, False,
@@ -220,6 +219,7 @@ async def _afeed(run, aiterable, key_field):
     """Feeds an async iterable's items to pararun from the event loop: big writes, done by one
     thread in order, and a timer so that an iterable waiting on I/O never holds back items it
     already gave."""
+    import asyncio as _asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     loop = _asyncio.get_running_loop()

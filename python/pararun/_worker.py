@@ -6,7 +6,6 @@ answers `{"pararun_id": N, "result": R}` or `{"pararun_id": N, "error": "..."}` 
 The user's function may print: its stdout goes to stderr, which pararun passes through, and
 the protocol keeps a descriptor of its own.
 """
-import asyncio
 import json
 import os
 import sys
@@ -113,44 +112,71 @@ def _parse(body):
         return [_loads(line) for line in body.split(b"\n") if line.strip()]
 
 
+class _Stopped(BaseException):
+    """SIGTERM from pararun (a clean stop): answer what is done, then exit."""
+
+
 def run_sync(core, rfd, wfd, rest=b"", answer=None):
     """Concurrent protocol, one item at a time: answers go out in one write per batch read,
-    or every 10 ms while a batch takes long, so a result is never held back for long."""
+    or every 2 ms while a batch takes long, so a result is never held back for long. On
+    SIGTERM (pararun stopping) the answers done so far go out before the worker exits."""
+    import signal
+
     answer = answer or core.answer
     monotonic = time.monotonic
-    buf = rest
-    while True:
-        end = buf.rfind(b"\n")
-        if end < 0:
-            chunk = os.read(rfd, 1 << 20)
-            if chunk:
-                buf += chunk
-            elif buf.strip():  # a last line without its newline
-                buf += b"\n"
-            else:
-                return
-            continue
-        body, buf = buf[:end], buf[end + 1:]
-        out = []
-        started = monotonic()
-        for request in _parse(body):
-            try:
+    writing = [False, False]  # in a write; SIGTERM came during it
+
+    def on_term(signum, frame):
+        if writing[0]:
+            writing[1] = True
+        else:
+            raise _Stopped()
+
+    def send(out):
+        writing[0] = True
+        _write_all(wfd, b"".join(out))
+        writing[0] = False
+        if writing[1]:
+            raise _Stopped()
+
+    signal.signal(signal.SIGTERM, on_term)
+    out = []
+    try:
+        buf = rest
+        while True:
+            end = buf.rfind(b"\n")
+            if end < 0:
+                chunk = os.read(rfd, 1 << 20)
+                if chunk:
+                    buf += chunk
+                elif buf.strip():  # a last line without its newline
+                    buf += b"\n"
+                else:
+                    return
+                continue
+            body, buf = buf[:end], buf[end + 1:]
+            started = monotonic()
+            for request in _parse(body):
                 out.append(answer(request))
-            except _Exit:  # answer what was done before, then end the worker
-                _write_all(wfd, b"".join(out))
-                os._exit(1)
-            if monotonic() - started > 0.01:
-                _write_all(wfd, b"".join(out))
+                if monotonic() - started > 0.002:
+                    send(out)
+                    out = []
+                    started = monotonic()
+            if out:
+                send(out)
                 out = []
-                started = monotonic()
+    except (_Stopped, _Exit) as e:
         if out:
+            writing[0] = True
             _write_all(wfd, b"".join(out))
+        os._exit(1 if isinstance(e, _Exit) else 0)
 
 
 async def run_async(core, rfd, wfd, threads, rest=b""):
     """Concurrent protocol, many items at once: a task per request for a coroutine function,
     or a pool of `threads` threads for a plain one. Answers that finish in the same turn of
     the event loop go out in one write."""
+    import asyncio
     import inspect
     from concurrent.futures import ThreadPoolExecutor
 
@@ -164,12 +190,13 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
         pending.clear()
         _write_all(wfd, data)
 
-    def done(rid, key, fut):
+    def done(fut):
+        rid, key = flight.pop(fut)
         if not pending:
             loop.call_soon(flush)
         try:
             result = fut.result()
-        except Exception as e:
+        except (Exception, asyncio.CancelledError) as e:
             pending.append(core.error(rid, e))
             return
         pending.append(core.result(rid, key, result))
@@ -180,9 +207,9 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
         rest = b""
     read_file = os.fdopen(rfd, "rb", buffering=0)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_file)
-    tasks = set()
+    # Items in flight, by their task or future (the loop keeps only weak references to tasks).
+    flight = {}
     func = core.func
-    from functools import partial
 
     while True:
         chunk = await reader.read(1 << 20)
@@ -210,12 +237,11 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
                 if len(pending) == 1:
                     loop.call_soon(flush)
                 continue
-            tasks.add(fut)
-            fut.add_done_callback(tasks.discard)
-            fut.add_done_callback(partial(done, rid, key))
+            flight[fut] = (rid, key)
+            fut.add_done_callback(done)
     # EOF: pararun asks the worker to end once the items in flight are answered.
-    while tasks:
-        await asyncio.wait(set(tasks))
+    while flight:
+        await asyncio.wait(set(flight))
     await asyncio.sleep(0)
     if pending:
         flush()
@@ -241,6 +267,8 @@ def main():
     if spec["mode"] == "process" and not spec["ref"]["is_async"]:
         run_sync(core, rfd, wfd)
     else:
+        import asyncio
+
         asyncio.run(run_async(core, rfd, wfd, spec["threads"]))
 
 
@@ -261,6 +289,7 @@ def serve(func, key_field, threads):
     except ValueError:
         head = None
     core = Core(func, key_field)
+    import asyncio
     import inspect
 
     is_async = inspect.iscoroutinefunction(func)
@@ -277,6 +306,8 @@ def _ordered(core, is_async):
     """The ordered protocol's answer to one item: its result, echoing the item's key. An
     exception ends the worker: the protocol has no error answer, so pararun fails the item
     (with the traceback's end on stderr) and starts a new worker."""
+    import asyncio
+
     run = asyncio.new_event_loop().run_until_complete if is_async else None
     func, kf = core.func, core.key_field
 
