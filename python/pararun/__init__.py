@@ -26,8 +26,8 @@ __version__ = "0.2.0"
 __all__ = ["map", "aio_map", "imap", "serve", "PararunError"]
 
 #: Items in flight per process worker with backend="process": enough to hide the round trip
-#: to pararun, few enough that the items left at the end spread over the workers.
-_PROCESS_PIPELINE = 16
+#: to pararun (tiny items), few enough that uneven items still spread over the workers.
+_PROCESS_PIPELINE = 32
 #: The most items the concurrent protocol lets one worker hold.
 _MAX_PIPELINE = 1024
 
@@ -75,7 +75,9 @@ _OPTIONS_DOC = """
             tail (--failures).
         progress: True forces pararun's progress bar on stderr, False turns it off; by default
             it shows on a terminal (--progress / --no-progress).
-        pipeline: items in flight per worker process (--pipeline; chosen for you).
+        pipeline: items in flight per worker process (--pipeline). The default suits most
+            work: 32 per process for map, n_workers in all for coroutines and threads. More
+            (256) speeds up many tiny items; 1 spreads long, uneven items best.
         args: more pararun flags, as a list of strings (`["--fsync", "always"]`).
 """
 

@@ -83,12 +83,28 @@ def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, t
     argv += ["--", sys.executable, "-m", "pararun._worker"]
     env = dict(os.environ)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if here not in _startup_path(env):  # the worker must import this very package
+        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env[_state.ENV] = json.dumps({
         "ref": ref, "key_field": key_field, "mode": mode, "threads": threads,
         "sys_path": [p if p else os.getcwd() for p in sys.path], "argv": sys.argv,
     })
     return argv, env
+
+
+def _startup_path(env):
+    """The directories a new interpreter searches before the worker sets the parent's
+    sys.path: site-packages and PYTHONPATH. (Adding site-packages to PYTHONPATH would put it
+    ahead of the standard library.)"""
+    import site
+
+    dirs = set(filter(None, env.get("PYTHONPATH", "").split(os.pathsep)))
+    try:
+        dirs.update(site.getsitepackages())
+        dirs.add(site.getusersitepackages())
+    except AttributeError:  # an old virtualenv's site module
+        pass
+    return {os.path.abspath(d) for d in dirs}
 
 
 _PR_SET_PDEATHSIG = 1
