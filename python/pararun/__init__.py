@@ -151,6 +151,7 @@ def _records(run):
         run.wait()
     finally:
         if not finished and not run.interrupted:
+            run._restore_signals()
             run.terminate()
             run.close_stdin()
             _drain(run)

@@ -139,6 +139,55 @@ class Run:
         self.stdin_fd = self.proc.stdin.fileno()
         self.error = None
         self.interrupted = False
+        self._old_tstp = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._old_tstp = signal.signal(signal.SIGTSTP, self._on_tstp)
+            except (ValueError, OSError):
+                pass
+
+    def _state(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+
+    def _until(self, predicate, seconds=1.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not predicate():
+            time.sleep(0.01)
+
+    def _on_tstp(self, signum, frame):
+        """Ctrl-Z: pararun is in a process group of its own, so the terminal's SIGTSTP reaches
+        Python only. Pause pararun (which pauses its workers, then itself), stop, and on
+        `fg` continue pararun too."""
+        if self.proc.poll() is not None:
+            os.kill(os.getpid(), signal.SIGSTOP)
+            return
+        try:
+            self.proc.send_signal(signal.SIGTSTP)
+        except OSError:
+            pass
+        self._until(lambda: self._state() in ("T", "t", "Z", None))
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns on SIGCONT (fg, bg)
+        # pararun may not have stopped yet if the continue came quickly: keep waking it.
+        for _ in range(50):
+            try:
+                self.proc.send_signal(signal.SIGCONT)
+            except OSError:
+                return
+            time.sleep(0.01)
+            if self._state() not in ("T", "t"):
+                break
+
+    def _restore_signals(self):
+        if self._old_tstp is not None:
+            try:
+                signal.signal(signal.SIGTSTP, self._old_tstp)
+            except (ValueError, OSError):
+                pass
+            self._old_tstp = None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -201,6 +250,7 @@ class Run:
         return self.finish(code)
 
     def finish(self, code):
+        self._restore_signals()
         if getattr(self, "feeder", None) is not None:
             self.feeder.join(timeout=1.0)
         if self.proc.stdout is not None:
@@ -214,18 +264,6 @@ class Run:
         if code < 0 or code in (129, 130, 141, 143):
             raise PararunError(f"pararun was stopped by a signal (exit status {code})")
         raise PararunError(f"pararun exited with status {code}; its message is above")
-
-    def stop_and_wait(self):
-        """Ends a run that its caller abandoned (an imap left early): a clean stop."""
-        if self.proc.poll() is None:
-            self.terminate()
-        self.close_stdin()
-        while True:
-            try:
-                self.proc.wait()
-                return
-            except KeyboardInterrupt:
-                self.interrupt()
 
 
 class Batcher:

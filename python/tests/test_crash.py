@@ -124,3 +124,44 @@ def test_ctrl_c_at_a_terminal_stops_cleanly_with_one_keyboard_interrupt(workdir)
     assert cached and len(cached) == len(set(cached))
     finished = side_ids(workdir / "finished.txt")
     assert len(set(finished) - set(cached)) <= 2
+
+
+def test_ctrl_z_pauses_pararun_and_its_workers_and_fg_resumes_them(workdir):
+    (workdir / "prog.py").write_text(PROGRAM)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(workdir)
+        os.execv(sys.executable, [sys.executable, "prog.py", "300"])
+    output = b""
+    try:
+        assert wait_for(lambda: len(side_ids(workdir / "finished.txt")) >= 20, 20)
+        os.write(fd, b"\x1a")  # Ctrl-Z
+        assert wait_for(lambda: state(pid) == "T", 5)
+        stopped = len(side_ids(workdir / "finished.txt"))
+        time.sleep(0.5)
+        assert len(side_ids(workdir / "finished.txt")) == stopped  # workers paused too
+        os.kill(pid, signal.SIGCONT)  # what fg does
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text
+    assert "DONE" in text and "SIGTSTP" in text
+    assert len(read_jsonl(workdir / "cache.jsonl")) == 300
+
+
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
