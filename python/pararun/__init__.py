@@ -211,6 +211,7 @@ async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
                 break
             except (_asyncio.CancelledError, KeyboardInterrupt):
                 run.interrupt()
+        run._restore_signals()
         raise
     if feeder is not None:
         await feeder
@@ -231,6 +232,15 @@ async def _afeed(run, aiterable, key_field):
     size = 0
     timer = None
     last = None
+    broken = []
+
+    def write(data):
+        if broken:
+            return
+        try:
+            _run._write_all(run.stdin_fd, data)
+        except OSError as e:  # pararun stopped reading: it is stopping, and says why
+            broken.append(e)
 
     def flush():
         nonlocal parts, size, timer, last
@@ -241,11 +251,13 @@ async def _afeed(run, aiterable, key_field):
             return last
         data = b"".join(parts)
         parts, size = [], 0
-        last = loop.run_in_executor(writer, _run._write_all, run.stdin_fd, data)
+        last = loop.run_in_executor(writer, write, data)
         return last
 
     try:
         async for item in aiterable:
+            if broken:
+                break
             parts.append(_run.encode(item, key_field))
             size += len(parts[-1])
             if size >= _run._BATCH_BYTES:
@@ -255,8 +267,6 @@ async def _afeed(run, aiterable, key_field):
         pending = flush()
         if pending is not None:
             await pending
-    except BrokenPipeError:
-        pass
     except _asyncio.CancelledError:
         raise
     except BaseException as e:

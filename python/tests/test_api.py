@@ -187,3 +187,29 @@ def test_the_binary_is_found():
         assert os.path.dirname(path) == sysconfig.get_path("scripts")
         assert pararun.__file__.startswith(sys.prefix)
         assert shutil.which("cargo") is None and shutil.which("rustc") is None
+
+
+def test_a_slow_iterable_never_holds_back_items_it_gave(workdir):
+    import time
+    seen = []
+
+    def items():
+        for i in range(5):
+            yield {"id": i}
+        time.sleep(1.5)  # waiting on I/O: the 5 items must be running meanwhile
+        seen.append(len(read_jsonl("c.jsonl")))
+        yield {"id": 5}
+
+    pararun.map(helpers.square, items(), n_workers=2, cache_path="c.jsonl")
+    assert seen == [5]
+    assert len(read_jsonl("c.jsonl")) == 6
+
+    async def aitems():
+        for i in range(10, 15):
+            yield {"id": i}
+        await asyncio.sleep(1.5)
+        seen.append(len(read_jsonl("c.jsonl")))
+        yield {"id": 15}
+
+    asyncio.run(pararun.aio_map(helpers.square, aitems(), cache_path="c.jsonl"))
+    assert seen == [5, 11]
