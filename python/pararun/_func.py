@@ -50,7 +50,8 @@ def reference(func):
             f"by name; {what}"
         )
     main_path = None
-    if module == "__main__":
+    from_main = module == "__main__"
+    if from_main:
         spec = getattr(mod, "__spec__", None)
         if spec is not None and spec.name not in ("__main__", None) and not spec.name.endswith(".__main__"):
             module = spec.name  # `python -m package.module`: importable under its own name
@@ -66,6 +67,7 @@ def reference(func):
         "module": module,
         "qualname": qualname,
         "main_path": main_path,
+        "from_main": from_main,
         "is_async": inspect.iscoroutinefunction(func),
     }
 
@@ -73,12 +75,27 @@ def reference(func):
 def load(ref):
     """In a worker: import the function `reference` named. The main script is run under
     MAIN_ALIAS, so its `if __name__ == "__main__":` block stays out; a script without that guard
-    calls pararun at its top level, where StopImport ends the import."""
-    if ref["main_path"] is None:
-        return _lookup(importlib.import_module(ref["module"]), ref["qualname"])
-    spec = importlib.util.spec_from_file_location(MAIN_ALIAS, ref["main_path"])
+    calls pararun at its top level, where StopImport ends the import (the functions defined
+    above the call are then in the module). A script run as `python -m pkg.mod` is imported
+    under its own name, the same way."""
+    if ref["main_path"] is not None:
+        spec = importlib.util.spec_from_file_location(MAIN_ALIAS, ref["main_path"])
+    elif ref.get("from_main"):
+        spec = importlib.util.find_spec(ref["module"])
+    else:
+        _state.loading_main = True  # a module that calls pararun as it is imported must not
+        try:  # start a run in every worker
+            return _lookup(importlib.import_module(ref["module"]), ref["qualname"])
+        except _state.StopImport:
+            raise ImportError(
+                f"module {ref['module']} calls pararun when it is imported: a worker imports "
+                f"it to find {ref['qualname']}, so put that call under "
+                f"`if __name__ == '__main__':`"
+            ) from None
+        finally:
+            _state.loading_main = False
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[MAIN_ALIAS] = mod
+    sys.modules[spec.name] = mod
     _state.loading_main = True
     try:
         spec.loader.exec_module(mod)
@@ -90,7 +107,7 @@ def load(ref):
         return _lookup(mod, ref["qualname"])
     except AttributeError:
         raise LookupError(
-            f"{ref['qualname']!r} is not defined in {ref['main_path']} when pararun is called "
+            f"{ref['qualname']!r} is not defined in {spec.origin} when pararun is called "
             f"(a worker runs the script up to its call to pararun, or all of it under an "
             f"`if __name__ == '__main__':` guard): define the function above that call"
         ) from None

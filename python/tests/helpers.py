@@ -56,5 +56,5 @@ async def araise(item):
 
 
 def blocking(item):
-    time.sleep(0.2)
+    time.sleep(0.5)
     return {"thread": True}

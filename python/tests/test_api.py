@@ -140,7 +140,7 @@ def test_aio_map_runs_many_coroutines_in_one_process(workdir):
     assert asyncio.run(main()) is None
     took = time.monotonic() - started
     assert len(read_jsonl("c.jsonl")) == 300
-    assert took < 3.0, took  # 2 waves of 0.2 s, not 300 x 0.2 s
+    assert took < 10.0, took  # 2 waves of 0.2 s, where one at a time takes 60 s
 
 
 def test_aio_map_errors_fail_their_items(workdir):
@@ -157,7 +157,7 @@ def test_aio_map_runs_a_plain_function_in_threads(workdir):
     started = time.monotonic()
     asyncio.run(pararun.aio_map(helpers.blocking, [{"id": i} for i in range(20)], n_workers=20,
                                 cache_path="c.jsonl"))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # 20 x 0.5 s at once; one at a time takes 10 s
     assert len(read_jsonl("c.jsonl")) == 20
 
 
