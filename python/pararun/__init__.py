@@ -17,10 +17,11 @@ result and the next run skips every item already done.
 Items and results travel as JSON, and workers import `func` by name: define it with `def` at
 the top level of a module or of your script.
 """
-import json as _json
+from . import _state
+from ._state import PararunError
 
-from . import _func, _run, _state
-from ._run import PararunError
+# The rest is imported when a run starts: a worker process imports this package too, and
+# should not pay for subprocess, ctypes and inspect.
 
 __version__ = "0.2.0"
 __all__ = ["map", "aio_map", "imap", "serve", "PararunError"]
@@ -40,9 +41,9 @@ def _plan(ref, n_workers, backend):
     if backend not in ("process", "thread"):
         raise ValueError(f"backend must be 'process' or 'thread', not {backend!r}")
     if ref["is_async"]:
-        # Coroutines: many at once in few interpreters (a second process past a few hundred,
-        # since one event loop then keeps a core busy).
-        procs = max(-(-n // _MAX_PIPELINE), 2 if n >= 256 else 1)
+        # Coroutines: all at once in one interpreter (one per 1,024: the protocol's limit).
+        # A second process did not help at 500 x asyncio.sleep(0.1): one event loop keeps up.
+        procs = -(-n // _MAX_PIPELINE)
         return procs, -(-n // procs), "async", 1
     if backend == "thread":
         procs = -(-n // _MAX_PIPELINE)
@@ -53,6 +54,8 @@ def _plan(ref, n_workers, backend):
 
 def _start(func, iterable, n_workers, backend, cache_path, key_field, total, records, options,
            feed=True):
+    from . import _func, _run
+
     ref = _func.reference(func)
     procs, pipeline, mode, threads = _plan(ref, n_workers, backend)
     pipeline = options.pop("pipeline", None) or pipeline
@@ -138,8 +141,10 @@ def imap(func, iterable, n_workers=4, backend="process", cache_path=None, key_fi
 
 
 def _records(run):
+    import json
+
     out = run.proc.stdout
-    loads = _json.loads
+    loads = json.loads
     finished = False
     try:
         for line in out:
@@ -183,8 +188,8 @@ async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
     """Run `func` on every item of `iterable`, `n_workers` at once; return None when done.
 
     The seed library's async call, unchanged. `func` is a coroutine function (`async def`):
-    the items run as tasks in one worker process (two past 255 at once), up to `n_workers`
-    at once, so 500 concurrent requests cost one or two interpreters, not 500. A plain function
+    the items run as tasks in one worker process (one per 1,024), up to `n_workers` at once,
+    so 500 concurrent requests cost one interpreter, not 500. A plain function
     runs in `n_workers` threads of one worker process. `iterable` may be a sync or an async
     iterable; it is read lazily. The event loop stays free while the run goes on.
 
@@ -225,6 +230,8 @@ async def _afeed(run, aiterable, key_field):
     already gave."""
     import asyncio as _asyncio
     from concurrent.futures import ThreadPoolExecutor
+
+    from . import _run
 
     loop = _asyncio.get_running_loop()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pararun-writer")

@@ -1,7 +1,6 @@
 """Naming a function so that a worker process can import it, and importing it there."""
 import importlib
 import importlib.util
-import inspect
 import os
 import sys
 
@@ -63,6 +62,8 @@ def reference(func):
                     f"`python -c`, which worker processes cannot import; put it in a file"
                 )
             main_path = os.path.abspath(path)
+    import inspect
+
     return {
         "module": module,
         "qualname": qualname,

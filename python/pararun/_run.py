@@ -10,6 +10,7 @@ import threading
 import time
 
 from . import _binary, _state
+from ._state import PararunError
 
 #: Items go to pararun in writes of about this size...
 _BATCH_BYTES = 1 << 16
@@ -18,11 +19,6 @@ _BATCH_SECONDS = 0.005
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _SCALAR = (str, int, float)
-
-
-class PararunError(RuntimeError):
-    """The pararun binary could not do the run (a setup error, a cache it could not write, a
-    locked cache, ...); its message is on stderr above."""
 
 
 def encode(item, key_field):

@@ -6,6 +6,11 @@ WRAP = "__pararun_item__"
 ENV = "PARARUN_PY_WORKER"
 
 
+class PararunError(RuntimeError):
+    """The pararun binary could not do the run (a setup error, a cache it could not write, a
+    locked cache, ...); its message is on stderr above."""
+
+
 class StopImport(BaseException):
     """Raised by map/aio_map/imap while a worker imports the user's main script: it aborts the
     import at the call, once the functions defined above it are in the module. A BaseException,
