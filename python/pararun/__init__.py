@@ -256,7 +256,8 @@ async def _afeed(run, aiterable, key_field):
             timer = None
         if not parts:
             return last
-        data = b"".join(parts)
+        parts.append("")
+        data = "\n".join(parts).encode()
         parts, size = [], 0
         last = loop.run_in_executor(writer, write, data)
         return last

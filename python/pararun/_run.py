@@ -22,12 +22,17 @@ _SCALAR = (str, int, float)
 
 
 def encode(item, key_field):
-    """An item as the JSONL line pararun reads (bytes, with its newline). pararun keys a dict by
+    """An item as the JSONL line pararun reads (ASCII text, without its newline). pararun keys a dict by
     its `key_field` and any other JSON value by itself. A dict without `key_field` is sent
     wrapped, `{key_field: KEY, "__pararun_item__": item}`, the worker unwrapping it, where KEY
     is the value of its only field when it has one field holding a string or a number (so that
     `{"url": u}` is keyed by `u`, as `u` alone would be), else the whole item."""
-    if isinstance(item, dict) and key_field not in item:
+    if type(item) is dict and key_field in item:  # the common case, first
+        try:
+            return _encode(item)
+        except (TypeError, ValueError):
+            pass  # the message below
+    elif isinstance(item, dict) and key_field not in item:
         key = item
         if len(item) == 1:
             (value,) = item.values()
@@ -35,7 +40,7 @@ def encode(item, key_field):
                 key = value
         item = {key_field: key, _state.WRAP: item}
     try:
-        return (_encode(item) + "\n").encode()
+        return _encode(item)
     except (TypeError, ValueError) as e:
         raise TypeError(f"pararun items must be JSON values (dict, list, str, number, bool, None): {e}; item {item!r}") from None
 
@@ -292,10 +297,13 @@ class Batcher:
 
     def _take(self):
         with self.lock:
-            data = b"".join(self.parts)
+            parts = self.parts
             self.parts = []
             self.size = 0
-        return data
+        if not parts:
+            return b""
+        parts.append("")
+        return "\n".join(parts).encode()
 
     def flush(self):
         with self.wlock:

@@ -193,11 +193,17 @@ def test_a_slow_iterable_never_holds_back_items_it_gave(workdir):
     import time
     seen = []
 
+    def cached_within(n, seconds):
+        deadline = time.monotonic() + seconds
+        while len(read_jsonl("c.jsonl")) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(read_jsonl("c.jsonl"))
+
     def items():
         for i in range(5):
             yield {"id": i}
-        time.sleep(1.5)  # waiting on I/O: the 5 items must be running meanwhile
-        seen.append(len(read_jsonl("c.jsonl")))
+        # waiting on I/O: the 5 items must be running meanwhile
+        seen.append(cached_within(5, 15))
         yield {"id": 5}
 
     pararun.map(helpers.square, items(), n_workers=2, cache_path="c.jsonl")
@@ -207,7 +213,10 @@ def test_a_slow_iterable_never_holds_back_items_it_gave(workdir):
     async def aitems():
         for i in range(10, 15):
             yield {"id": i}
-        await asyncio.sleep(1.5)
+        for _ in range(300):
+            if len(read_jsonl("c.jsonl")) >= 11:
+                break
+            await asyncio.sleep(0.05)
         seen.append(len(read_jsonl("c.jsonl")))
         yield {"id": 15}
 
