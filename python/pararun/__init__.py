@@ -58,6 +58,10 @@ def _start(func, iterable, n_workers, backend, cache_path, key_field, total, rec
 
     ref = _func.reference(func)
     procs, pipeline, mode, threads = _plan(ref, n_workers, backend)
+    if mode == "process" and options.get("timeout") is not None:
+        # pararun times an item from when it is sent; items queued behind a slow one in a
+        # one-at-a-time worker would be charged for its time.
+        pipeline = 1
     pipeline = options.pop("pipeline", None) or pipeline
     argv, env = _run.command(ref, n_workers=procs, pipeline=pipeline, mode=mode, threads=threads,
                              cache_path=cache_path, key_field=key_field, total=total,
@@ -71,8 +75,10 @@ def _start(func, iterable, n_workers, backend, cache_path, key_field, total, rec
 _OPTIONS_DOC = """
     Keyword-only options (pararun's flags):
         retries: retry a failed item this many more times (--retries).
-        timeout: seconds (or "2m") an item may take before its worker is stopped and the item
-            fails (--timeout).
+        timeout: seconds (or "2m") an item may take: then func is interrupted (a coroutine
+            cancelled; a thread is left to finish) and the item fails, "timed out" (--timeout,
+            which pararun enforces a second later should func not be interruptible). With
+            backend="process" each worker then holds one item at a time.
         rate: start at most this many items per second, or a string such as "100/m" (--rate).
         failures_path: append one JSON line per failed item to this file, with its traceback's
             tail (--failures).

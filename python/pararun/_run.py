@@ -45,10 +45,22 @@ def encode(item, key_field):
         raise TypeError(f"pararun items must be JSON values (dict, list, str, number, bool, None): {e}; item {item!r}") from None
 
 
-def _duration(value):
-    if isinstance(value, (int, float)):
-        return f"{value}s"
-    return str(value)
+def seconds(value):
+    """A duration as seconds: a number, or a string as pararun reads it ("2.5", "500ms",
+    "30s", "2m", "1h")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    for unit, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * scale
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"timeout must be seconds or a string such as '2m', not {value!r}") from None
 
 
 def _rate(value):
@@ -71,7 +83,11 @@ def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, t
     if retries:
         argv += ["--retries", str(int(retries))]
     if timeout is not None:
-        argv += ["--timeout", _duration(timeout)]
+        # The worker enforces the timeout itself (a sync function is interrupted, a coroutine
+        # cancelled) and answers an error; pararun's own, a little later, is the backstop for
+        # a function that cannot be interrupted.
+        limit = seconds(timeout)
+        argv += ["--timeout", f"{limit + 1.0:.3f}s"]
     if rate is not None:
         argv += ["--rate", _rate(rate)]
     if failures_path is not None:
@@ -88,6 +104,7 @@ def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, t
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env[_state.ENV] = json.dumps({
         "ref": ref, "key_field": key_field, "mode": mode, "threads": threads,
+        "timeout": None if timeout is None else seconds(timeout),
         "sys_path": [p if p else os.getcwd() for p in sys.path], "argv": sys.argv,
     })
     return argv, env

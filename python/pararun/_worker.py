@@ -29,12 +29,18 @@ def _tail(exc, limit=2000):
     return text
 
 
+class ItemTimeout(BaseException):
+    """Raised in func when its item's timeout is up (a BaseException, so that func's own
+    `except Exception` does not swallow it)."""
+
+
 class Core:
     """Turns requests into answers for one function."""
 
-    def __init__(self, func, key_field):
+    def __init__(self, func, key_field, timeout=None):
         self.func = func
         self.key_field = key_field
+        self.timeout = timeout
 
     def unwrap(self, item):
         """The user's item and its key (None when it has none)."""
@@ -82,6 +88,26 @@ class Core:
             return self.error(rid, e)
         return self.result(rid, key, result)
 
+    def timed_answer(self, request):
+        """answer, with the item's timeout enforced by SIGALRM."""
+        import signal
+
+        rid = request["pararun_id"]
+        item, key = self.unwrap(request["item"])
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            result = self.func(item)
+        except ItemTimeout:
+            return self.timed_out(rid)
+        except Exception as e:
+            return self.error(rid, e)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return self.result(rid, key, result)
+
+    def timed_out(self, rid):
+        return self.error_text(rid, f"timed out after {self.timeout:g}s (timeout={self.timeout:g})")
+
 
 def _private_stdio():
     """Keeps stdin and stdout for the protocol on descriptors of their own, and points fds 0
@@ -122,6 +148,12 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
     SIGTERM (pararun stopping) the answers done so far go out before the worker exits."""
     import signal
 
+    if answer is None and core.timeout:
+        def on_alarm(signum, frame):
+            raise ItemTimeout()
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        answer = core.timed_answer
     answer = answer or core.answer
     monotonic = time.monotonic
     writing = [False, False]  # in a write; SIGTERM came during it
@@ -196,6 +228,9 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
             loop.call_soon(flush)
         try:
             result = fut.result()
+        except asyncio.TimeoutError as e:
+            pending.append(core.timed_out(rid) if timeout else core.error(rid, e))
+            return
         except (Exception, asyncio.CancelledError) as e:
             pending.append(core.error(rid, e))
             return
@@ -210,6 +245,7 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
     # Items in flight, by their task or future (the loop keeps only weak references to tasks).
     flight = {}
     func = core.func
+    timeout = core.timeout
 
     while True:
         chunk = await reader.read(1 << 20)
@@ -229,7 +265,10 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
             item, key = core.unwrap(request["item"])
             try:
                 if is_async:
-                    fut = loop.create_task(func(item))
+                    coro = func(item)
+                    if timeout:
+                        coro = asyncio.wait_for(coro, timeout)
+                    fut = loop.create_task(coro)
                 else:
                     fut = loop.run_in_executor(pool, func, item)
             except Exception as e:
@@ -263,7 +302,7 @@ def main():
         message = "".join(traceback.format_exception_only(type(e), e)).strip()
         sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
         func = _Broken(message)
-    core = Core(func, spec["key_field"])
+    core = Core(func, spec["key_field"], spec.get("timeout"))
     if spec["mode"] == "process" and not spec["ref"]["is_async"]:
         run_sync(core, rfd, wfd)
     else:

@@ -58,3 +58,22 @@ async def araise(item):
 def blocking(item):
     time.sleep(0.5)
     return {"thread": True}
+
+
+def sleepy(item):
+    time.sleep(item["sleep"])
+    return {"slept": item["sleep"]}
+
+
+async def asleepy(item):
+    await asyncio.sleep(item["sleep"])
+    return {"slept": item["sleep"]}
+
+
+def flaky(item):
+    """Fails the first time it sees an item (a file per item remembers), then succeeds."""
+    mark = f"attempted-{item['id']}"
+    if not os.path.exists(mark):
+        open(mark, "w").close()
+        raise ConnectionError("flaky the first time")
+    return {"ok": True}

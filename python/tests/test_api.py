@@ -222,3 +222,28 @@ def test_a_slow_iterable_never_holds_back_items_it_gave(workdir):
 
     asyncio.run(pararun.aio_map(helpers.square, aitems(), cache_path="c.jsonl"))
     assert seen == [5, 11]
+
+
+def test_timeout_fails_the_slow_item_alone(workdir):
+    import time
+    items = [{"id": i, "sleep": 30 if i == 2 else 0.05} for i in range(8)]
+    started = time.monotonic()
+    pararun.map(helpers.sleepy, items, n_workers=2, cache_path="c.jsonl", timeout=1,
+                failures_path="f.jsonl")
+    assert time.monotonic() - started < 10
+    assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 3, 4, 5, 6, 7]
+    (failure,) = read_jsonl("f.jsonl")
+    assert failure["key"] == 2 and "timed out after 1s" in failure["detail"]
+
+    started = time.monotonic()
+    asyncio.run(pararun.aio_map(helpers.asleepy, items, cache_path="a.jsonl", timeout="500ms",
+                                failures_path="af.jsonl"))
+    assert time.monotonic() - started < 10
+    assert len(read_jsonl("a.jsonl")) == 7
+    assert [f["key"] for f in read_jsonl("af.jsonl")] == [2]
+
+
+def test_retries_run_a_failed_item_again(workdir):
+    pararun.map(helpers.flaky, [{"id": i} for i in range(4)], n_workers=2, cache_path="c.jsonl",
+                retries=1, args=["--retry-delay", "10ms"])
+    assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 2, 3]
