@@ -49,11 +49,12 @@ def reference(func):
             f"by name; {what}"
         )
     main_path = None
-    from_main = module == "__main__"
+    from_main = module in ("__main__", MAIN_ALIAS)  # the latter: a run started inside a worker
     if from_main:
         spec = getattr(mod, "__spec__", None)
-        if spec is not None and spec.name not in ("__main__", None) and not spec.name.endswith(".__main__"):
-            module = spec.name  # `python -m package.module`: importable under its own name
+        name = getattr(spec, "name", None)
+        if name not in ("__main__", MAIN_ALIAS, None) and not name.endswith(".__main__"):
+            module = name  # `python -m package.module`: importable under its own name
         else:
             path = getattr(mod, "__file__", None)
             if not path:

@@ -107,3 +107,18 @@ def test_a_script_run_with_python_m_and_no_guard(workdir):
     assert out.stdout.count("top level done") == 1  # the workers stopped at the call
     records = sorted(read_jsonl(workdir / "m.jsonl"), key=lambda r: r["id"])
     assert records == [{"id": i, "v": 2 * i} for i in range(20)]
+
+
+def test_a_run_inside_a_worker_of_an_unguarded_script(workdir):
+    (workdir / "nested.py").write_text(
+        "import pararun\n\n"
+        "def inner(x):\n    return {'sq': x * x}\n\n"
+        "def outer(x):\n"
+        "    pararun.map(inner, range(10 * x, 10 * x + 3), n_workers=1, cache_path=f'in{x}.jsonl')\n"
+        "    return {'done': x}\n\n"
+        "pararun.map(outer, range(2), n_workers=2, cache_path='out.jsonl')\n"
+    )
+    out = run_script("nested.py", workdir)
+    assert out.returncode == 0, out.stderr
+    assert len(read_jsonl(workdir / "out.jsonl")) == 2
+    assert sorted(r["sq"] for r in read_jsonl(workdir / "in1.jsonl")) == [100, 121, 144]
