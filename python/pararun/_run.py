@@ -22,8 +22,8 @@ _SCALAR = (str, int, float)
 
 
 def encode(item, key_field):
-    """An item as the JSONL line pararun reads (ASCII text, without its newline). pararun keys a dict by
-    its `key_field` and any other JSON value by itself. A dict without `key_field` is sent
+    """An item as the JSONL line pararun reads (ASCII text, without its newline). pararun keys
+    a dict by its `key_field` and any other JSON value by itself. A dict without `key_field` is sent
     wrapped, `{key_field: KEY, "__pararun_item__": item}`, the worker unwrapping it, where KEY
     is the value of its only field when it has one field holding a string or a number (so that
     `{"url": u}` is keyed by `u`, as `u` alone would be), else the whole item."""
@@ -42,7 +42,10 @@ def encode(item, key_field):
     try:
         return _encode(item)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"pararun items must be JSON values (dict, list, str, number, bool, None): {e}; item {item!r}") from None
+        raise TypeError(
+            f"pararun items must be JSON values (dict, list, str, number, bool, None): {e}; "
+            f"item {item!r}"
+        ) from None
 
 
 def seconds(value):
@@ -164,7 +167,7 @@ class Run:
             except (ValueError, OSError):
                 pass
 
-    def _state(self):
+    def _proc_state(self):
         try:
             with open(f"/proc/{self.proc.pid}/stat") as f:
                 return f.read().rsplit(")", 1)[1].split()[0]
@@ -187,7 +190,7 @@ class Run:
             self.proc.send_signal(signal.SIGTSTP)
         except OSError:
             pass
-        self._until(lambda: self._state() in ("T", "t", "Z", None))
+        self._until(lambda: self._proc_state() in ("T", "t", "Z", None))
         os.kill(os.getpid(), signal.SIGSTOP)  # returns on SIGCONT (fg, bg)
         # pararun may not have stopped yet if the continue came quickly: keep waking it.
         for _ in range(50):
@@ -196,7 +199,7 @@ class Run:
             except OSError:
                 return
             time.sleep(0.01)
-            if self._state() not in ("T", "t"):
+            if self._proc_state() not in ("T", "t"):
                 break
 
     def _restore_signals(self):
