@@ -6,7 +6,8 @@
 
 Rows (each run in a fresh interpreter; reps interleaved, medians reported):
   trivial  100,000 trivial items ({"id": i} -> {"id": i, "sq": i*i}) at 2 workers, with a cache:
-           pararun.map, the seed library's pr.map (process backend), and
+           pararun.map (default pipeline, and 256 items in flight per worker), the seed
+           library's pr.map (process backend), and
            multiprocessing.Pool(2).imap_unordered(chunksize=256) writing a file.
   async    10,000 items of `await asyncio.sleep(0.1)` through aio_map(n_workers=500): pararun's
            and the seed's (ideal 2.0 s: 20 waves of 0.1 s).
@@ -47,8 +48,11 @@ if __name__ == "__main__":
                 f.write(json.dumps(r) + "\n")
     else:
         import pararun
+        kw = {"progress": False} if mode != "seed" else {}
+        if mode == "new256":
+            kw["pipeline"] = 256
         pararun.map(work, items, n_workers=2, backend="process", cache_path=path, key_field="id",
-                    total=n, **({"progress": False} if mode == "new" else {}))
+                    total=n, **kw)
 '''
 
 ASYNC = r'''
@@ -230,7 +234,8 @@ def main():
 
     n = args.items
     if "trivial" in only:
-        rows = {"pararun.map": (lambda out: [args.python, "trivial.py", "new", str(n), out], n)}
+        rows = {"pararun.map": (lambda out: [args.python, "trivial.py", "new", str(n), out], n),
+                "pararun.map(pipeline=256)": (lambda out: [args.python, "trivial.py", "new256", str(n), out], n)}
         if seed:
             rows["seed pr.map"] = (lambda out: [seed, "trivial.py", "seed", str(n), out], n)
         rows["mp.Pool(2).imap_unordered"] = (lambda out: [args.python, "trivial.py", "mp", str(n), out], n)
