@@ -156,22 +156,18 @@ def _records(run):
         for line in out:
             yield loads(line)
         finished = True
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # one clean stop, then this same KeyboardInterrupt, once
         run.interrupt()
         _drain(run)
-        run.wait()
+        run.reap()
+        raise
     finally:
         if not finished and not run.interrupted:
             run._restore_signals()
             run.terminate()
             run.close_stdin()
             _drain(run)
-            while True:
-                try:
-                    run.proc.wait()
-                    break
-                except KeyboardInterrupt:
-                    run.interrupt()
+            run.reap()
     if finished:
         run.wait()
 

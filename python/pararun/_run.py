@@ -270,6 +270,18 @@ class Run:
                 self.interrupt()
         return self.finish(code)
 
+    def reap(self):
+        """Waits for pararun to exit (a Ctrl-C meanwhile is forwarded) and for the feeder."""
+        self._restore_signals()
+        while True:
+            try:
+                self.proc.wait()
+                break
+            except KeyboardInterrupt:
+                self.interrupt()
+        if getattr(self, "feeder", None) is not None:
+            self.feeder.join(timeout=1.0)
+
     def finish(self, code):
         self._restore_signals()
         if getattr(self, "feeder", None) is not None:

@@ -7,6 +7,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from conftest import read_jsonl
 
 PROGRAM = '''\
@@ -23,8 +25,12 @@ def job(item):
     return {"id": item["id"]}
 
 if __name__ == "__main__":
-    pararun.map(job, ({"id": i} for i in range(int(sys.argv[1]))), n_workers=2,
-                cache_path="cache.jsonl")
+    items = ({"id": i} for i in range(int(sys.argv[1])))
+    if os.environ.get("USE_IMAP"):
+        for record in pararun.imap(job, items, n_workers=2, cache_path="cache.jsonl"):
+            pass
+    else:
+        pararun.map(job, items, n_workers=2, cache_path="cache.jsonl")
     print("DONE", flush=True)
 '''
 
@@ -90,11 +96,14 @@ def test_kill_9_keeps_every_finished_result_and_leaves_nothing_running(workdir):
     assert sorted(side_ids(workdir / "finished.txt")) == sorted(set(range(n)) - set(cached))
 
 
-def test_ctrl_c_at_a_terminal_stops_cleanly_with_one_keyboard_interrupt(workdir):
+@pytest.mark.parametrize("api", ["map", "imap"])
+def test_ctrl_c_at_a_terminal_stops_cleanly_with_one_keyboard_interrupt(workdir, api):
     (workdir / "prog.py").write_text(PROGRAM)
     pid, fd = pty.fork()
     if pid == 0:  # the child: a program in a terminal of its own, as a user runs it
         os.chdir(workdir)
+        if api == "imap":
+            os.environ["USE_IMAP"] = "1"
         os.execv(sys.executable, [sys.executable, "prog.py", "100000"])
     output = b""
     try:
