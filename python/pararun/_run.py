@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import _binary, _state
+from . import _binary, _codec, _state
 from ._state import PararunError
 
 #: Items go to pararun in writes of about this size...
@@ -17,7 +17,7 @@ _BATCH_BYTES = 1 << 16
 #: ...or once the oldest unsent item has waited this long.
 _BATCH_SECONDS = 0.005
 
-_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_encode = _codec.dumps
 _SCALAR = (str, int, float)
 
 

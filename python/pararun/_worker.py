@@ -12,9 +12,10 @@ import sys
 import time
 import traceback
 
+from . import _codec
 from ._state import ENV, WRAP
 
-_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_dumps = _codec.dumps
 _loads = json.loads
 
 
@@ -68,12 +69,12 @@ class Core:
                 result = dict(result)
                 result[kf] = key
         try:
-            return b'{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result).encode())
+            return '{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result))
         except (TypeError, ValueError) as e:
             return self.error_text(rid, f"func's result is not JSON: {type(e).__name__}: {e}")
 
     def error_text(self, rid, message):
-        return (_dumps({"pararun_id": rid, "error": message}) + "\n").encode()
+        return _dumps({"pararun_id": rid, "error": message}) + "\n"
 
     def error(self, rid, exc):
         return self.error_text(rid, _tail(exc))
@@ -81,7 +82,11 @@ class Core:
     def answer(self, request):
         """Runs a sync function on one request."""
         rid = request["pararun_id"]
-        item, key = self.unwrap(request["item"])
+        item = request["item"]
+        if type(item) is dict and len(item) != 2:  # the common case: a dict with its key
+            key = item.get(self.key_field)
+        else:
+            item, key = self.unwrap(item)
         try:
             result = self.func(item)
         except Exception as e:
@@ -166,7 +171,7 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
 
     def send(out):
         writing[0] = True
-        _write_all(wfd, b"".join(out))
+        _write_all(wfd, "".join(out).encode())
         writing[0] = False
         if writing[1]:
             raise _Stopped()
@@ -200,7 +205,7 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
     except (_Stopped, _Exit) as e:
         if out:
             writing[0] = True
-            _write_all(wfd, b"".join(out))
+            _write_all(wfd, "".join(out).encode())
         os._exit(1 if isinstance(e, _Exit) else 0)
 
 
@@ -218,7 +223,7 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
     pending = []
 
     def flush():
-        data = b"".join(pending)
+        data = "".join(pending).encode()
         pending.clear()
         _write_all(wfd, data)
 
@@ -356,7 +361,7 @@ def _ordered(core, is_async):
             result = run(func(item)) if is_async else func(item)
             if type(result) is dict and kf not in result and key is not None:
                 result = {kf: key, **result}
-            return (_dumps(result) + "\n").encode()
+            return _dumps(result) + "\n"
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
