@@ -268,6 +268,10 @@ class Run:
                 break
             except KeyboardInterrupt:
                 self.interrupt()
+            except BaseException:  # SystemExit from a signal handler, say: stop, then go on
+                self.terminate()
+                self.reap()
+                raise
         return self.finish(code)
 
     def reap(self):
