@@ -228,7 +228,7 @@ def main():
     def show(workload, times, base):
         for name, ts in times.items():
             med = statistics.median(ts)
-            ratio = "" if name == base else f"{base}: {med / statistics.median(times[base]):.2f}x faster"
+            ratio = "" if name == base else f"{med / statistics.median(times[base]):.2f}x the time of {base}"
             print(f"| {workload} | {name} | {med:.2f} s ({min(ts):.2f}-{max(ts):.2f}) | {ratio} |")
         sys.stdout.flush()
 
