@@ -12,7 +12,8 @@ Rows (each run in a fresh interpreter; reps interleaved, medians reported):
   async    10,000 items of `await asyncio.sleep(0.1)` through aio_map(n_workers=500): pararun's
            and the seed's (ideal 2.0 s: 20 waves of 0.1 s).
   crash    3,000 items of 1 ms at 2 workers, the program killed with kill -9 after 1.2 s:
-           finished results (a side file each item appends to) missing from the cache.
+           finished results (a side file each item appends to) missing from the cache, and
+           the processes of the run still alive 2 s later (then killed).
   resume   the seed README's async example run twice: items run by the second run.
 
 --python is the interpreter with this package installed (default: this one; PARARUN_BIN and
@@ -175,6 +176,12 @@ def crash_lost(python, wd, tag):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     time.sleep(2.0)  # let whatever outlived the program finish (pararun stops its workers)
+    left = leftovers(d)
+    for pid in left:  # the seed's process pool outlives it; end what this benchmark started
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     with open(side) if os.path.exists(side) else open(os.devnull) as f:
         finished = {int(x) for x in f if x.strip()}
     cached = set()
@@ -185,7 +192,25 @@ def crash_lost(python, wd, tag):
                     cached.add(json.loads(line)["id"])
                 except (ValueError, KeyError):
                     pass
-    return len(finished), len(finished - cached)
+    return len(finished), len(finished - cached), len(left)
+
+
+def leftovers(directory):
+    """Pids of live processes whose command line names `directory` (the program's workers)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if directory.encode() not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def resume_reruns(python, wd, tag):
@@ -248,8 +273,9 @@ def main():
     if "crash" in only:
         for tag, py in (("pararun.map", args.python), ("seed pr.map", seed)):
             if py:
-                finished, lost = crash_lost(py, wd, tag.split()[0])
-                print(f"| kill -9 at 1.2 s, 3,000 x 1 ms | {tag} | {lost} lost of {finished} finished | |")
+                finished, lost, left = crash_lost(py, wd, tag.split()[0])
+                print(f"| kill -9 at 1.2 s, 3,000 x 1 ms | {tag} | {lost} lost of {finished} "
+                      f"finished; {left} processes still running 2 s later | |")
     if "resume" in only:
         for tag, py in (("pararun.aio_map", args.python), ("seed pr.aio_map", seed)):
             if py:
