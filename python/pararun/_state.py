@@ -1,0 +1,28 @@
+"""State shared between the package and its worker, in the worker process."""
+
+#: The field under which the library sends an item that lacks the key field (see _run.encode).
+WRAP = "__pararun_item__"
+#: The environment variable that tells a worker what to run.
+ENV = "PARARUN_PY_WORKER"
+
+
+class PararunError(RuntimeError):
+    """The pararun binary could not do the run (a setup error, a cache it could not write, a
+    locked cache, ...); its message is on stderr above."""
+
+
+class StopImport(BaseException):
+    """Raised by map/aio_map/imap while a worker imports the user's main script: it aborts the
+    import at the call, once the functions defined above it are in the module. A BaseException,
+    so that a script's own `except Exception` does not swallow it."""
+
+
+#: True while a worker runs the user's `__main__` script to find its function.
+loading_main = False
+
+
+def check_not_loading():
+    """Called first by every entry point: inside a worker that is importing the main script,
+    the script's top-level call to pararun must not start another run."""
+    if loading_main:
+        raise StopImport()

@@ -1,0 +1,386 @@
+"""The worker process that pararun starts for map/aio_map/imap (`python -m pararun._worker`),
+and the loops that `serve` runs.
+
+It speaks pararun's concurrent protocol: requests `{"pararun_id": N, "item": ITEM}` on stdin,
+answers `{"pararun_id": N, "result": R}` or `{"pararun_id": N, "error": "..."}` on stdout.
+The user's function may print: its stdout goes to stderr, which pararun passes through, and
+the protocol keeps a descriptor of its own.
+"""
+import json
+import os
+import sys
+import time
+import traceback
+
+from . import _codec
+from ._state import ENV, WRAP
+
+_dumps = _codec.dumps
+_loads = json.loads
+
+
+def _tail(exc, limit=2000):
+    """An exception's traceback for an error answer, without this module's frames: the
+    exception line and the frames just above it, within `limit` characters."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    text = "".join(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+                   + traceback.format_exception_only(type(exc), exc)).rstrip()
+    if len(text) > limit:
+        text = "..." + text[-limit:]
+    return text
+
+
+class ItemTimeout(BaseException):
+    """Raised in func when its item's timeout is up (a BaseException, so that func's own
+    `except Exception` does not swallow it)."""
+
+
+class Core:
+    """Turns requests into answers for one function."""
+
+    def __init__(self, func, key_field, timeout=None):
+        self.func = func
+        self.key_field = key_field
+        self.timeout = timeout
+
+    def unwrap(self, item):
+        """The user's item and its key (None when it has none)."""
+        if type(item) is dict:
+            kf = self.key_field
+            if kf in item:
+                if len(item) == 2 and WRAP in item:
+                    return item[WRAP], item[kf]
+                return item, item[kf]
+            return item, None
+        return item, item
+
+    def result(self, rid, key, result):
+        """The answer for a result, or an error answer if it cannot be a record."""
+        kf = self.key_field
+        if type(result) is dict and kf in result and key is not None:
+            rk = result[kf]
+            if rk is not key and not (type(rk) is type(key) and rk == key):
+                if rk != key or isinstance(rk, bool) != isinstance(key, bool):
+                    return self.error_text(
+                        rid,
+                        f"func returned {kf}={rk!r} for the item keyed {key!r}: a result must "
+                        f"name its own item's key, or leave {kf!r} out (pararun adds it)",
+                    )
+                result = dict(result)
+                result[kf] = key
+        try:
+            return '{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result))
+        except (TypeError, ValueError) as e:
+            return self.error_text(rid, f"func's result is not JSON: {type(e).__name__}: {e}")
+
+    def error_text(self, rid, message):
+        return _dumps({"pararun_id": rid, "error": message}) + "\n"
+
+    def error(self, rid, exc):
+        return self.error_text(rid, _tail(exc))
+
+    def answer(self, request):
+        """Runs a sync function on one request."""
+        rid = request["pararun_id"]
+        item = request["item"]
+        if type(item) is dict and len(item) != 2:  # the common case: a dict with its key
+            key = item.get(self.key_field)
+        else:
+            item, key = self.unwrap(item)
+        try:
+            result = self.func(item)
+        except Exception as e:
+            return self.error(rid, e)
+        return self.result(rid, key, result)
+
+    def timed_answer(self, request):
+        """answer, with the item's timeout enforced by SIGALRM."""
+        import signal
+
+        rid = request["pararun_id"]
+        item, key = self.unwrap(request["item"])
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            result = self.func(item)
+        except ItemTimeout:
+            return self.timed_out(rid)
+        except Exception as e:
+            return self.error(rid, e)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return self.result(rid, key, result)
+
+    def timed_out(self, rid):
+        return self.error_text(rid, f"timed out after {self.timeout:g}s (timeout={self.timeout:g})")
+
+
+def _private_stdio():
+    """Keeps stdin and stdout for the protocol on descriptors of their own, and points fds 0
+    and 1 (and sys.stdin, sys.stdout) at /dev/null and stderr, so that what the function prints
+    reaches the terminal through pararun instead of corrupting the protocol."""
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    return rfd, wfd
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _parse(body):
+    """The requests in a run of complete lines: one json.loads for the lot when it can."""
+    try:
+        return _loads(b"[" + body.replace(b"\n", b",") + b"]")
+    except ValueError:
+        return [_loads(line) for line in body.split(b"\n") if line.strip()]
+
+
+class _Stopped(BaseException):
+    """SIGTERM from pararun (a clean stop): answer what is done, then exit."""
+
+
+def run_sync(core, rfd, wfd, rest=b"", answer=None):
+    """Concurrent protocol, one item at a time: answers go out in one write per batch read,
+    or every 2 ms while a batch takes long, so a result is never held back for long. On
+    SIGTERM (pararun stopping) the answers done so far go out before the worker exits."""
+    import signal
+
+    if answer is None and core.timeout:
+        def on_alarm(signum, frame):
+            raise ItemTimeout()
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        answer = core.timed_answer
+    answer = answer or core.answer
+    monotonic = time.monotonic
+    writing = [False, False]  # in a write; SIGTERM came during it
+
+    def on_term(signum, frame):
+        if writing[0]:
+            writing[1] = True
+        else:
+            raise _Stopped()
+
+    def send(out):
+        writing[0] = True
+        _write_all(wfd, "".join(out).encode())
+        writing[0] = False
+        if writing[1]:
+            raise _Stopped()
+
+    signal.signal(signal.SIGTERM, on_term)
+    out = []
+    try:
+        buf = rest
+        while True:
+            end = buf.rfind(b"\n")
+            if end < 0:
+                chunk = os.read(rfd, 1 << 20)
+                if chunk:
+                    buf += chunk
+                elif buf.strip():  # a last line without its newline
+                    buf += b"\n"
+                else:
+                    return
+                continue
+            body, buf = buf[:end], buf[end + 1:]
+            started = monotonic()
+            for request in _parse(body):
+                out.append(answer(request))
+                if monotonic() - started > 0.002:
+                    send(out)
+                    out = []
+                    started = monotonic()
+            if out:
+                send(out)
+                out = []
+    except (_Stopped, _Exit) as e:
+        if out:
+            writing[0] = True
+            _write_all(wfd, "".join(out).encode())
+        os._exit(1 if isinstance(e, _Exit) else 0)
+
+
+async def run_async(core, rfd, wfd, threads, rest=b""):
+    """Concurrent protocol, many items at once: a task per request for a coroutine function,
+    or a pool of `threads` threads for a plain one. Answers that finish in the same turn of
+    the event loop go out in one write."""
+    import asyncio
+    import inspect
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    is_async = inspect.iscoroutinefunction(core.func)
+    pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, threads))
+    pending = []
+
+    def flush():
+        data = "".join(pending).encode()
+        pending.clear()
+        _write_all(wfd, data)
+
+    def done(fut):
+        rid, key = flight.pop(fut)
+        if not pending:
+            loop.call_soon(flush)
+        try:
+            result = fut.result()
+        except asyncio.TimeoutError as e:
+            pending.append(core.timed_out(rid) if timeout else core.error(rid, e))
+            return
+        except (Exception, asyncio.CancelledError) as e:
+            pending.append(core.error(rid, e))
+            return
+        pending.append(core.result(rid, key, result))
+
+    reader = asyncio.StreamReader(limit=1 << 30)
+    if rest:
+        reader.feed_data(rest)
+        rest = b""
+    read_file = os.fdopen(rfd, "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_file)
+    # Items in flight, by their task or future (the loop keeps only weak references to tasks).
+    flight = {}
+    func = core.func
+    timeout = core.timeout
+
+    while True:
+        chunk = await reader.read(1 << 20)
+        if not chunk:
+            if not rest.strip():
+                break
+            chunk, rest = rest + b"\n", b""
+        elif rest:
+            chunk = rest + chunk
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            rest = chunk
+            continue
+        rest = chunk[end + 1:]
+        for request in _parse(chunk[:end]):
+            rid = request["pararun_id"]
+            item, key = core.unwrap(request["item"])
+            try:
+                if is_async:
+                    coro = func(item)
+                    if timeout:
+                        coro = asyncio.wait_for(coro, timeout)
+                    fut = loop.create_task(coro)
+                else:
+                    fut = loop.run_in_executor(pool, func, item)
+            except Exception as e:
+                pending.append(core.error(rid, e))
+                if len(pending) == 1:
+                    loop.call_soon(flush)
+                continue
+            flight[fut] = (rid, key)
+            fut.add_done_callback(done)
+    # EOF: pararun asks the worker to end once the items in flight are answered.
+    while flight:
+        await asyncio.wait(set(flight))
+    await asyncio.sleep(0)
+    if pending:
+        flush()
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
+def main():
+    """Entry point of a worker that pararun started for the library."""
+    spec = json.loads(os.environ.pop(ENV))
+    sys.path[:] = spec["sys_path"]
+    sys.argv[:] = spec["argv"]
+    rfd, wfd = _private_stdio()
+    from . import _func
+
+    try:
+        func = _func.load(spec["ref"])
+    except BaseException as e:  # answer every item with why, rather than die per item
+        message = "".join(traceback.format_exception_only(type(e), e)).strip()
+        sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
+        func = _Broken(message)
+    core = Core(func, spec["key_field"], spec.get("timeout"))
+    if spec["mode"] == "process" and not spec["ref"]["is_async"]:
+        run_sync(core, rfd, wfd)
+    else:
+        import asyncio
+
+        asyncio.run(run_async(core, rfd, wfd, spec["threads"]))
+
+
+def serve(func, key_field, threads):
+    """pararun.serve: the protocol is the first request's."""
+    rfd, wfd = _private_stdio()
+    rest = b""
+    while b"\n" not in rest:
+        chunk = os.read(rfd, 1 << 20)
+        if not chunk:
+            break
+        rest += chunk
+    if not rest.strip():
+        return
+    first = rest.split(b"\n", 1)[0]
+    try:
+        head = _loads(first)
+    except ValueError:
+        head = None
+    core = Core(func, key_field)
+    import asyncio
+    import inspect
+
+    is_async = inspect.iscoroutinefunction(func)
+    if type(head) is dict and "pararun_id" in head and "item" in head:
+        if is_async or threads:
+            asyncio.run(run_async(core, rfd, wfd, threads or 1, rest))
+        else:
+            run_sync(core, rfd, wfd, rest)
+        return
+    run_sync(core, rfd, wfd, rest, _ordered(core, is_async))
+
+
+def _ordered(core, is_async):
+    """The ordered protocol's answer to one item: its result, echoing the item's key. An
+    exception ends the worker: the protocol has no error answer, so pararun fails the item
+    (with the traceback's end on stderr) and starts a new worker."""
+    import asyncio
+
+    run = asyncio.new_event_loop().run_until_complete if is_async else None
+    func, kf = core.func, core.key_field
+
+    def answer(item):
+        key = item if type(item) is not dict else item.get(kf)
+        try:
+            result = run(func(item)) if is_async else func(item)
+            if type(result) is dict and kf not in result and key is not None:
+                result = {kf: key, **result}
+            return _dumps(result) + "\n"
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            raise _Exit() from None
+
+    return answer
+
+
+class _Exit(Exception):
+    """An ordered-protocol worker ends after an exception in func."""
+
+
+class _Broken:
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, item):
+        raise RuntimeError(f"pararun worker cannot load func: {self.message}")
+
+
+if __name__ == "__main__":
+    main()
