@@ -173,11 +173,21 @@ fn ctrl_z_pauses_every_child_and_sigcont_resumes_them() {
     });
     running.signal(libc::SIGTSTP);
     let kids = pids(&env, "kids");
-    wait_until(
-        Duration::from_secs(5),
-        "pararun and its children stopped",
-        || state(running.pid()) == 'T' && kids.iter().all(|&k| state(k) == 'T'),
-    );
+    let stopped = || state(running.pid()) == 'T' && kids.iter().all(|&k| state(k) == 'T');
+    let started = Instant::now();
+    while !stopped() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !stopped() {
+        // Nothing is left stopped behind a failed test.
+        for &pid in kids.iter().chain([running.pid()].iter()) {
+            unsafe {
+                libc::kill(pid, libc::SIGCONT);
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        panic!("pararun and its children did not all stop within 20 s");
+    }
     std::fs::write(env.path("go"), "").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
