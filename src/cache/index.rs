@@ -45,12 +45,24 @@ impl KeyIndex {
 
     /// Adds the key; false if it was there already.
     pub fn insert(&mut self, key: &Key) -> bool {
+        self.insert_hash(key.hash)
+    }
+
+    /// Adds a key by its hash ([`Key::hash`]); false if it was there already.
+    pub fn insert_hash(&mut self, hash: u128) -> bool {
         if (self.len + 1) as f64 > self.slots.len() as f64 * MAX_LOAD {
             self.grow();
         }
-        let inserted = self.put(stored(key.hash));
+        let inserted = self.put(stored(hash));
         self.len += usize::from(inserted);
         inserted
+    }
+
+    /// Adds keys by their hashes.
+    pub fn insert_hashes(&mut self, hashes: &[u128]) {
+        for &hash in hashes {
+            self.insert_hash(hash);
+        }
     }
 
     /// How many keys are in the set.

@@ -2,14 +2,16 @@
 //! and skipped, never fatal.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::blocks::{count_lines, BlockLines, LineRef};
 use super::index::KeyIndex;
+use super::scan;
 use crate::files;
-use crate::input::line::{human_size, CappedLines, Line};
+use crate::input::line::human_size;
 use crate::input::{key_of_object, Key};
 
 /// What loading the cache found.
@@ -54,6 +56,9 @@ impl Loaded {
 
 const BAD_LINES_KEPT: usize = 5;
 
+/// How many key hashes go into the index at a time.
+const BATCH: usize = 4096;
+
 /// Reads every record's key from a cache stream. Unreadable lines, and lines over `max_line`
 /// bytes (never held whole), are counted, never fatal. A UTF-8 byte order mark at the start is
 /// skipped. The stream is read twice: a quick count of its lines first sizes the index exactly.
@@ -66,40 +71,62 @@ pub fn load(
     let context = |seq: u64| format!("cannot read cache {} at line {}", path.display(), seq + 1);
     let lines = count_lines(&mut file).with_context(|| context(0))?;
     file.rewind().with_context(|| context(0))?;
-    let mut reader = CappedLines::new(BufReader::with_capacity(1 << 20, file), max_line);
-    let mut loaded = Loaded {
-        index: KeyIndex::with_capacity(lines),
-        ..Loaded::default()
-    };
-    let mut buf = Vec::with_capacity(256);
+    let mut index = KeyIndex::with_capacity(lines);
+    let found = read_keys(file, key_field, max_line, path, |batch| {
+        index.insert_hashes(batch);
+        batch.clear();
+    })?;
+    Ok(Loaded { index, ..found })
+}
+
+/// Reads the keys of every line, handing their hashes to `sink` a batch at a time (it leaves
+/// the batch empty); what else the lines held (damage, a torn tail) comes back.
+fn read_keys(
+    file: impl Read,
+    key_field: &str,
+    max_line: usize,
+    path: &Path,
+    mut sink: impl FnMut(&mut Vec<u128>),
+) -> Result<Loaded> {
+    let context = |seq: u64| format!("cannot read cache {} at line {}", path.display(), seq + 1);
+    let mut reader = BlockLines::new(file, max_line);
+    let mut loaded = Loaded::default();
+    let mut batch = Vec::with_capacity(BATCH);
     let mut seq = 0u64;
-    loop {
-        let read = reader.read(&mut buf).with_context(|| context(seq))?;
-        let (complete, too_long) = match read {
-            Line::End => break,
-            Line::Whole { terminated } => (terminated, None),
-            Line::TooLong { bytes, terminated } => (terminated, Some(bytes)),
-        };
+    while let Some(read) = reader.next_line().with_context(|| context(seq))? {
         seq += 1;
+        let (line, complete, too_long) = match read {
+            LineRef::Whole { line, terminated } => (line.trim_ascii(), terminated, None),
+            LineRef::TooLong { bytes, terminated } => (&[][..], terminated, Some(bytes)),
+        };
         if !complete {
             loaded.torn_tail = true;
         }
-        let line = buf.trim_ascii();
         if line.is_empty() && too_long.is_none() {
             continue;
         }
-        let problem = match record_key(line, complete, too_long, key_field, max_line) {
-            Ok(key) => {
-                loaded.index.insert(&key);
-                continue;
-            }
-            Err(problem) => problem,
+        // Most records take the fast path; the rest get the full parse, whose key (or
+        // message) it is in any case.
+        let key = match scan::key_hash(line, key_field).filter(|_| too_long.is_none()) {
+            Some(hash) => Ok(hash),
+            None => record_key(line, complete, too_long, key_field, max_line).map(|k| k.hash),
         };
-        loaded.bad_count += 1;
-        if loaded.bad_lines.len() < BAD_LINES_KEPT {
-            loaded.bad_lines.push((seq, problem));
+        match key {
+            Ok(hash) => {
+                batch.push(hash);
+                if batch.len() == BATCH {
+                    sink(&mut batch);
+                }
+            }
+            Err(problem) => {
+                loaded.bad_count += 1;
+                if loaded.bad_lines.len() < BAD_LINES_KEPT {
+                    loaded.bad_lines.push((seq, problem));
+                }
+            }
         }
     }
+    sink(&mut batch);
     Ok(loaded)
 }
 
@@ -127,20 +154,6 @@ fn record_key(
             Err(e) if !complete => Err(format!("torn last line: {e}")),
             Err(e) => Err(format!("not a JSON record: {e}")),
         },
-    }
-}
-
-/// The number of `\n` in a stream, read to its end; sizes an index before it is filled.
-pub(crate) fn count_lines(file: &mut impl Read) -> io::Result<usize> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut lines = 0;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(lines),
-            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
