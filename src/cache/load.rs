@@ -4,6 +4,7 @@
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek};
 use std::path::Path;
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 
@@ -56,14 +57,18 @@ impl Loaded {
 
 const BAD_LINES_KEPT: usize = 5;
 
-/// How many key hashes go into the index at a time.
+/// How many key hashes go from the reading thread to the index at a time.
 const BATCH: usize = 4096;
 
 /// Reads every record's key from a cache stream. Unreadable lines, and lines over `max_line`
 /// bytes (never held whole), are counted, never fatal. A UTF-8 byte order mark at the start is
 /// skipped. The stream is read twice: a quick count of its lines first sizes the index exactly.
+///
+/// A thread reads and parses the lines while this one fills the index: the two halves of the
+/// work take about as long, and filling a table too big for the CPU's caches is mostly waiting
+/// for memory. Without a thread to spare, this one does both.
 pub fn load(
-    mut file: impl Read + Seek,
+    mut file: impl Read + Seek + Send,
     key_field: &str,
     max_line: usize,
     path: &Path,
@@ -72,9 +77,42 @@ pub fn load(
     let lines = count_lines(&mut file).with_context(|| context(0))?;
     file.rewind().with_context(|| context(0))?;
     let mut index = KeyIndex::with_capacity(lines);
-    let found = read_keys(file, key_field, max_line, path, |batch| {
-        index.insert_hashes(batch);
-        batch.clear();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u128>>(4);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u128>>();
+    // The file goes to the reading thread, or back to this one if there is none.
+    let slot = Mutex::new(Some(file));
+    let take = || {
+        let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        taken.expect("the cache file is read once")
+    };
+    let found = std::thread::scope(|scope| {
+        let send = move |batch: &mut Vec<u128>| {
+            let spare = empty_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            // Only a panic hangs up the index's end, and the join reports it.
+            let _ = full_tx.send(std::mem::replace(batch, spare));
+        };
+        let thread = std::thread::Builder::new()
+            .name("pararun-load".into())
+            .spawn_scoped(scope, move || {
+                read_keys(take(), key_field, max_line, path, send)
+            });
+        match thread {
+            Ok(thread) => {
+                for batch in full_rx {
+                    index.insert_hashes(&batch);
+                    let _ = empty_tx.send(batch);
+                }
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }
+            Err(_) => read_keys(take(), key_field, max_line, path, |batch| {
+                index.insert_hashes(batch);
+                batch.clear();
+            }),
+        }
     })?;
     Ok(Loaded { index, ..found })
 }
