@@ -87,9 +87,10 @@ pub fn load(
     };
     let found = std::thread::scope(|scope| {
         let send = move |batch: &mut Vec<u128>| {
-            let spare = empty_rx
+            let mut spare = empty_rx
                 .try_recv()
                 .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            spare.clear();
             // Only a panic hangs up the index's end, and the join reports it.
             let _ = full_tx.send(std::mem::replace(batch, spare));
         };
@@ -154,6 +155,7 @@ fn read_keys(
                 batch.push(hash);
                 if batch.len() == BATCH {
                     sink(&mut batch);
+                    debug_assert!(batch.is_empty(), "a sink must leave the batch empty");
                 }
             }
             Err(problem) => {
@@ -233,6 +235,17 @@ mod tests {
             "{warning}"
         );
         assert!(warning.contains("lines 2, 3, 4, 7"), "{warning}");
+    }
+
+    #[test]
+    fn many_batches_go_into_the_index_once_each() {
+        let records: String = (0..BATCH * 3 + 5)
+            .map(|i| format!("{{\"id\":{i}}}\n"))
+            .collect();
+        let loaded = load_str(records.as_bytes());
+        assert_eq!(loaded.index.len(), BATCH * 3 + 5);
+        assert!(loaded.index.contains(&Key::new((BATCH * 3 + 4).into())));
+        assert_eq!(loaded.bad_count, 0);
     }
 
     #[test]
