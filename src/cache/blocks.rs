@@ -7,7 +7,9 @@
 //! longer than it is never held whole), the same byte order mark rule and the same torn tail;
 //! the tests compare the two.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
 /// How much one read asks for, and the buffer's size unless a line needs more.
 const BLOCK: usize = 1 << 20;
@@ -58,6 +60,20 @@ impl<R: Read> BlockLines<R> {
             eof: false,
             at_start: true,
         }
+    }
+
+    /// Reads `reader`, which starts at a line's start past the beginning of its stream, so
+    /// there is no byte order mark to skip.
+    pub fn continuing(reader: R, cap: usize) -> BlockLines<R> {
+        BlockLines {
+            at_start: false,
+            ..BlockLines::new(reader, cap)
+        }
+    }
+
+    /// The cap, in bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     /// The next line, or `None` at the end of the stream.
@@ -164,6 +180,88 @@ fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         match reader.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
+        }
+    }
+}
+
+/// A file that can be read at any offset, by two threads at once.
+pub trait ReadAt: Sync {
+    /// Reads from `offset` on, as `pread` does.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The file's size now.
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let rest = self.get(offset as usize..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+/// A part of a file as a stream: from `pos` to `end`, or to the end of the file.
+pub struct Part<'a, F: ?Sized> {
+    /// The file.
+    pub file: &'a F,
+    /// Where the next read starts.
+    pub pos: u64,
+    /// Where the part ends; `None` reads on to the end of the file.
+    pub end: Option<u64>,
+}
+
+impl<F: ReadAt + ?Sized> Read for Part<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.map_or(usize::MAX, |end| {
+            usize::try_from(end.saturating_sub(self.pos)).unwrap_or(usize::MAX)
+        });
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Where a file can be cut in two at a line's start near its middle: just past the first
+/// `\n` from the middle on, or `None` when the file is small or there is none.
+pub fn middle_line_start(file: &(impl ReadAt + ?Sized)) -> io::Result<Option<u64>> {
+    let size = file.size()?;
+    if size < 2 * BLOCK as u64 {
+        return Ok(None);
+    }
+    let mut part = Part {
+        file,
+        pos: size / 2,
+        end: Some(size),
+    };
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        let start = part.pos;
+        match read_some(&mut part, &mut buf)? {
+            0 => return Ok(None),
+            n => {
+                if let Some(at) = memchr::memchr(b'\n', &buf[..n]) {
+                    return Ok(Some(start + at as u64 + 1).filter(|&cut| cut < size));
+                }
+            }
         }
     }
 }

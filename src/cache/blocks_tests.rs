@@ -4,7 +4,7 @@ use std::io::{self, BufReader, Read};
 
 use proptest::prelude::*;
 
-use super::{count_lines, BlockLines, LineRef, BLOCK};
+use super::{count_lines, middle_line_start, BlockLines, LineRef, Part, BLOCK};
 use crate::input::line::{CappedLines, Line};
 
 /// A reader that hands out its bytes in reads of the given sizes, in turn.
@@ -127,6 +127,35 @@ fn a_long_line_within_the_cap_grows_the_block_and_gives_it_back() {
 fn counts_newlines() {
     let data = b"a\n\nb\nc".repeat(300_000);
     assert_eq!(count_lines(&mut &data[..]).unwrap(), 900_000);
+}
+
+#[test]
+fn a_big_file_is_cut_at_a_line_start_near_its_middle() {
+    let line = b"{\"id\":12345,\"v\":\"x\"}\n";
+    let data = line.repeat(3 * BLOCK / line.len());
+    let cut = middle_line_start(&data[..]).unwrap().unwrap() as usize;
+    assert_eq!(data[cut - 1], b'\n');
+    assert!(cut >= data.len() / 2 && cut <= data.len() / 2 + line.len());
+    let mut halves = (Vec::new(), Vec::new());
+    let mut first = Part {
+        file: &data[..],
+        pos: 0,
+        end: Some(cut as u64),
+    };
+    first.read_to_end(&mut halves.0).unwrap();
+    let mut second = Part {
+        file: &data[..],
+        pos: cut as u64,
+        end: None,
+    };
+    second.read_to_end(&mut halves.1).unwrap();
+    assert_eq!([halves.0, halves.1].concat(), data);
+    // Small files, and a long last line from the middle on, stay whole.
+    assert_eq!(middle_line_start(&line[..]).unwrap(), None);
+    let one_line = [&b"a\n"[..], &vec![b'x'; 3 * BLOCK]].concat();
+    assert_eq!(middle_line_start(&one_line[..]).unwrap(), None);
+    let ends_at_the_middle = [&vec![b'x'; 3 * BLOCK][..], b"\n"].concat();
+    assert_eq!(middle_line_start(&ends_at_the_middle[..]).unwrap(), None);
 }
 
 const PIECES: &[&[u8]] = &[
