@@ -7,6 +7,7 @@
 #   REPS=3 ONLY=a,c scripts/bench.sh # a subset of the peer workloads, fewer reps
 #   SKIP_PEERS=1 scripts/bench.sh    # only pararun's own workloads (skip, memory)
 #   THROUGHPUT=p,c,j scripts/bench.sh # which throughput workloads (default all; "none" skips)
+#   BIG=1 SKIP_PEERS=1 scripts/bench.sh  # also load a 10M-record cache (550 MB, ~1 minute more)
 #
 # Peer workloads (scripts/bench/bench.py, side by side in one run, rows interleaved):
 #   a  5,000 trivial jobs at -j 2 and -j 8        b  5,000 jobs printing one JSON line each
@@ -17,7 +18,8 @@
 #   c  10k x asyncio.sleep(0.1) through one concurrent worker, 500 in flight
 #   j  10k x sleep 1 at -j 1000
 # pararun's own workloads (below):
-#   skip    a 1M-record cache: load time, and the rate of skipping a fully cached 1M input
+#   skip    a 1M-record cache (and with BIG=1 a 10M one): load time and peak RSS, and the rate
+#           of skipping a fully cached 1M input
 #   memory  peak RSS at 200k vs 2M input lines, without a cache and with one (bytes per key)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ if [ "${1:-}" = "--install" ]; then
   bash scripts/bench/install-peers.sh
 fi
 cargo build --release --quiet
-export PARARUN="$PWD/target/release/pararun"
+export PARARUN="${CARGO_TARGET_DIR:-$PWD/target}/release/pararun"
 REPS="${REPS:-5}"
 OUT="${OUT:-$PWD/bench-results-$(date +%Y-%m-%d)}"
 mkdir -p "$OUT"
@@ -62,17 +64,36 @@ print(f"# pararun's own workloads, {time.strftime('%Y-%m-%d')}, {os.cpu_count()}
       f"load {os.getloadavg()[0]:.2f}, medians of {REPS}")
 
 # skip: a fully cached input is skipped without running anything
-n = 1_000_000
+def write_cache(path, n):
+    """Records like pararun's: the key first, then the result's fields (50-60 bytes)."""
+    with open(path, "w") as f:
+        f.writelines(f'{{"id":{i},"words":3,"upper":"ITEM NUMBER {i}"}}\n' for i in range(n))
+
+def load_cache(n):
+    """Prints the wall time and peak RSS of loading an n-record cache with nothing to run;
+    returns the median wall seconds."""
+    write_cache(cache, n)
+    runs = [run([PARARUN, "-q", "-i", empty, "--cache", cache, "--", "/bin/true"]) for _ in range(REPS)]
+    walls = sorted(w for w, _ in runs)
+    print(f"| {n:,} | {os.path.getsize(cache) / 1e6:.0f} MB | {statistics.median(walls):.2f} s "
+          f"({', '.join(f'{w:.2f}' for w in walls)}) | {n / statistics.median(walls) / 1e6:.1f} M/s "
+          f"| {max(r for _, r in runs) / 1024:.0f} MiB |", flush=True)
+    return statistics.median(walls)
+
 items, cache, empty = (os.path.join(tmp, x) for x in ("in.jsonl", "cache.jsonl", "empty"))
-write_items(items, n)
-with open(cache, "w") as f:
-    f.writelines(f'{{"id":{i},"words":3,"upper":"ITEM NUMBER {i}"}}\n' for i in range(n))
 open(empty, "w").close()
-load = [run([PARARUN, "-q", "-i", empty, "--cache", cache, "--", "/bin/true"])[0] for _ in range(REPS)]
+print(f"\n## cache load: `pararun -q -i EMPTY --cache CACHE -- /bin/true`, medians of {REPS}, "
+      f"load {os.getloadavg()[0]:.2f}")
+print("| records | size | load (runs) | records/s | peak RSS |")
+print("| --- | --- | --- | --- | --- |")
+if os.environ.get("BIG"):
+    load_cache(10_000_000)
+n = 1_000_000
+lm = load_cache(n)
+write_items(items, n)
 skip = [run([PARARUN, "-q", "-i", items, "--cache", cache, "--", "/bin/true"])[0] for _ in range(REPS)]
-lm, sm = statistics.median(load), statistics.median(skip)
-print(f"\n## skip: {n:,} cached records ({os.path.getsize(cache) / 1e6:.0f} MB), {n:,} input items, all cached")
-print(f"- load the cache alone: {lm:.3f} s ({n / lm / 1e6:.2f} M records/s)")
+sm = statistics.median(skip)
+print(f"\n## skip: {n:,} cached records, {n:,} input items, all cached")
 print(f"- load + skip every item: {sm:.3f} s; skip rate beyond the load: {n / max(sm - lm, 1e-9) / 1e6:.2f} M items/s")
 
 # memory: items flow through `cat` as a persistent worker (it echoes each JSON line back, which

@@ -22,7 +22,7 @@ impl KeyIndex {
     /// A set with room for `keys` keys before it has to grow.
     pub fn with_capacity(keys: usize) -> KeyIndex {
         KeyIndex {
-            slots: vec![0; slots_for(keys)],
+            slots: table(slots_for(keys)),
             len: 0,
         }
     }
@@ -45,12 +45,45 @@ impl KeyIndex {
 
     /// Adds the key; false if it was there already.
     pub fn insert(&mut self, key: &Key) -> bool {
+        self.insert_hash(key.hash)
+    }
+
+    /// Adds a key by its hash ([`Key::hash`]); false if it was there already.
+    pub fn insert_hash(&mut self, hash: u128) -> bool {
         if (self.len + 1) as f64 > self.slots.len() as f64 * MAX_LOAD {
             self.grow();
         }
-        let inserted = self.put(stored(key.hash));
+        let inserted = self.put(stored(hash));
         self.len += usize::from(inserted);
         inserted
+    }
+
+    /// Adds keys by their hashes. A large table misses the CPU's caches on nearly every
+    /// insert, so each slot is fetched a few inserts ahead, and the waits for memory overlap.
+    pub fn insert_hashes(&mut self, hashes: &[u128]) {
+        const AHEAD: usize = 16;
+        for &hash in hashes.iter().take(AHEAD) {
+            self.prefetch(hash);
+        }
+        for (i, &hash) in hashes.iter().enumerate() {
+            if let Some(&ahead) = hashes.get(i + AHEAD) {
+                self.prefetch(ahead);
+            }
+            self.insert_hash(hash);
+        }
+    }
+
+    /// Asks the CPU to fetch the slot where `hash` would go.
+    fn prefetch(&self, hash: u128) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self.slots.get(self.home(stored(hash))) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch only hints the cache and never faults (the address is in the
+            // table anyway); SSE, which it needs, is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((slot as *const u128).cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
     }
 
     /// How many keys are in the set.
@@ -79,11 +112,31 @@ impl KeyIndex {
     }
 
     fn grow(&mut self) {
-        let old = std::mem::replace(&mut self.slots, vec![0; slots_for((self.len + 1) * 2)]);
+        let old = std::mem::replace(&mut self.slots, table(slots_for((self.len + 1) * 2)));
         for hash in old.into_iter().filter(|&h| h != 0) {
             self.put(hash);
         }
     }
+}
+
+/// A table of empty slots. Each insert lands on a random page of it, and a big table on 4 KiB
+/// pages misses the TLB nearly every time (dearer still in a VM, where a miss walks two page
+/// tables); with transparent huge pages in `madvise` mode (a common default) the kernel backs
+/// it with 2 MiB pages only if asked. Fresh zeroed memory is not touched before that, so the
+/// pages are huge from their first fault. The advice changes no contents: at worst it is
+/// ignored.
+fn table(slots: usize) -> Vec<u128> {
+    let table = vec![0; slots];
+    const HUGE: usize = 2 << 20;
+    let start = table.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(&table[..]);
+    let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if to > from {
+        // SAFETY: the range lies within the table's own allocation, and MADV_HUGEPAGE only
+        // changes how the kernel backs it, never what it holds.
+        unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+    }
+    table
 }
 
 fn slots_for(keys: usize) -> usize {

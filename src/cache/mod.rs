@@ -6,10 +6,12 @@
 //! the file only ever holds whole records (plus, at worst, one torn line from a crash, which the
 //! next load skips). The cache never schedules: it is told what to write.
 
+pub(crate) mod blocks;
 pub mod index;
 pub mod load;
 pub mod lock;
 pub mod reader;
+mod scan;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -12,8 +12,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::cache::blocks::count_lines;
 use crate::cache::index::KeyIndex;
-use crate::cache::load::count_lines;
 use crate::files;
 use crate::input::line::{CappedLines, Line};
 use crate::input::Key;
