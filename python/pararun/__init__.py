@@ -126,8 +126,9 @@ def map(func, iterable, n_workers=4, backend="process", cache_path=None, key_fie
       its workers and keeps every finished result.
     - Raises PararunError when pararun cannot run (for instance another run holds the
       cache's lock), and re-raises an exception from iterating `iterable`.
-    """ + _OPTIONS_DOC
-    _state.check_not_loading()
+    """
+    if _state.skip_call():
+        return None
     run = _start(func, iterable, n_workers, backend, cache_path, key_field, total, False, options)
     run.wait()
     return None
@@ -140,8 +141,9 @@ def imap(func, iterable, n_workers=4, backend="process", cache_path=None, key_fi
 
     Items already in the cache are skipped and not yielded (read the cache for them). Leaving
     the loop early (break, an exception) stops the run cleanly: finished results stay cached.
-    """ + _OPTIONS_DOC
-    _state.check_not_loading()
+    """
+    if _state.skip_call():
+        return iter(())
     run = _start(func, iterable, n_workers, backend, cache_path, key_field, total, True, options)
     return _records(run)
 
@@ -197,10 +199,11 @@ async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
 
     Everything else is as in `map`: keys, the cache (each result written at once;
     `save_frequency` does nothing), failures, Ctrl-C, and the keyword options.
-    """ + _OPTIONS_DOC
+    """
     import asyncio as _asyncio
 
-    _state.check_not_loading()
+    if _state.skip_call():
+        return None
     is_async_iter = hasattr(iterable, "__aiter__")
     run = _start(func, iterable, n_workers, "thread", cache_path, key_field, total, False,
                  options, feed=not is_async_iter)
@@ -316,3 +319,9 @@ def serve(func, key_field="id", threads=None):
     from . import _worker
 
     _worker.serve(func, key_field, threads)
+
+
+# The options' description, shared by these docstrings (a docstring must be a literal).
+map.__doc__ += _OPTIONS_DOC
+imap.__doc__ += _OPTIONS_DOC
+aio_map.__doc__ += _OPTIONS_DOC

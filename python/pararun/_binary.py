@@ -3,11 +3,21 @@ import os
 import shutil
 import sys
 import sysconfig
+import threading
 
 _EXE = "pararun"
+# sysconfig is not thread-safe (its user scheme's paths are set up on first use), and map may
+# be called from several threads at once.
+_LOCK = threading.Lock()
 
 
 def find_binary():
+    """The pararun binary's path; see `_find_binary`. Safe to call from several threads."""
+    with _LOCK:
+        return _find_binary()
+
+
+def _find_binary():
     """The path of the pararun binary: $PARARUN_BIN if set, else the one the wheel put in this
     interpreter's scripts directory (a venv's bin/, or the user scheme's), else the first on
     PATH. Raises FileNotFoundError with what to do when there is none."""

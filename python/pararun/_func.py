@@ -31,6 +31,14 @@ def reference(func):
             f"func {func!r} has no importable name (it is not a plain function): pararun runs it "
             f"in worker processes, which import it by name; {what}"
         )
+    import inspect
+
+    if inspect.ismethod(func):
+        raise TypeError(
+            f"func {qualname!r} is a bound method: pararun runs func in worker processes, which "
+            f"import it by name and have no instance to bind it to; use a function defined "
+            f"with `def` at the top level (a staticmethod or classmethod also works)"
+        )
     if "<lambda>" in qualname or "<locals>" in qualname:
         kind = "a lambda" if "<lambda>" in qualname else "a closure or a function defined inside another"
         raise TypeError(
@@ -57,14 +65,13 @@ def reference(func):
             module = name  # `python -m package.module`: importable under its own name
         else:
             path = getattr(mod, "__file__", None)
-            if not path:
+            if not path or not os.path.isfile(path):
                 raise TypeError(
                     f"func {qualname!r} was defined in an interactive session or with "
-                    f"`python -c`, which worker processes cannot import; put it in a file"
+                    f"`python -c` or a script read from stdin, which worker processes cannot "
+                    f"import; put it in a file"
                 )
             main_path = os.path.abspath(path)
-    import inspect
-
     return {
         "module": module,
         "qualname": qualname,
@@ -99,12 +106,14 @@ def load(ref):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     _state.loading_main = True
+    _state.wanted = (mod, ref["qualname"])
     try:
         spec.loader.exec_module(mod)
     except _state.StopImport:
         pass
     finally:
         _state.loading_main = False
+        _state.wanted = None
     try:
         return _lookup(mod, ref["qualname"])
     except AttributeError:

@@ -19,10 +19,23 @@ class StopImport(BaseException):
 
 #: True while a worker runs the user's `__main__` script to find its function.
 loading_main = False
+#: While it does: the module being run and the name of the function the worker wants.
+wanted = None
 
 
-def check_not_loading():
-    """Called first by every entry point: inside a worker that is importing the main script,
-    the script's top-level call to pararun must not start another run."""
-    if loading_main:
-        raise StopImport()
+def skip_call():
+    """Called first by every entry point. Inside a worker that is importing the main script,
+    the script's top-level call to pararun must not start another run: once the function the
+    worker wants is defined, the import stops there (StopImport); a call before that (a script
+    with several runs, the wanted one later) is skipped, and the script goes on. Returns
+    whether to skip."""
+    if not loading_main:
+        return False
+    if wanted is not None:
+        module, qualname = wanted
+        obj = module
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            return True
+    raise StopImport()

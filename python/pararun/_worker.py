@@ -13,6 +13,7 @@ import time
 import traceback
 
 from . import _codec
+from ._outbox import Outbox, write_all as _write_all
 from ._state import ENV, WRAP
 
 _dumps = _codec.dumps
@@ -129,12 +130,6 @@ def _private_stdio():
     return rfd, wfd
 
 
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def _parse(body):
     """The requests in a run of complete lines: one json.loads for the lot when it can."""
     try:
@@ -148,9 +143,10 @@ class _Stopped(BaseException):
 
 
 def run_sync(core, rfd, wfd, rest=b"", answer=None):
-    """Concurrent protocol, one item at a time: answers go out in one write per batch read,
-    or every 2 ms while a batch takes long, so a result is never held back for long. On
-    SIGTERM (pararun stopping) the answers done so far go out before the worker exits."""
+    """Concurrent protocol, one item at a time: answers go out through an `Outbox`, those that
+    finish together in one write and none held back more than about 2 ms, whatever the next
+    item does. On SIGTERM (pararun stopping) the answers done so far go out before the worker
+    exits."""
     import signal
 
     if answer is None and core.timeout:
@@ -160,53 +156,33 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
         signal.signal(signal.SIGALRM, on_alarm)
         answer = core.timed_answer
     answer = answer or core.answer
-    monotonic = time.monotonic
-    writing = [False, False]  # in a write; SIGTERM came during it
 
     def on_term(signum, frame):
-        if writing[0]:
-            writing[1] = True
-        else:
-            raise _Stopped()
+        raise _Stopped()
 
-    def send(out):
-        writing[0] = True
-        _write_all(wfd, "".join(out).encode())
-        writing[0] = False
-        if writing[1]:
-            raise _Stopped()
-
+    outbox = Outbox(wfd)
     signal.signal(signal.SIGTERM, on_term)
-    out = []
     try:
         buf = rest
         while True:
             end = buf.rfind(b"\n")
             if end < 0:
+                outbox.flush()
                 chunk = os.read(rfd, 1 << 20)
                 if chunk:
                     buf += chunk
                 elif buf.strip():  # a last line without its newline
                     buf += b"\n"
                 else:
-                    return
+                    break
                 continue
             body, buf = buf[:end], buf[end + 1:]
-            started = monotonic()
             for request in _parse(body):
-                out.append(answer(request))
-                if monotonic() - started > 0.002:
-                    send(out)
-                    out = []
-                    started = monotonic()
-            if out:
-                send(out)
-                out = []
+                outbox.put(answer(request))
     except (_Stopped, _Exit) as e:
-        if out:
-            writing[0] = True
-            _write_all(wfd, "".join(out).encode())
+        outbox.close()
         os._exit(1 if isinstance(e, _Exit) else 0)
+    outbox.close()
 
 
 async def run_async(core, rfd, wfd, threads, rest=b""):

@@ -77,3 +77,15 @@ def flaky(item):
         open(mark, "w").close()
         raise ConnectionError("flaky the first time")
     return {"ok": True}
+
+
+def slow_on_three(item):
+    """Items other than 3 finish at once; 3 takes 30 s (or crashes after 0.5 s)."""
+    if item["id"] == 3:
+        time.sleep(0.5)
+        if item.get("crash"):
+            os._exit(1)
+        time.sleep(30)
+    with open("ran.txt", "a") as f:
+        f.write(f"{item['id']}\n")
+    return {"id": item["id"]}

@@ -247,3 +247,58 @@ def test_retries_run_a_failed_item_again(workdir):
     pararun.map(helpers.flaky, [{"id": i} for i in range(4)], n_workers=2, cache_path="c.jsonl",
                 retries=1, args=["--retry-delay", "10ms"])
     assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 2, 3]
+
+
+def test_a_finished_result_is_not_held_back_by_the_next_item(workdir):
+    # Items 0-2 finish in a moment, then item 3 runs long in the same worker: their results
+    # reach the cache while it runs, not after it.
+    proc = pararun.imap(helpers.slow_on_three, ({"id": i} for i in range(4)), n_workers=1,
+                        cache_path="c.jsonl", progress=False)
+    got = [next(proc)["id"] for _ in range(3)]
+    assert sorted(got) == [0, 1, 2]
+    assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 2]
+    proc.close()
+
+
+def test_a_crash_fails_only_the_item_that_crashed(workdir):
+    items = [{"id": i, "crash": True} for i in range(4)]
+    pararun.map(helpers.slow_on_three, items, n_workers=1, cache_path="c.jsonl",
+                failures_path="f.jsonl", progress=False)
+    assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 2]
+    assert [f["key"] for f in read_jsonl("f.jsonl")] == [3]
+
+
+def test_a_bound_method_is_refused_with_what_to_do():
+    class Holder:
+        def method(self, item):
+            return item
+
+    with pytest.raises(TypeError, match="bound method"):
+        pararun.map(Holder().method, [1])
+
+
+def test_map_from_several_threads_at_once(workdir):
+    import threading
+
+    errors = []
+
+    def one(n):
+        try:
+            pararun.map(helpers.square, ({"id": i} for i in range(20)), n_workers=1,
+                        cache_path=f"c{n}.jsonl", progress=False)
+        except Exception as e:  # pragma: no cover - the failure being tested for
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(len(read_jsonl(f"c{n}.jsonl")) == 20 for n in range(3))
+
+
+def test_the_api_has_docstrings():
+    for func in (pararun.map, pararun.aio_map, pararun.imap, pararun.serve):
+        assert func.__doc__ and len(func.__doc__) > 100, func.__name__
+    assert "save_frequency" in pararun.map.__doc__

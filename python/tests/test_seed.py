@@ -79,3 +79,28 @@ def test_async_example_second_run_runs_nothing(workdir):
     second = run_script("example.py", workdir)
     assert second.returncode == 0, second.stderr
     assert summary(second.stderr) == (0, 0, 0, 100)
+
+
+TWO_RUNS = '''\
+import pararun
+
+def first(i):
+    return {"id": i}
+
+pararun.map(first, range(4), n_workers=2, cache_path="one.jsonl", progress=False)
+
+def second(i):
+    return {"id": i, "second": True}
+
+pararun.map(second, range(4), n_workers=2, cache_path="two.jsonl", progress=False)
+'''
+
+
+def test_a_script_without_a_guard_may_call_pararun_twice(workdir):
+    # A worker for the second call runs the script past the first call (skipped, not run
+    # again) up to the second, where its function is defined.
+    (workdir / "two.py").write_text(TWO_RUNS)
+    done = run_script("two.py", workdir)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["id"] for r in read_jsonl(workdir / "one.jsonl")) == [0, 1, 2, 3]
+    assert [r.get("second") for r in read_jsonl(workdir / "two.jsonl")] == [True] * 4

@@ -52,8 +52,22 @@ impl Runner<'_> {
         }
     }
 
+    /// What is running, for a message: per-item children, or items in flight on workers.
+    fn running(&self) -> String {
+        if !self.cfg.persistent {
+            return format!("{} running children", self.tasks.len());
+        }
+        let workers = self.pipelines.iter().flatten().count();
+        let items = self.on_workers.len();
+        format!(
+            "{items} item{} in flight on {workers} worker{}",
+            if items == 1 { "" } else { "s" },
+            if workers == 1 { "" } else { "s" }
+        )
+    }
+
     pub(super) fn on_signal(&mut self, cause: Cause) {
-        let running = self.tasks.len();
+        let running = self.running();
         let name = match cause {
             Cause::Interrupt => "SIGINT",
             Cause::Hangup => "SIGHUP",
@@ -64,11 +78,11 @@ impl Runner<'_> {
             Some(Cause::Interrupt | Cause::Terminate | Cause::Hangup)
         );
         let msg = if signalled && cause == Cause::Interrupt {
-            format!("pararun: SIGINT while stopping: killing {running} running children now")
+            format!("pararun: SIGINT while stopping: killing {running} now")
         } else {
             format!(
-                "pararun: {name}: starting nothing new; stopping {running} running children \
-                 (SIGTERM, SIGKILL after {}){}",
+                "pararun: {name}: starting nothing new; stopping {running} (SIGTERM, SIGKILL \
+                 after {}){}",
                 crate::report::human_duration(self.cfg.kill_after),
                 if cause == Cause::Interrupt {
                     "; Ctrl-C again to kill them now"
@@ -86,10 +100,10 @@ impl Runner<'_> {
 
     /// Ctrl-Z: pauses every child and pararun; returns once continued.
     pub(super) fn pause(&mut self) {
-        let running = self.tasks.len();
+        let running = self.running();
         self.progress.line(
             format!(
-                "pararun: SIGTSTP: pausing {running} running children and pararun; `fg` or \
+                "pararun: SIGTSTP: pausing {running} and pararun; `fg` or \
                  SIGCONT resumes them (paused time counts toward --timeout)"
             )
             .as_bytes(),
@@ -98,7 +112,7 @@ impl Runner<'_> {
         self.progress.flush(std::time::Duration::from_millis(500));
         signals::pause(self.watchdog.as_deref());
         self.progress
-            .line(format!("pararun: continued: resuming {running} children").as_bytes());
+            .line(format!("pararun: continued: resuming {running}").as_bytes());
     }
 
     pub(super) fn set_fatal(&mut self, err: Error) {
@@ -112,13 +126,10 @@ impl Runner<'_> {
     /// exit 2, but the children already running are not at fault, so they finish and their
     /// results are kept, as with `--max-failures`.
     pub(super) fn input_failed(&mut self, err: Error) {
-        let running = self.tasks.len();
-        if running > 0 {
+        if !self.tasks.is_empty() || !self.on_workers.is_empty() {
+            let running = self.running();
             self.progress.line(
-                format!(
-                    "pararun: {err:#}: starting nothing new; letting {running} running \
-                     children finish"
-                )
+                format!("pararun: {err:#}: starting nothing new; letting {running} finish")
                 .as_bytes(),
             );
         }
