@@ -52,10 +52,28 @@ def _plan(ref, n_workers, backend):
     return n, _PROCESS_PIPELINE, "process", 1
 
 
+#: The keyword arguments beyond the seed's: pararun's options.
+_KNOWN_OPTIONS = frozenset(
+    ["retries", "timeout", "rate", "failures_path", "progress", "pipeline", "args"]
+)
+
+
+def _quoted(names):
+    """Names quoted as Python writes them."""
+    return [repr(n) for n in names]
+
+
 def _start(func, iterable, n_workers, backend, cache_path, key_field, total, records, options,
            feed=True):
     from . import _func, _run
 
+    unknown = sorted(set(options) - _KNOWN_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(_quoted(unknown))}; pararun's options are "
+            f"{', '.join(sorted(_KNOWN_OPTIONS))}"
+        )
     ref = _func.reference(func)
     procs, pipeline, mode, threads = _plan(ref, n_workers, backend)
     if mode == "process" and options.get("timeout") is not None:
