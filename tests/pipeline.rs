@@ -244,3 +244,94 @@ fn ctrl_c_leaves_the_items_in_flight_for_the_next_run() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=40).collect::<Vec<_>>());
 }
+
+#[test]
+fn workers_crashing_in_several_slots_fail_only_their_own_items() {
+    let env = TestEnv::new();
+    // Every 40th item crashes its worker, in four slots at once: a new worker starting in
+    // one slot while another slot's dead worker is cleaned up must not be taken for what
+    // held the dead one's pipe (it was, a few times in 8,000 items).
+    let script = env.write(
+        "crashy.py",
+        "import json, os, sys\n\
+         for line in sys.stdin:\n\
+         \x20   item = json.loads(line)\n\
+         \x20   if item['id'] % 40 == 0:\n\
+         \x20       os._exit(3)\n\
+         \x20   os.write(1, (json.dumps({'id': item['id'], 'double': 2 * item['id']}) + '\\n').encode())\n",
+    );
+    let input: String = (1..=4000).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let out = env
+        .cmd()
+        .args([
+            "--persistent",
+            "-j",
+            "4",
+            "-q",
+            "--cache",
+            "c.jsonl",
+            "--failures",
+            "f.jsonl",
+        ])
+        .args(["--", "python3", script.to_str().unwrap()])
+        .stdin(input)
+        .run();
+    out.code(1);
+    let failed = failed_keys(&env);
+    assert_eq!(failed.len(), 100, "{failed:?}");
+    assert!(
+        failed.iter().all(|k| k.as_i64().unwrap() % 40 == 0),
+        "{failed:?}"
+    );
+    assert_eq!(assert_in_step(&env).len(), 3900);
+}
+
+#[test]
+fn loosely_equal_keys_in_flight_need_an_exact_echo() {
+    let env = TestEnv::new();
+    // 0.1 and 0.1000000000000000055511151231257827 are one double, "5" and 5 one text: a
+    // worker that swaps their answers is out of step, and neither is recorded under the
+    // other's key.
+    // The first worker swaps the two answers; the one that replaces it answers in step.
+    let script = env.write(
+        "swap.py",
+        "import sys, json, os\n\
+         pending = []\n\
+         for line in sys.stdin:\n\
+         \x20   key = line.strip()[6:-1]\n\
+         \x20   if key == '1' or os.path.exists('swapped'):\n\
+         \x20       print('{\"id\":%s,\"for\":%s}' % (key, json.dumps(key)), flush=True)\n\
+         \x20       continue\n\
+         \x20   pending.append(key)\n\
+         \x20   if len(pending) == 2:\n\
+         \x20       open('swapped', 'w').close()\n\
+         \x20       a, b = pending\n\
+         \x20       print('{\"id\":%s,\"for\":%s}' % (b, json.dumps(b)), flush=True)\n\
+         \x20       print('{\"id\":%s,\"for\":%s}' % (a, json.dumps(a)), flush=True)\n",
+    );
+    for pair in [
+        ["0.1", "0.1000000000000000055511151231257827"],
+        ["5", "\"5\""],
+    ] {
+        let env = TestEnv::new();
+        let input = format!(
+            "{{\"id\":1}}\n{{\"id\":{}}}\n{{\"id\":{}}}\n",
+            pair[0], pair[1]
+        );
+        let out = env
+            .cmd()
+            .args(["--persistent", "-j", "1", "--cache", "c.jsonl"])
+            .args(["--", "python3", script.to_str().unwrap()])
+            .stdin(input)
+            .run();
+        out.stderr_has("the key of another item in flight");
+        // Each record holds the key text its answer was computed for.
+        for record in env.json_lines("c.jsonl") {
+            assert_eq!(
+                record["for"].as_str().unwrap(),
+                record["id"].to_string(),
+                "{record}"
+            );
+        }
+    }
+}

@@ -37,6 +37,13 @@ pub fn kill_holders(inodes: &[u64]) -> usize {
         let Some(pid) = Pid::from_raw(raw).filter(|_| raw as u32 != me) else {
             continue;
         };
+        // pararun's own children are never the escaped holder: those left their child's
+        // group, so their parent is the child or init. And one that is being spawned holds a
+        // copy of all of pararun's descriptors, this pipe among them, until its exec closes
+        // them: killing it there would fail another slot's new worker.
+        if parent_of(raw) == Some(me) {
+            continue;
+        }
         // The pidfd first: if the pid is recycled after the check, the signal fails instead of
         // reaching a stranger.
         let Ok(pidfd) = rustix::process::pidfd_open(pid, PidfdFlags::empty()) else {
@@ -49,6 +56,18 @@ pub fn kill_holders(inodes: &[u64]) -> usize {
         }
     }
     killed
+}
+
+/// A process's parent, from `/proc/PID/stat` (after the command name, which may hold
+/// anything: the fields start after its last `)`).
+fn parent_of(pid: i32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn holds_any(pid: i32, names: &[String]) -> bool {

@@ -30,7 +30,7 @@ use super::{reached, Stop, Watchdog, DRAIN};
 use crate::config::{Capture, Config, Protocol};
 use crate::report::escape;
 use crate::report::progress::Progress;
-use crate::result::{parse_echo, Echo};
+use crate::result::{echoed_key, parse_echo, Echo};
 
 /// What a slot's pipeline needs to know, fixed for the run.
 pub struct Settings {
@@ -346,6 +346,20 @@ impl Owner {
             .expect("an answer is read only with items in flight");
         let alone = self.flight.is_empty();
         let (echo, parsed) = parse_echo(self.s.capture, &self.s.key_field, &head.key, &line);
+        if echo == Echo::Same {
+            if let Some(other) = self.names_another(parsed.as_ref(), &head.key) {
+                // Loosely the head's key, but exactly the key of an item behind it (0.1 and
+                // 0.1000000000000000055511151231257827, 5 and "5"): a worker out of step.
+                let why = format!(
+                    "the worker answered for {:?} = {}, the key of another item in flight",
+                    self.s.key_field,
+                    escape(&other)
+                );
+                self.reply(head, Reply::OutOfStep(why));
+                self.replace_worker();
+                return;
+            }
+        }
         if echo == Echo::Unnamed && !alone {
             // Nothing shows which item this answers: it and the items behind it go to a new
             // worker, fed one at a time from now on.
@@ -390,6 +404,13 @@ impl Owner {
             }
             self.answered();
         }
+    }
+
+    /// The key an answer echoes, when it is not exactly `head`'s but exactly that of another
+    /// item in flight: only an exact echo settles which of two loosely equal keys it names.
+    fn names_another(&self, parsed: Option<&Value>, head: &Value) -> Option<String> {
+        let echoed = echoed_key(parsed?, &self.s.key_field)?;
+        (echoed != head && self.flight.iter().any(|r| &r.key == echoed)).then(|| echoed.to_string())
     }
 
     /// After the worker exited: answers it wrote before are still in the pipe.

@@ -160,7 +160,7 @@ fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String
 
 /// A worker's parsed result made into the item's record, or why it cannot be.
 fn judge_result(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
-    if let Some(key) = answered_key(&value, &cfg.key_field) {
+    if let Some(key) = echoed_key(&value, &cfg.key_field) {
         // A worker that echoes the key shows which item it answered: a different key means it
         // is out of step (it printed an extra line earlier).
         if !same_key(key, &item.key.value) {
@@ -200,7 +200,7 @@ pub fn parse_echo(
     match result_of(capture, line) {
         Err(_) => (Echo::Unusable, None),
         Ok(value) => {
-            let echo = match answered_key(&value, key_field) {
+            let echo = match echoed_key(&value, key_field) {
                 None => Echo::Unnamed,
                 Some(answered) if same_key(answered, key) => Echo::Same,
                 Some(_) => Echo::Other,
@@ -211,7 +211,7 @@ pub fn parse_echo(
 }
 
 /// The key a worker's answer names, if it names one.
-fn answered_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
+pub fn echoed_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
     match value {
         Value::Object(map) => map.get(key_field),
         _ => None,

@@ -130,7 +130,7 @@ impl Runner<'_> {
             let running = self.running();
             self.progress.line(
                 format!("pararun: {err:#}: starting nothing new; letting {running} finish")
-                .as_bytes(),
+                    .as_bytes(),
             );
         }
         if self.fatal.is_none() {
