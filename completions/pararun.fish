@@ -15,7 +15,7 @@ complete -c pararun -l cache -d 'The JSONL cache: keys found in it are skipped; 
 complete -c pararun -l capture -d 'What a child\'s stdout is: a JSON result, or text stored as a string' -r -f -a "json\t'The child\'s stdout is one JSON document, or its last JSON line'
 text\t'The child\'s stdout, as a string, is the result'"
 complete -c pararun -l max-output-bytes -d 'The most a child may print on stdout (a persistent worker: per answer line); past it the child is killed and the item fails as bad-output' -r
-complete -c pararun -l fsync -d 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)' -r -f -a "always\t'fdatasync after every record'
+complete -c pararun -l fsync -d 'How hard each cache append is pushed to disk (against power loss, not crashes: a crash of pararun loses no finished result in any mode)' -r -f -a "always\t'fdatasync after every write of records, before any of them counts as done'
 batch\t'fdatasync at most once a second, and at exit'
 never\t'Leave it to the operating system'"
 complete -c pararun -l lock-wait -d 'When another run holds the cache\'s lock, wait up to DUR for it (as `flock -w` does) instead of giving up at once; then exit as --conflict-exit-code says' -r

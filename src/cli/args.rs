@@ -276,7 +276,7 @@ pub(super) enum CaptureArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(super) enum FsyncArg {
-    /// fdatasync after every record.
+    /// fdatasync after every write of records, before any of them counts as done.
     Always,
     /// fdatasync at most once a second, and at exit.
     Batch,

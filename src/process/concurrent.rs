@@ -326,7 +326,12 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
         return Err(("the worker's answer is not a JSON object".into(), None));
     };
     let Some(id) = map.get(ID).and_then(Value::as_u64) else {
-        return Err((format!("the worker's answer has no numeric {ID:?}"), None));
+        return Err((
+            format!(
+                "the worker's answer has no {ID:?} that is a whole number written as one (like 17)"
+            ),
+            None,
+        ));
     };
     if let Some(error) = map.remove("error") {
         return Ok((id, Reply::Refused(text_of(error))));
