@@ -87,19 +87,38 @@ mod tests {
 
     #[test]
     fn kills_whoever_holds_the_pipe() {
-        let mut child = Command::new("sleep")
-            .arg("30")
+        // The holder is a grandchild that outlived its parent, as an escaped daemon does (a
+        // direct child of ours is never taken for one).
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30 &"])
             .env_clear()
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        assert!(child.wait().unwrap().success());
         let inode = pipe_inode(&out).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while kill_holders(&[inode]) == 0 {
             assert!(std::time::Instant::now() < deadline, "never found");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(!child.wait().unwrap().success());
+        // With its last holder gone, the pipe ends.
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn spares_our_own_children() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let inode = pipe_inode(child.stdout.as_ref().unwrap()).unwrap();
+        assert_eq!(kill_holders(&[inode]), 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }
