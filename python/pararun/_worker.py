@@ -112,7 +112,10 @@ class Core:
         return self.result(rid, key, result)
 
     def timed_out(self, rid):
-        return self.error_text(rid, f"timed out after {self.timeout:g}s (timeout={self.timeout:g})")
+        # "reason" makes pararun record the failure as a timeout, not as an error.
+        message = f"timed out after {self.timeout:g}s (timeout={self.timeout:g})"
+        return _dumps({"pararun_id": rid, "error": message, "reason": "timeout"}) + "\n"
+
 
 
 def _private_stdio():

@@ -234,13 +234,14 @@ def test_timeout_fails_the_slow_item_alone(workdir):
     assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 3, 4, 5, 6, 7]
     (failure,) = read_jsonl("f.jsonl")
     assert failure["key"] == 2 and "timed out after 1s" in failure["detail"]
+    assert failure["reason"] == "timeout"
 
     started = time.monotonic()
     asyncio.run(pararun.aio_map(helpers.asleepy, items, cache_path="a.jsonl", timeout="500ms",
                                 failures_path="af.jsonl"))
     assert time.monotonic() - started < 10
     assert len(read_jsonl("a.jsonl")) == 7
-    assert [f["key"] for f in read_jsonl("af.jsonl")] == [2]
+    assert [(f["key"], f["reason"]) for f in read_jsonl("af.jsonl")] == [(2, "timeout")]
 
 
 def test_retries_run_a_failed_item_again(workdir):

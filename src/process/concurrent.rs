@@ -334,7 +334,9 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
         ));
     };
     if let Some(error) = map.remove("error") {
-        return Ok((id, Reply::Refused(text_of(error))));
+        // A worker that enforces its own time limit says so, and the failure is a timeout.
+        let timeout = map.get("reason").and_then(Value::as_str) == Some("timeout");
+        return Ok((id, Reply::Refused(text_of(error), timeout)));
     }
     match map.remove("result") {
         Some(Value::String(text)) if capture == Capture::Text => {
@@ -361,6 +363,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_may_say_it_is_a_timeout() {
+        let line = br#"{"pararun_id": 5, "error": "too slow", "reason": "timeout"}"#;
+        assert!(matches!(
+            parse_answer(Capture::Json, line),
+            Ok((5, Reply::Refused(m, true))) if m == "too slow"
+        ));
+    }
+
+    #[test]
     fn an_envelope_wraps_the_item_unchanged() {
         let line = envelope(17, br#"{"id": 5, "x": [1, 2]}"#);
         let value: Value = serde_json::from_slice(&line).unwrap();
@@ -376,7 +387,7 @@ mod tests {
             _ => panic!("a result"),
         }
         assert!(
-            matches!(parse(r#"{"pararun_id": 4, "error": "no"}"#), Ok((4, Reply::Refused(m))) if m == "no")
+            matches!(parse(r#"{"pararun_id": 4, "error": "no"}"#), Ok((4, Reply::Refused(m, false))) if m == "no")
         );
         assert!(matches!(parse(r#"{"pararun_id": 5}"#), Err((_, Some(5)))));
         assert!(matches!(parse(r#"{"result": 1}"#), Err((_, None))));

@@ -56,8 +56,9 @@ pub enum Reply {
     /// With `--protocol concurrent`: `--timeout` ran out for this item alone; the worker keeps
     /// its other items.
     Expired,
-    /// With `--protocol concurrent`: the worker answered this item with an error message.
-    Refused(String),
+    /// With `--protocol concurrent`: the worker answered this item with an error message;
+    /// `true` when it says the item timed out (`"reason": "timeout"`).
+    Refused(String, bool),
     /// With `--protocol concurrent`: the worker answered an id it was not asked (or twice), so
     /// nothing shows which item its answers belong to; this, its oldest item, fails.
     OutOfStep(String),

@@ -115,8 +115,12 @@ pub fn judge_reply(
             )
         }
         Reply::Expired => failure(Reason::Timeout, timed_out(cfg), None),
-        Reply::Refused(message) => failure(
-            Reason::Exit,
+        Reply::Refused(message, timeout) => failure(
+            if timeout {
+                Reason::Timeout
+            } else {
+                Reason::Exit
+            },
             format!("the worker answered with an error: {}", escape(&message)),
             None,
         ),
