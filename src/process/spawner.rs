@@ -40,7 +40,7 @@ pub const SPAWNER_FROM_JOBS: usize = 64;
 /// thread would make tokio write to its own wake-up descriptor by number, and that number
 /// means nothing (or another file) in the spawner's table.
 pub struct Spawner {
-    orders: Mutex<mpsc::Sender<Order>>,
+    orders: mpsc::Sender<Order>,
     /// The spawns waiting for their reply, by id, which the task reading the socket hands
     /// out.
     waiting: Arc<Mutex<Waiting>>,
@@ -111,7 +111,7 @@ impl Spawner {
         let socket = unsafe { AsyncFd::register_with_interest(ours, Interest::READABLE) }?;
         let waiting = Arc::new(Mutex::new(HashMap::new()));
         Ok(Spawner {
-            orders: Mutex::new(orders),
+            orders,
             replies: tokio::spawn(hand_out(socket, waiting.clone())),
             waiting,
             next_id: AtomicU64::new(0),
@@ -136,7 +136,7 @@ impl Spawner {
             pipe_stdin,
         };
         let gone = || io::Error::other("the spawner thread is gone");
-        if lock(&self.orders).send(order).is_err() {
+        if self.orders.send(order).is_err() {
             lock(&self.waiting).remove(&id);
             return Err(gone());
         }
