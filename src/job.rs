@@ -19,10 +19,8 @@ pub(crate) enum Launch {
     /// A child of its own.
     Process(Job),
     /// A request line (without its newline) for the slot's persistent worker, whose command is
-    /// `argv`.
+    /// [`worker_argv`] (rendered only when a worker starts, not for every item).
     Worker {
-        /// The worker's command (the same for every item of a slot).
-        argv: Vec<String>,
         /// The line the worker reads for this item.
         request: Vec<u8>,
     },
@@ -40,11 +38,7 @@ pub(crate) fn prepare(
     marker: Option<(&'static str, String)>,
 ) -> Result<Launch, Failure> {
     if cfg.persistent {
-        let argv = template
-            .render_worker(slot)
-            .unwrap_or_else(|_| unreachable!("the worker command was checked at setup"));
         return Ok(Launch::Worker {
-            argv,
             request: worker_request(item).into_bytes(),
         });
     }
@@ -77,6 +71,13 @@ pub(crate) fn prepare(
     Ok(Launch::Process(Job { argv, env, stdin }))
 }
 
+/// The command of `slot`'s persistent worker.
+pub(crate) fn worker_argv(template: &Template, slot: usize) -> Vec<String> {
+    template
+        .render_worker(slot)
+        .unwrap_or_else(|_| unreachable!("the worker command was checked at setup"))
+}
+
 /// The line a persistent worker gets for an item: the JSON line as read, or a plain line as a
 /// JSON string.
 fn worker_request(item: &Item) -> String {
@@ -90,13 +91,15 @@ fn worker_request(item: &Item) -> String {
 impl Launch {
     /// The line `--dry-run` prints: the command shell-quoted, with what it reads on stdin shown
     /// as a pipe in front, so that the line can be pasted into a shell. The `PARARUN_*`
-    /// environment is not shown.
-    pub(crate) fn dry_run_line(&self) -> String {
-        let (argv, stdin) = match self {
-            Launch::Process(job) => (&job.argv, job.stdin.as_deref()),
-            Launch::Worker { argv, request } => (argv, Some(&request[..])),
+    /// environment is not shown. `template` and `slot` give a worker's command.
+    pub(crate) fn dry_run_line(&self, template: &Template, slot: usize) -> String {
+        let (command, stdin) = match self {
+            Launch::Process(job) => (shell_words::join(&job.argv), job.stdin.as_deref()),
+            Launch::Worker { request } => (
+                shell_words::join(worker_argv(template, slot)),
+                Some(&request[..]),
+            ),
         };
-        let command = shell_words::join(argv);
         match stdin {
             Some(bytes) => {
                 let line = String::from_utf8_lossy(bytes);

@@ -30,10 +30,11 @@ pub(super) fn print(
     while let Some(event) = reader.next_event(&mut keep)? {
         let (seq, reason) = match event {
             InputEvent::Item(item) => {
-                match job::prepare(cfg, template, &item, shown % cfg.jobs + 1, 1, None) {
+                let slot = shown % cfg.jobs + 1;
+                match job::prepare(cfg, template, &item, slot, 1, None) {
                     Ok(launch) => {
                         shown += 1;
-                        match writeln!(out, "{}", launch.dry_run_line()) {
+                        match writeln!(out, "{}", launch.dry_run_line(template, slot)) {
                             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                                 return Ok(Exit::Success)
                             }

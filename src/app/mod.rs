@@ -100,7 +100,8 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
-    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, cfg.jobs.clamp(1, 64))?;
+    let batch = input::feed::BATCH_ITEMS;
+    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
     let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog)?;
     Ok(runtime.block_on(runner.run(signals, input, started)))
 }

@@ -49,8 +49,13 @@ impl InputFeed {
     }
 }
 
+/// At most this many items, or about this many bytes of lines, go in one hand-over.
+pub const BATCH_ITEMS: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+
 /// Starts the reader thread: it reads `reader` to its end (or its first I/O error), asks `keep`
-/// about each key, and sends what it keeps in batches of up to `batch_size`.
+/// about each key, and sends what it keeps in batches of up to `batch_size` items (and about
+/// 1 MiB of lines).
 pub fn spawn(
     mut reader: InputReader,
     name: &str,
@@ -58,24 +63,30 @@ pub fn spawn(
     batch_size: usize,
 ) -> Result<InputFeed> {
     // One hand-over per batch instead of per item keeps the reader and the scheduler from
-    // waking each other thousands of times a second. At most 4 batches wait in the channel, so
-    // reading stays bounded.
+    // waking each other: each hand-over that finds the channel full wakes the reader when the
+    // scheduler takes it, and with batches of -j items that was a wake-up every two items at
+    // -j 2. At most 4 batches wait in the channel, so reading ahead stays bounded (about
+    // 1,000 items, or 5 MiB of lines).
     let (tx, rx) = mpsc::channel(4);
     // Not joined: at exit the thread may be parked in a read that never returns.
     std::thread::Builder::new()
         .name("pararun-input".into())
         .spawn(move || {
             let mut msgs = Vec::with_capacity(batch_size);
+            let mut bytes = 0;
             loop {
                 let (msg, last) = match reader.next_event(&mut keep) {
                     Ok(Some(event)) => (Some(Ok(event)), false),
                     Ok(None) => (None, true),
                     Err(e) => (Some(Err(e)), true),
                 };
+                bytes += msg.as_ref().map_or(0, size_of_msg);
                 msgs.extend(msg);
                 // Hand over before a read that may block, so a slow producer's items are not
                 // held back waiting for a full batch.
-                if last || msgs.len() >= batch_size || reader.would_block() {
+                let full = msgs.len() >= batch_size || bytes >= BATCH_BYTES;
+                if last || full || reader.would_block() {
+                    bytes = 0;
                     let full = std::mem::replace(&mut msgs, Vec::with_capacity(batch_size));
                     let batch = Batch { msgs: full, last };
                     let send = !batch.msgs.is_empty() || last;
@@ -91,6 +102,15 @@ pub fn spawn(
         name: name.to_owned(),
         ended: false,
     })
+}
+
+/// About what a message holds in memory: its line.
+fn size_of_msg(msg: &InputMsg) -> usize {
+    match msg {
+        Ok(InputEvent::Item(item)) => item.line.len(),
+        Ok(InputEvent::Bad { line, .. }) => line.len(),
+        Err(_) => 0,
+    }
 }
 
 #[cfg(test)]

@@ -148,26 +148,28 @@ impl Owner {
 
     /// Sends waiting items while fewer than `--pipeline` are in flight.
     fn fill(&mut self) {
+        let mut lines = Vec::new();
         while self.flight.len() < self.s.depth {
             let Some(request) = self.waiting.pop_front() else {
-                return;
+                break;
             };
             if self.stopped {
                 self.reply(request, Instant::now(), Reply::Stopped);
                 continue;
             }
+            // A worker is replaced only with nothing in flight, so before any line is queued.
             if let Err(e) = self.ready() {
                 request.answer.send(Err(e));
                 continue;
             }
             let id = self.next_id;
             self.next_id += 1;
-            self.worker
-                .as_ref()
-                .expect("ready")
-                .send(&envelope(id, &request.line));
+            envelope(&mut lines, id, &request.line);
             let at = Instant::now();
             self.flight.insert(id, Sent { request, at });
+        }
+        if let Some(worker) = &self.worker {
+            worker.send(lines);
         }
     }
 
@@ -307,14 +309,14 @@ impl Owner {
     }
 }
 
-/// The request line for item line `item` (itself JSON), without its newline. Written around
+/// Appends the request line for item line `item` (itself JSON) to `lines`. Written around
 /// the item's bytes rather than parsed and serialised again, so the worker reads the item
 /// exactly as it was given.
-fn envelope(id: u64, item: &[u8]) -> Vec<u8> {
-    let mut line = format!("{{\"{ID}\":{id},\"item\":").into_bytes();
-    line.extend_from_slice(item);
-    line.push(b'}');
-    line
+fn envelope(lines: &mut Vec<u8>, id: u64, item: &[u8]) {
+    use std::io::Write;
+    let _ = write!(lines, "{{\"{ID}\":{id},\"item\":");
+    lines.extend_from_slice(item);
+    lines.extend_from_slice(b"}\n");
 }
 
 /// An answer's id and what it says for its item; `Err` with why (and the id, when it has one)
@@ -373,7 +375,9 @@ mod tests {
 
     #[test]
     fn an_envelope_wraps_the_item_unchanged() {
-        let line = envelope(17, br#"{"id": 5, "x": [1, 2]}"#);
+        let mut line = Vec::new();
+        envelope(&mut line, 17, br#"{"id": 5, "x": [1, 2]}"#);
+        assert_eq!(line.pop(), Some(b'\n'));
         let value: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(value[ID], 17);
         assert_eq!(value["item"]["x"][1], 2);

@@ -283,14 +283,16 @@ impl Owner {
         if !self.stopped && self.flight.len() > depth / 2 {
             return;
         }
+        let mut lines = Vec::new();
         while self.flight.len() < depth {
             let Some(request) = self.waiting.pop_front() else {
-                return;
+                break;
             };
             if self.stopped {
                 self.reply(request, Reply::Stopped);
                 continue;
             }
+            // A worker is replaced only with nothing in flight, so before any line is queued.
             if let Err(e) = self.ready() {
                 request.answer.send(Err(e));
                 continue;
@@ -298,8 +300,12 @@ impl Owner {
             if self.flight.is_empty() {
                 self.head_since = Instant::now();
             }
-            self.worker.as_ref().expect("ready").send(&request.line);
+            lines.extend_from_slice(&request.line);
+            lines.push(b'\n');
             self.flight.push_back(request);
+        }
+        if let Some(worker) = &self.worker {
+            worker.send(lines);
         }
     }
 

@@ -140,15 +140,16 @@ impl Worker {
         }
     }
 
-    /// Sends one request line (the newline is added). It is written by the task that owns the
-    /// worker's stdin, so a worker too busy to read never holds up the reading of its answers.
-    pub fn send(&self, request: &[u8]) {
-        let mut line = Vec::with_capacity(request.len() + 1);
-        line.extend_from_slice(request);
-        line.push(b'\n');
+    /// Sends request lines, each ending in a newline, in one hand-over (a refill of many items
+    /// is one message and one write). They are written by the task that owns the worker's
+    /// stdin, so a worker too busy to read never holds up the reading of its answers.
+    pub fn send(&self, lines: Vec<u8>) {
+        if lines.is_empty() {
+            return;
+        }
         // A closed channel means the writer met a broken pipe: the worker is gone, and its
         // exit or EOF says so on the read side.
-        let _ = self.stdin.send(line);
+        let _ = self.stdin.send(lines);
     }
 
     /// Whether output already waits after the answer just read: with nothing else in flight,

@@ -94,7 +94,7 @@ impl Runner<'_> {
         };
         match launch {
             Launch::Process(job) => self.start_process(attempt, job),
-            Launch::Worker { argv, request } => self.start_on_worker(attempt, argv, request),
+            Launch::Worker { request } => self.start_on_worker(attempt, request),
         }
     }
 
@@ -132,13 +132,12 @@ impl Runner<'_> {
 
     /// Queues the request on the slot's pipeline, which starts the slot's worker if there is
     /// none; the answer comes back on the runner's answer channel.
-    fn start_on_worker(&mut self, started: Started, argv: Vec<String>, request: Vec<u8>) {
+    fn start_on_worker(&mut self, started: Started, request: Vec<u8>) {
         let slot = started.slot;
-        let program = argv[0].clone();
         let pipeline = self.pipelines[slot].get_or_insert_with(|| {
             let settings = Settings::new(
                 self.cfg,
-                argv,
+                job::worker_argv(&self.template, slot),
                 slot,
                 self.progress.clone(),
                 self.watchdog.clone(),
@@ -151,13 +150,18 @@ impl Runner<'_> {
             answer: AnswerTo::new(started.ordinal, self.answers_tx.clone()),
         });
         // One attempt of an item at a time, so its ordinal names the request.
-        self.on_workers.insert(started.ordinal, (started, program));
+        self.on_workers.insert(started.ordinal, started);
     }
 
     /// A worker's answer to the request `id` (the item's ordinal).
     pub(super) fn on_answer(&mut self, id: u64, result: io::Result<Answered>) {
-        let Some((started, program)) = self.on_workers.remove(&id) else {
+        let Some(started) = self.on_workers.remove(&id) else {
             unreachable!("every request is answered once")
+        };
+        // The worker's program names it in a message only if it could not start.
+        let program = match &result {
+            Err(_) => job::worker_argv(&self.template, started.slot).swap_remove(0),
+            Ok(_) => String::new(),
         };
         self.on_done(started.done(program, Attempt::Worker(result.map(Box::new))));
     }
@@ -190,7 +194,7 @@ impl Runner<'_> {
             )),
         };
         match outcome {
-            Outcome::Record(record) => self.record(done.ordinal, &done.item, record),
+            Outcome::Record(record) => self.record(done.ordinal, done.item, record),
             Outcome::Unfinished => self.unfinished(done.ordinal),
             Outcome::Failed(failure) => {
                 if failure.reason.retryable()

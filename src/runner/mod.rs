@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,8 +78,8 @@ pub struct Runner<'a> {
     rate_tat: Instant,
     /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot).
     pipelines: Vec<Option<Pipeline>>,
-    /// Items sent to a worker and not answered yet, by ordinal, with the worker's program.
-    on_workers: HashMap<u64, (attempt::Started, String)>,
+    /// Items sent to a worker and not answered yet, by ordinal.
+    on_workers: HashMap<u64, attempt::Started, BuildHasherDefault<OrdinalHasher>>,
     /// With many jobs at once, the thread that spawns per-item children from a small
     /// descriptor table (`process::spawner`).
     spawner: Option<Arc<Spawner>>,
@@ -188,7 +189,7 @@ impl<'a> Runner<'a> {
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
             pipelines: (0..=cfg.jobs).map(|_| None).collect(),
-            on_workers: HashMap::new(),
+            on_workers: HashMap::default(),
             spawner: None,
             answers_tx,
             answers,
@@ -213,6 +214,7 @@ impl<'a> Runner<'a> {
             let event = self.next_event(&mut wakers).await;
             self.handle(event, &mut wakers);
             self.handle_ready();
+            self.writer.flush();
             self.progress.refresh();
         }
         self.wind_down(started, &mut wakers.signals).await
@@ -382,6 +384,29 @@ impl<'a> Runner<'a> {
     fn take_ordinal(&mut self) -> u64 {
         self.next_ordinal += 1;
         self.next_ordinal - 1
+    }
+}
+
+/// Hashes an ordinal (unique, and never chosen by the input) with one multiplication: SipHash's
+/// resistance to chosen keys buys nothing here, and it cost a few hundred instructions per item.
+#[derive(Default)]
+pub(super) struct OrdinalHasher(u64);
+
+impl Hasher for OrdinalHasher {
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing: spreads consecutive ordinals over both the high bits (the table's
+        // tags) and the low ones (its buckets).
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

@@ -32,9 +32,14 @@ impl Runner<'_> {
                     self.set_fatal(e);
                 }
             }
-            Report::NotWritten { what, error } => {
+            Report::NotWritten { key, seq, error } => {
                 self.writer.in_flight -= 1;
                 Stats::bump(&self.stats.unfinished);
+                let what = format!(
+                    "{} ({}:{seq})",
+                    crate::report::excerpt(&key),
+                    self.input_name
+                );
                 self.progress.line(
                     format!("pararun: item {what} is not done: its record could not be written")
                         .as_bytes(),
@@ -43,7 +48,7 @@ impl Runner<'_> {
                     self.set_fatal(e);
                 }
             }
-            Report::Printed => self.writer.in_flight -= 1,
+            Report::Printed(count) => self.writer.in_flight -= count,
             Report::StdoutFailed(e) => self.stdout_failed(e),
             Report::SyncFailed(e) => self.set_fatal(e),
         }
@@ -92,19 +97,13 @@ impl Runner<'_> {
 
     /// Hands a record to the writer, which appends it to the cache (first: durability) and
     /// then prints it; the item counts as done when the writer says the write returned.
-    pub(super) fn record(&mut self, ordinal: u64, item: &Item, mut record: String) {
+    pub(super) fn record(&mut self, ordinal: u64, item: Item, mut record: String) {
         record.push('\n');
         if self.cause == Some(Cause::Fatal) {
             self.unfinished(ordinal);
             return;
         }
-        let what = format!(
-            "{} ({}:{})",
-            crate::report::excerpt(&item.key.text),
-            self.input_name,
-            item.seq
-        );
-        self.writer.record(ordinal, record, what);
+        self.writer.record(ordinal, record, item.key.text, item.seq);
     }
 
     /// Counts, reports and logs an item that failed for good.

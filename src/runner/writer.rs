@@ -18,17 +18,23 @@ use anyhow::{Context, Error, Result};
 use crate::cache::CacheWriter;
 use crate::report::output::Output;
 
-/// What the scheduler asks of the cache thread.
+/// What the scheduler asks of the cache thread. Jobs travel in batches, one per turn of the
+/// scheduler: a hand-off per record woke the thread once per record, and those wake-ups
+/// cost more than the writes.
 enum Job {
     /// Append a record (a line ending in `\n`) to the cache, then pass it on to be printed.
-    /// `what` names the item for a message.
-    Record {
-        ordinal: u64,
-        record: String,
-        what: String,
-    },
+    Record(Rec),
     /// `--fsync batch`: sync if a second has passed since the last sync.
     Sync,
+}
+
+/// A record on its way, with what names its item should the write fail: the key's text and
+/// the input line (the message is only formatted then).
+struct Rec {
+    ordinal: u64,
+    record: String,
+    key: String,
+    seq: u64,
 }
 
 /// What the printer thread is given: an item's record, or `None` for an item without one
@@ -52,13 +58,15 @@ pub(super) enum Report {
     },
     /// The record could not be written: the item is not done.
     NotWritten {
-        /// The item, for the message.
-        what: String,
+        /// The item's key text, for the message.
+        key: String,
+        /// The item's input line number, for the message.
+        seq: u64,
         /// Why, or `None` when an earlier write failed and the cache takes nothing more.
         error: Option<Error>,
     },
-    /// A record went to stdout (or was dropped there, after stdout failed).
-    Printed,
+    /// Records went to stdout (or were dropped there, after stdout failed): how many.
+    Printed(usize),
     /// Writing to stdout failed (reported once; records are no longer printed).
     StdoutFailed(io::Error),
     /// A batch sync failed.
@@ -68,9 +76,12 @@ pub(super) enum Report {
 /// The scheduler's handle on the two threads that write: one owns the cache, the other
 /// stdout. Apart, a stdout that nobody reads holds up neither the cache nor the scheduler.
 pub(super) struct Writer {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Vec<Job>>>,
     /// `None` when nothing is printed (`-q`, or records only in the cache): no stdout thread.
-    prints: Option<mpsc::Sender<Print>>,
+    prints: Option<mpsc::Sender<Vec<Print>>>,
+    /// Jobs and prints of this turn of the scheduler, sent by [`Writer::flush`].
+    pending_jobs: Vec<Job>,
+    pending_prints: Vec<Print>,
     reports: tokio::sync::mpsc::UnboundedReceiver<Report>,
     cache_thread: Option<JoinHandle<Result<()>>>,
     printer: Option<JoinHandle<()>>,
@@ -113,6 +124,8 @@ impl Writer {
         Ok(Writer {
             jobs: Some(jobs),
             prints,
+            pending_jobs: Vec::new(),
+            pending_prints: Vec::new(),
             reports,
             cache_thread: Some(cache_thread),
             printer,
@@ -130,24 +143,22 @@ impl Writer {
         crate::report::output::window_admits(self.keep_order, self.window, printed, next)
     }
 
-    /// Sends a record to be appended and printed.
-    pub(super) fn record(&mut self, ordinal: u64, record: String, what: String) {
+    /// Queues a record to be appended and printed; `key` and `seq` name its item in a
+    /// message should the write fail. It leaves at the next [`Writer::flush`].
+    pub(super) fn record(&mut self, ordinal: u64, record: String, key: String, seq: u64) {
         self.in_flight += 1;
-        if let Some(jobs) = &self.jobs {
-            // The thread ends only when this channel closes (or it panicked, which `finish`
-            // reports), so a failed send needs no handling here.
-            let _ = jobs.send(Job::Record {
-                ordinal,
-                record,
-                what,
-            });
-        }
+        self.pending_jobs.push(Job::Record(Rec {
+            ordinal,
+            record,
+            key,
+            seq,
+        }));
     }
 
     /// Gives up an item's place in `-k` order (it has no record).
     pub(super) fn skip(&mut self, ordinal: u64) {
-        if let Some(prints) = &self.prints {
-            let _ = prints.send(Print {
+        if self.prints.is_some() {
+            self.pending_prints.push(Print {
                 ordinal,
                 record: None,
             });
@@ -156,8 +167,25 @@ impl Writer {
 
     /// Asks for a batch sync.
     pub(super) fn sync(&mut self) {
-        if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Job::Sync);
+        self.pending_jobs.push(Job::Sync);
+    }
+
+    /// Hands this turn's jobs and prints to the threads: once a turn, before the scheduler
+    /// waits, so a thread is woken once for all of them.
+    pub(super) fn flush(&mut self) {
+        if !self.pending_jobs.is_empty() {
+            let jobs = std::mem::take(&mut self.pending_jobs);
+            if let Some(sender) = &self.jobs {
+                // The thread ends only when this channel closes (or it panicked, which
+                // `finish` reports), so a failed send needs no handling here.
+                let _ = sender.send(jobs);
+            }
+        }
+        if !self.pending_prints.is_empty() {
+            let prints = std::mem::take(&mut self.pending_prints);
+            if let Some(sender) = &self.prints {
+                let _ = sender.send(prints);
+            }
         }
     }
 
@@ -181,6 +209,7 @@ impl Writer {
         patience: Option<Duration>,
         give_up: impl std::future::Future<Output = ()>,
     ) -> (Vec<Report>, Result<()>) {
+        self.flush();
         self.jobs = None;
         self.prints = None;
         let cache_thread = self.cache_thread.take();
@@ -231,37 +260,38 @@ const BATCH_BYTES: usize = 256 << 10;
 /// final sync.
 fn write_cache(
     mut cache: Option<CacheWriter>,
-    inbox: &mpsc::Receiver<Job>,
-    prints: Option<&mpsc::Sender<Print>>,
+    inbox: &mpsc::Receiver<Vec<Job>>,
+    prints: Option<&mpsc::Sender<Vec<Print>>>,
     outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
 ) -> Result<()> {
     let mut broken = false;
     let mut batch = Batch::default();
+    let mut waiting = std::collections::VecDeque::new();
     while let Ok(first) = inbox.recv() {
-        let mut sync = false;
-        let mut next = Some(first);
+        waiting.extend(first);
         // What else waits joins this write: under load the thread makes one system call for
         // many records instead of one each.
-        while let Some(job) = next {
-            match job {
-                Job::Record {
-                    ordinal,
-                    record,
-                    what,
-                } => batch.push(ordinal, record, what),
-                Job::Sync => sync = true,
+        while !waiting.is_empty() {
+            if let Ok(more) = inbox.try_recv() {
+                waiting.extend(more);
             }
-            if batch.full() {
-                break;
+            let mut sync = false;
+            while let Some(job) = waiting.pop_front() {
+                match job {
+                    Job::Record(rec) => batch.push(rec),
+                    Job::Sync => sync = true,
+                }
+                if batch.full() {
+                    break;
+                }
             }
-            next = inbox.try_recv().ok();
-        }
-        if !batch.records.is_empty() {
-            batch.write(&mut cache, &mut broken, prints, outbox);
-        }
-        if sync {
-            if let Some(Err(e)) = cache.as_mut().map(CacheWriter::sync_if_due) {
-                let _ = outbox.send(Report::SyncFailed(e.error));
+            if !batch.records.is_empty() {
+                batch.write(&mut cache, &mut broken, prints, outbox);
+            }
+            if sync {
+                if let Some(Err(e)) = cache.as_mut().map(CacheWriter::sync_if_due) {
+                    let _ = outbox.send(Report::SyncFailed(e.error));
+                }
             }
         }
     }
@@ -271,18 +301,17 @@ fn write_cache(
     }
 }
 
-/// Records waiting for one write: their bytes end to end, and each one's ordinal, text and
-/// name.
+/// Records waiting for one write: their bytes end to end, and the records themselves.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
-    records: Vec<(u64, String, String)>,
+    records: Vec<Rec>,
 }
 
 impl Batch {
-    fn push(&mut self, ordinal: u64, record: String, what: String) {
-        self.bytes.extend_from_slice(record.as_bytes());
-        self.records.push((ordinal, record, what));
+    fn push(&mut self, rec: Rec) {
+        self.bytes.extend_from_slice(rec.record.as_bytes());
+        self.records.push(rec);
     }
 
     fn full(&self) -> bool {
@@ -294,7 +323,7 @@ impl Batch {
         &mut self,
         cache: &mut Option<CacheWriter>,
         broken: &mut bool,
-        prints: Option<&mpsc::Sender<Print>>,
+        prints: Option<&mpsc::Sender<Vec<Print>>>,
         outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
     ) {
         let appended = match (cache, *broken) {
@@ -326,24 +355,30 @@ impl Batch {
                     printed,
                     sync_failed,
                 });
-                for (ordinal, record, _) in records {
-                    if let Some(prints) = prints {
-                        let record = Some(record);
-                        let _ = prints.send(Print { ordinal, record });
-                    }
+                if let Some(prints) = prints {
+                    let batch = records.into_iter().map(|rec| Print {
+                        ordinal: rec.ordinal,
+                        record: Some(rec.record),
+                    });
+                    let _ = prints.send(batch.collect());
                 }
             }
             Err(mut error) => {
-                for (ordinal, _, what) in records {
+                let mut unprinted = Vec::new();
+                for Rec {
+                    ordinal, key, seq, ..
+                } in records
+                {
                     // The error is told once; the other items only say they are not done.
                     let error = error.take();
-                    let _ = outbox.send(Report::NotWritten { what, error });
-                    if let Some(prints) = prints {
-                        let _ = prints.send(Print {
-                            ordinal,
-                            record: None,
-                        });
-                    }
+                    let _ = outbox.send(Report::NotWritten { key, seq, error });
+                    unprinted.push(Print {
+                        ordinal,
+                        record: None,
+                    });
+                }
+                if let Some(prints) = prints {
+                    let _ = prints.send(unprinted);
                 }
             }
         }
@@ -354,18 +389,21 @@ impl Batch {
 /// then flushes what `-k` still holds.
 fn print(
     mut output: Output,
-    inbox: &mpsc::Receiver<Print>,
+    inbox: &mpsc::Receiver<Vec<Print>>,
     outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
     next_to_print: &AtomicU64,
 ) {
-    for Print { ordinal, record } in inbox {
-        let had_record = record.is_some();
-        if let Err(e) = output.resolve(ordinal, record.as_deref()) {
-            let _ = outbox.send(Report::StdoutFailed(e));
+    for batch in inbox {
+        let mut printed = 0;
+        for Print { ordinal, record } in batch {
+            printed += usize::from(record.is_some());
+            if let Err(e) = output.resolve(ordinal, record.as_deref()) {
+                let _ = outbox.send(Report::StdoutFailed(e));
+            }
+            next_to_print.store(output.next_to_print(), Ordering::Release);
         }
-        next_to_print.store(output.next_to_print(), Ordering::Release);
-        if had_record {
-            let _ = outbox.send(Report::Printed);
+        if printed > 0 {
+            let _ = outbox.send(Report::Printed(printed));
         }
     }
     if let Err(e) = output.finish() {
