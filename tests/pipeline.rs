@@ -335,3 +335,70 @@ fn loosely_equal_keys_in_flight_need_an_exact_echo() {
         }
     }
 }
+
+/// Answers read in place (scalars, no escapes) and answers parsed into a value give the same
+/// records, byte for byte: the same answers through a worker and through a child per item
+/// leave the same cache.
+#[test]
+fn answers_read_in_place_make_the_same_records_as_parsed_ones() {
+    let env = TestEnv::new();
+    let answers = [
+        r#"{"id": 1, "n": 1E+05, "e": 2e-3, "z": 0e0, "s": "caf\u00e9"}"#,
+        r#"{ "x" : "é ü ✓" , "id" : 2 , "t" : true , "f" : false , "n" : null }"#,
+        r#"{"id": 3, "nested": {"a": [1, 2.50E3, {"b": "c"}]}, "big": 123456789012345678901234567890}"#,
+        r#"{"id": 4, "dup": 1, "dup": 2}"#,
+        r#"{"id": 5, "q": "a\"b", "slash": "\/"}"#,
+        r#"{"n": -0, "f": 0.1000000000000000055511151231257827}"#,
+        r#"{"id": 7.0}"#,
+        r#"[8, {"k": 1}]"#,
+    ];
+    let items: String = (1..=answers.len())
+        .map(|i| format!("{{\"id\":{i}}}\n"))
+        .collect();
+    let table = serde_json::to_string(&answers).unwrap();
+    let worker = env.write(
+        "answers.py",
+        format!(
+            "import json, sys\nanswers = json.loads({table:?})\n\
+             def answer(line):\n    return answers[json.loads(line)['id'] - 1]\n\
+             if len(sys.argv) > 1:\n    print(answer(sys.argv[1]))\n    sys.exit(0)\n\
+             for line in sys.stdin:\n    print(answer(line), flush=True)\n"
+        ),
+    );
+    let worker = worker.to_str().unwrap();
+    env.cmd()
+        .args([
+            "--persistent",
+            "--cache",
+            "by-worker.jsonl",
+            "-q",
+            "--",
+            "python3",
+            worker,
+        ])
+        .stdin(&items)
+        .run()
+        .success();
+    env.cmd()
+        .args([
+            "--cache",
+            "by-child.jsonl",
+            "-q",
+            "--",
+            "python3",
+            worker,
+            "{}",
+        ])
+        .stdin(&items)
+        .run()
+        .success();
+    let sorted = |name: &str| {
+        let mut lines: Vec<String> = env.read(name).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let by_worker = sorted("by-worker.jsonl");
+    assert_eq!(by_worker.len(), answers.len());
+    assert_eq!(by_worker, sorted("by-child.jsonl"));
+    assert!(by_worker.contains(&r#"{"id":1,"n":1e+05,"e":2e-3,"z":0e+0,"s":"café"}"#.to_owned()));
+}

@@ -31,6 +31,7 @@ use super::pipes::Line;
 use super::worker::{next, Heard, Reply, Worker};
 use super::{reached, Stop, DRAIN};
 use crate::config::Capture;
+use crate::result::Answer;
 
 /// The field that carries a request's id, both ways: named so that no user's key field is
 /// likely to be called the same.
@@ -344,7 +345,7 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
         Some(Value::String(text)) if capture == Capture::Text => {
             Ok((id, Reply::Answer(text.into_bytes())))
         }
-        Some(result) => Ok((id, Reply::Result(result))),
+        Some(result) => Ok((id, Reply::Result(Answer::from_value(result)))),
         None => Err((
             "the worker's answer has neither \"result\" nor \"error\"".into(),
             Some(id),
@@ -387,7 +388,9 @@ mod tests {
     fn answers_name_their_id_and_their_verdict() {
         let parse = |line: &str| parse_answer(Capture::Json, line.as_bytes());
         match parse(r#"{"pararun_id": 3, "result": {"ok": 1}}"#) {
-            Ok((3, Reply::Result(result))) => assert_eq!(result, serde_json::json!({"ok": 1})),
+            Ok((3, Reply::Result(result))) => {
+                assert_eq!(result.into_value(), serde_json::json!({"ok": 1}))
+            }
             _ => panic!("a result"),
         }
         assert!(

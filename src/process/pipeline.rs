@@ -30,7 +30,7 @@ use super::{reached, Stop, Watchdog, DRAIN};
 use crate::config::{Capture, Config, Protocol};
 use crate::report::escape;
 use crate::report::progress::Progress;
-use crate::result::{echoed_key, parse_echo, Echo};
+use crate::result::{parse_echo, Answer, Echo, Parsed};
 
 /// What a slot's pipeline needs to know, fixed for the run.
 pub struct Settings {
@@ -351,20 +351,22 @@ impl Owner {
             .pop_front()
             .expect("an answer is read only with items in flight");
         let alone = self.flight.is_empty();
-        let (echo, parsed) = parse_echo(self.s.capture, &self.s.key_field, &head.key, &line);
-        if echo == Echo::Same {
-            if let Some(other) = self.names_another(parsed.as_ref(), &head.key) {
-                // Loosely the head's key, but exactly the key of an item behind it (0.1 and
-                // 0.1000000000000000055511151231257827, 5 and "5"): a worker out of step.
-                let why = format!(
-                    "the worker answered for {:?} = {}, the key of another item in flight",
-                    self.s.key_field,
-                    escape(&other)
-                );
-                self.reply(head, Reply::OutOfStep(why));
-                self.replace_worker();
-                return;
-            }
+        let Parsed {
+            echo,
+            loose,
+            answer,
+        } = parse_echo(self.s.capture, &self.s.key_field, &head.key, line);
+        if let Some(other) = loose.filter(|echoed| self.flight.iter().any(|r| &r.key == echoed)) {
+            // Loosely the head's key, but exactly the key of an item behind it (0.1 and
+            // 0.1000000000000000055511151231257827, 5 and "5"): a worker out of step.
+            let why = format!(
+                "the worker answered for {:?} = {}, the key of another item in flight",
+                self.s.key_field,
+                escape(&other.to_string())
+            );
+            self.reply(head, Reply::OutOfStep(why));
+            self.replace_worker();
+            return;
         }
         if echo == Echo::Unnamed && !alone {
             // Nothing shows which item this answers: it and the items behind it go to a new
@@ -378,19 +380,21 @@ impl Owner {
             self.echoes = Some(echo == Echo::Same);
         }
         let extra = alone && self.worker.as_ref().is_some_and(Worker::buffered);
+        let line =
+            |answer: Result<Answer, Vec<u8>>| answer.map_or_else(|line| line, Answer::into_line);
         match echo {
             Echo::Other | Echo::Unusable => {
-                self.reply(head, Reply::Answer(line));
+                self.reply(head, Reply::Answer(line(answer)));
                 self.replace_worker();
             }
             _ if extra => {
-                self.reply(head, Reply::Extra(line));
+                self.reply(head, Reply::Extra(line(answer)));
                 self.replace_worker();
             }
             _ => {
-                let reply = match parsed {
-                    Some(value) => Reply::Result(value),
-                    None => Reply::Answer(line),
+                let reply = match answer {
+                    Ok(answer) => Reply::Result(answer),
+                    Err(line) => Reply::Answer(line),
                 };
                 self.reply(head, reply);
                 self.head_since = Instant::now();
@@ -410,13 +414,6 @@ impl Owner {
             }
             self.answered();
         }
-    }
-
-    /// The key an answer echoes, when it is not exactly `head`'s but exactly that of another
-    /// item in flight: only an exact echo settles which of two loosely equal keys it names.
-    fn names_another(&self, parsed: Option<&Value>, head: &Value) -> Option<String> {
-        let echoed = echoed_key(parsed?, &self.s.key_field)?;
-        (echoed != head && self.flight.iter().any(|r| &r.key == echoed)).then(|| echoed.to_string())
     }
 
     /// After the worker exited: answers it wrote before are still in the pipe.

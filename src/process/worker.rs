@@ -42,7 +42,7 @@ pub enum Reply {
     Answer(Vec<u8>),
     /// The worker answered with this result, already parsed as the item's result (so it is
     /// not parsed twice); any key it echoes is still checked against the item's.
-    Result(serde_json::Value),
+    Result(crate::result::Answer),
     /// The worker answered, but more output followed at once: it is out of step.
     Extra(Vec<u8>),
     /// The answer line passed `--max-output` bytes; the worker was killed.

@@ -15,7 +15,11 @@ use crate::process::worker::Reply;
 use crate::process::{Ending, Finished};
 use crate::report::{escape, human_duration, Failure, Reason};
 
+mod answer;
+mod flat;
 mod stdout;
+
+pub use answer::Answer;
 
 #[cfg(test)]
 use stdout::parse_result;
@@ -54,7 +58,8 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
-    match result_of(cfg.capture, &finished.stdout).and_then(|value| record_of(cfg, item, value)) {
+    let result = result_of(cfg.capture, &finished.stdout);
+    match result.and_then(|value| record_of(cfg, item, Answer::from_value(value))) {
         Ok(record) => Outcome::Record(record),
         Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
     }
@@ -83,7 +88,7 @@ pub fn judge_reply(
             Ok(record) => Outcome::Record(record),
             Err(why) => failure(Reason::BadOutput, why, None),
         },
-        Reply::Result(value) => match judge_result(cfg, item, value) {
+        Reply::Result(answer) => match judge_result(cfg, item, answer) {
             Ok(record) => Outcome::Record(record),
             Err(why) => failure(Reason::BadOutput, why, None),
         },
@@ -159,24 +164,27 @@ fn too_much_output(cap: u64) -> String {
 fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
     let value = result_of(cfg.capture, line)
         .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
-    judge_result(cfg, item, value)
+    judge_result(cfg, item, Answer::from_value(value))
 }
 
 /// A worker's parsed result made into the item's record, or why it cannot be.
-fn judge_result(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
-    if let Some(key) = echoed_key(&value, &cfg.key_field) {
+fn judge_result(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
+    let echoed = (!answer.echo_checked)
+        .then(|| answer.field(&cfg.key_field))
+        .flatten();
+    if let Some(key) = echoed {
         // A worker that echoes the key shows which item it answered: a different key means it
         // is out of step (it printed an extra line earlier).
-        if !same_key(key, &item.key.value) {
+        if !same_key(&key, &item.key.value) {
             return Err(format!(
                 "the worker answered for {:?} = {}, not for this item: it is out of step (one \
                  line per item), so it is restarted",
                 cfg.key_field,
-                escape(&loose_key(key))
+                escape(&loose_key(&key))
             ));
         }
     }
-    record_of(cfg, item, value)
+    record_of(cfg, item, answer)
 }
 
 /// Which item a worker's answer says it answers, decided as the answer is read: in a pipeline
@@ -193,32 +201,49 @@ pub enum Echo {
     Unusable,
 }
 
-/// Judges the key an answer line echoes against the key of the item it is taken for; gives the
-/// parsed result too when the line is one, so it need not be parsed again.
-pub fn parse_echo(
-    capture: Capture,
-    key_field: &str,
-    key: &Value,
-    line: &[u8],
-) -> (Echo, Option<Value>) {
-    match result_of(capture, line) {
-        Err(_) => (Echo::Unusable, None),
-        Ok(value) => {
-            let echo = match echoed_key(&value, key_field) {
-                None => Echo::Unnamed,
-                Some(answered) if same_key(answered, key) => Echo::Same,
-                Some(_) => Echo::Other,
-            };
-            (echo, Some(value))
-        }
-    }
+/// An answer line as the pipeline reads it: which item it names, and the answer itself.
+pub struct Parsed {
+    pub echo: Echo,
+    /// The key it echoes when that is the item's key only loosely (5 for "5"): it may be
+    /// exactly the key of another item in flight.
+    pub loose: Option<Value>,
+    /// The parsed answer, or the line when it is no result.
+    pub answer: Result<Answer, Vec<u8>>,
 }
 
-/// The key a worker's answer names, if it names one.
-pub fn echoed_key<'v>(value: &'v Value, key_field: &str) -> Option<&'v Value> {
-    match value {
-        Value::Object(map) => map.get(key_field),
-        _ => None,
+/// Judges the key an answer line echoes against the key of the item it is taken for; gives the
+/// parsed result too when the line is one, so it need not be parsed again.
+pub fn parse_echo(capture: Capture, key_field: &str, key: &Value, line: Vec<u8>) -> Parsed {
+    let answer = match capture {
+        Capture::Json => Answer::flat(line),
+        Capture::Text => Err(line),
+    }
+    .or_else(|line| match result_of(capture, &line) {
+        Ok(value) => Ok(Answer::parsed(line, value)),
+        Err(_) => Err(line),
+    });
+    let Ok(mut answer) = answer else {
+        let (echo, loose) = (Echo::Unusable, None);
+        return Parsed {
+            echo,
+            loose,
+            answer,
+        };
+    };
+    let (echo, loose) = match answer.names_exactly(key_field, key) {
+        None => (Echo::Unnamed, None),
+        Some(true) => (Echo::Same, None),
+        Some(false) => match answer.field(key_field) {
+            Some(answered) if *answered == *key => (Echo::Same, None),
+            Some(answered) if same_key(&answered, key) => (Echo::Same, Some(answered.into_owned())),
+            _ => (Echo::Other, None),
+        },
+    };
+    answer.echo_checked = echo == Echo::Same;
+    Parsed {
+        echo,
+        loose,
+        answer: Ok(answer),
     }
 }
 
@@ -270,8 +295,8 @@ fn status_failure(status: ExitStatus) -> (Reason, String) {
 }
 
 /// The record of an item's result, unless it is longer than a cache line may be.
-fn record_of(cfg: &Config, item: &Item, value: Value) -> Result<String, String> {
-    let record = make_record(&cfg.key_field, &item.key.value, value);
+fn record_of(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
+    let record = answer.record(&cfg.key_field, &item.key.value, &item.key.text);
     if record.len() > cfg.max_line_bytes {
         return Err(format!(
             "the record would be {}, over --max-line-bytes ({}), so it could not be read back \
@@ -385,10 +410,11 @@ mod tests {
     fn a_record_over_the_line_cap_fails() {
         let cfg = config(&["--max-line-bytes", "30"]);
         assert_eq!(
-            record_of(&cfg, &item(json!(1)), json!("short")).unwrap(),
+            record_of(&cfg, &item(json!(1)), Answer::from_value(json!("short"))).unwrap(),
             r#"{"id":1,"result":"short"}"#.to_owned()
         );
-        let err = record_of(&cfg, &item(json!(1)), json!("a longer result")).unwrap_err();
+        let answer = Answer::from_value(json!("a longer result"));
+        let err = record_of(&cfg, &item(json!(1)), answer).unwrap_err();
         assert!(
             err.contains("would be 35 bytes, over --max-line-bytes (30 bytes)"),
             "{err}"
@@ -397,7 +423,8 @@ mod tests {
 
     #[test]
     fn an_answer_shows_which_item_it_answers() {
-        let echo = |line: &str| parse_echo(Capture::Json, "id", &json!(5), line.as_bytes()).0;
+        let echo =
+            |line: &str| parse_echo(Capture::Json, "id", &json!(5), line.as_bytes().to_vec()).echo;
         assert_eq!(echo(r#"{"id": "5", "x": 1}"#), Echo::Same);
         assert_eq!(echo(r#"{"id": 6}"#), Echo::Other);
         assert_eq!(echo(r#"{"x": 1}"#), Echo::Unnamed);
