@@ -254,8 +254,10 @@ pub enum Protocol {
 
 /// Items in flight per persistent worker unless `--pipeline` says otherwise: enough that a
 /// worker always has the next item waiting when it finishes one (the round trip, not the item,
-/// was the cost of trivial items), few enough that a dying worker sends back little work.
-pub const DEFAULT_PIPELINE: usize = 32;
+/// was the cost of trivial items), and that a refill (half the window) is one write worth
+/// waking for; few enough that a dying worker sends back little work. On 100k trivial Python
+/// items at -j 2, 128 took a quarter less CPU than 32 and a third of the context switches.
+pub const DEFAULT_PIPELINE: usize = 128;
 
 /// The default `--max-line-bytes`: far above any sane item, far below the machine's memory.
 pub const DEFAULT_MAX_LINE: &str = "64M";
