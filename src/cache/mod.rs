@@ -11,7 +11,7 @@ pub mod index;
 pub mod load;
 pub mod lock;
 pub mod reader;
-mod scan;
+pub(crate) mod scan;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

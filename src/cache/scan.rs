@@ -22,6 +22,15 @@ const MAX_DEPTH: u32 = 32;
 /// The XXH3-128 hash of the canonical text of the top-level `field` of a JSON object line
 /// (trimmed of surrounding whitespace), or `None` when the line needs the full parse.
 pub fn key_hash(line: &[u8], field: &str) -> Option<u128> {
+    key_text(line, field).map(xxh3_128)
+}
+
+/// The canonical text of the top-level `field` of a JSON object line, as it stands in the
+/// line, or `None` when the line needs the full parse. A `Some` is the text [`Key::new`]
+/// gives for the key the full parse reads, and the full parse of the line would succeed.
+///
+/// [`Key::new`]: crate::input::Key::new
+pub fn key_text<'a>(line: &'a [u8], field: &str) -> Option<&'a [u8]> {
     // The full parse reads a `&str`: a line that is not UTF-8 is damage, and only it says so.
     // Outside strings the scanner takes ASCII bytes only, so inside them this check suffices.
     if !line.is_ascii() {
@@ -38,7 +47,7 @@ pub fn key_hash(line: &[u8], field: &str) -> Option<u128> {
         b'-' | b'0'..=b'9' => !text.iter().any(|&b| b == b'e' || b == b'E'),
         _ => false,
     };
-    plain.then(|| xxh3_128(text))
+    plain.then_some(text)
 }
 
 /// The length of the run of bytes at the start of `rest` that a string holds as they are: up

@@ -31,6 +31,30 @@ impl Key {
         Key { value, text, hash }
     }
 
+    /// Builds a key from its canonical text, as `cache::scan::key_text` finds it in a line
+    /// (so it is valid JSON, and already the text [`Key::new`] would give).
+    pub(crate) fn from_plain_text(text: &[u8]) -> Key {
+        let text = std::str::from_utf8(text).expect("the scanner checked UTF-8");
+        // serde_json's parser cost more than the rest of reading the item: a string without
+        // escapes is its bytes, and an integer that fits 64 bits is made from the integer
+        // (with `arbitrary_precision` both keep this very text; `-0` would not).
+        let parsed = || serde_json::from_str(text).expect("the scanner checked the syntax");
+        let value = match text.as_bytes()[0] {
+            b'"' => Value::String(text[1..text.len() - 1].to_owned()),
+            _ if text.starts_with("-0") => parsed(),
+            _ => (text.parse::<u64>().map(Value::from))
+                .or_else(|_| text.parse::<i64>().map(Value::from))
+                .unwrap_or_else(|_| parsed()),
+        };
+        debug_assert_eq!(value.to_string(), text);
+        let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+        Key {
+            value,
+            text: text.to_owned(),
+            hash,
+        }
+    }
+
     /// The shard (0..count) that owns this key: XXH3-64 of the compact JSON text, modulo count.
     pub fn shard(&self, count: u64) -> u64 {
         xxhash_rust::xxh3::xxh3_64(self.text.as_bytes()) % count
@@ -241,5 +265,24 @@ mod tests {
         assert_eq!(xxhash_rust::xxh3::xxh3_64(b"1"), 0x65cd25028f98f158);
         assert_eq!(Key::new(Value::from(1)).shard(4), 0x65cd25028f98f158 % 4);
         assert_eq!(Key::new(Value::from("a")).shard(4), 3);
+    }
+
+    proptest::proptest! {
+        /// A key the cache's scanner finds in an input line is the key the full parse gives.
+        #[test]
+        fn a_plain_key_is_the_parsed_key(
+            key in r#"-?[0-9]{1,25}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?|"[^"\\\x00-\x1f]{0,6}"|"a\\n"|true|null|\[1\]"#,
+            before in r#"("x" *: *[0-9], *)?"#,
+            after in r#"(, *"y" *: *\{"id": *2\})?"#,
+        ) {
+            let line = format!("{{{before}\"id\" : {key}{after}}}");
+            if let Some(text) = crate::cache::scan::key_text(line.as_bytes(), "id") {
+                let parsed = Key::new(key_of_object(&line, "id").unwrap().unwrap());
+                let plain = Key::from_plain_text(text);
+                proptest::prop_assert_eq!(&plain.value, &parsed.value);
+                proptest::prop_assert_eq!(&plain.text, &parsed.text);
+                proptest::prop_assert_eq!(plain.hash, parsed.hash);
+            }
+        }
     }
 }

@@ -241,10 +241,16 @@ fn parse_json_item(
     keep: &mut dyn FnMut(&Key) -> bool,
 ) -> Result<Option<(Key, Option<Value>)>, String> {
     if line.as_bytes().trim_ascii().starts_with(b"{") {
-        let key = match key_of_object(line, key_field) {
-            Ok(Some(value)) => Key::new(value),
-            Ok(None) => return Err(key::missing_key(line, key_field)),
-            Err(e) => return Err(format!("invalid JSON: {e}")),
+        // Most keys are plain (an integer, a decimal, a string without escapes): the cache's
+        // scanner checks the line and finds the key's text without building the object.
+        let plain = crate::cache::scan::key_text(line.as_bytes(), key_field);
+        let key = match plain.map(Key::from_plain_text) {
+            Some(key) => key,
+            None => match key_of_object(line, key_field) {
+                Ok(Some(value)) => Key::new(value),
+                Ok(None) => return Err(key::missing_key(line, key_field)),
+                Err(e) => return Err(format!("invalid JSON: {e}")),
+            },
         };
         if !keep(&key) {
             return Ok(None);

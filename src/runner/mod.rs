@@ -7,8 +7,8 @@
 //! to run again next time).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
-use crate::config::{Config, Fsync};
+use crate::config::Config;
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
 use crate::process::pipeline::{Answered, Answers, Pipeline};
@@ -29,21 +29,22 @@ use crate::report::progress::Progress;
 use crate::report::repeats::Repeats;
 use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
 use crate::template::Template;
+use wait::{Event, OrdinalHasher, Wakers};
 use writer::{Report, Writer};
 
 mod attempt;
 mod outcome;
+mod printer;
 mod retry;
 mod signals;
 
 pub use signals::Signals;
 mod stop;
+mod wait;
 mod writer;
 
 use attempt::Done;
 use retry::{retry_delay, Pending};
-
-pub use crate::input::feed::InputMsg;
 
 /// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
 pub struct Runner<'a> {
@@ -103,54 +104,6 @@ enum Cause {
     /// The input could not be read to its end; what runs may finish.
     InputFailed,
     Fatal,
-}
-
-/// What the scheduling loop waits on, besides the runner's own tasks and timers.
-struct Wakers {
-    signals: signals::Signals,
-    input: InputFeed,
-    /// Items received from the input and not started yet.
-    batch: VecDeque<InputMsg>,
-    input_open: bool,
-    /// Items waiting for a retry hold no slot, but they do hold memory: past this many, new
-    /// input waits, so a run where everything fails cannot grow without bound.
-    retry_cap: usize,
-    sync_tick: tokio::time::Interval,
-    batch_sync: bool,
-    progress_tick: tokio::time::Interval,
-    progress_on: bool,
-}
-
-impl Wakers {
-    async fn new(runner: &Runner<'_>, signals: signals::Signals, input: InputFeed) -> Wakers {
-        let progress_every = runner.progress.tick_every();
-        let mut progress_tick =
-            tokio::time::interval(progress_every.unwrap_or(Duration::from_secs(3600)));
-        progress_tick.tick().await;
-        Wakers {
-            signals,
-            input,
-            batch: VecDeque::new(),
-            input_open: true,
-            retry_cap: (runner.cfg.seats() * 4).max(64),
-            sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
-            batch_sync: runner.cfg.fsync == Fsync::Batch && runner.has_cache,
-            progress_tick,
-            progress_on: progress_every.is_some(),
-        }
-    }
-}
-
-enum Event {
-    Signal(signals::Asked),
-    Done(Done),
-    Answer(u64, io::Result<Answered>),
-    Written(Report),
-    RetryDue,
-    RateReady,
-    Input(Option<InputMsg>),
-    SyncTick,
-    ProgressTick,
 }
 
 impl<'a> Runner<'a> {
@@ -218,50 +171,6 @@ impl<'a> Runner<'a> {
             self.progress.refresh();
         }
         self.wind_down(started, &mut wakers.signals).await
-    }
-
-    /// Waits for the next thing to do: a signal, a finished attempt, a due retry, the rate
-    /// budget, an input item (only while one can start), or a tick.
-    async fn next_event(&mut self, w: &mut Wakers) -> Event {
-        loop {
-            let slot_free = self.cause.is_none() && !self.free_slots.is_empty();
-            let rate_wait = self.rate_wait();
-            let can_start = slot_free && rate_wait.is_none();
-            let next_retry = self.retries.peek().map(|p| p.0.due);
-            let want_input = can_start
-                && w.input_open
-                && self.retries.len() < w.retry_cap
-                && self.writer.in_flight < w.retry_cap
-                && self.writer.window_open(self.next_ordinal);
-            if want_input {
-                if let Some(msg) = w.batch.pop_front() {
-                    return Event::Input(Some(msg));
-                }
-            }
-            return tokio::select! {
-                biased;
-                asked = w.signals.recv() => Event::Signal(asked),
-                Some(report) = self.writer.report() => Event::Written(report),
-                Some((id, answered)) = self.answers.recv(), if !self.on_workers.is_empty() => {
-                    Event::Answer(id, answered)
-                }
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
-                    Ok(done) => Event::Done(done),
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                },
-                _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
-                _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
-                msg = w.input.recv(), if want_input => match msg {
-                    Some(msgs) => {
-                        w.batch.extend(msgs);
-                        continue;
-                    }
-                    None => Event::Input(None),
-                },
-                _ = w.sync_tick.tick(), if w.batch_sync => Event::SyncTick,
-                _ = w.progress_tick.tick(), if w.progress_on => Event::ProgressTick,
-            };
-        }
     }
 
     /// Answers and writer reports that are already in: handled now, a bounded number, rather
@@ -387,29 +296,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// Hashes an ordinal (unique, and never chosen by the input) with one multiplication: SipHash's
-/// resistance to chosen keys buys nothing here, and it cost a few hundred instructions per item.
-#[derive(Default)]
-pub(super) struct OrdinalHasher(u64);
-
-impl Hasher for OrdinalHasher {
-    fn finish(&self) -> u64 {
-        // Fibonacci hashing: spreads consecutive ordinals over both the high bits (the table's
-        // tags) and the low ones (its buckets).
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 << 8) | u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// The free slots at the start, taken from the end: every slot once before any twice, so the
 /// first items spread over all the workers.
 fn seats(cfg: &Config) -> Vec<usize> {
@@ -423,12 +309,5 @@ fn failed_item(item: &Item, attempts: u32) -> FailedItem<'_> {
         seq: item.seq,
         line: &item.line,
         attempts,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Error, Result};
 
+use super::printer::{print, Print};
 use crate::cache::CacheWriter;
 use crate::report::output::Output;
 
@@ -35,13 +36,6 @@ struct Rec {
     record: String,
     key: String,
     seq: u64,
-}
-
-/// What the printer thread is given: an item's record, or `None` for an item without one
-/// (its place in `-k` order).
-struct Print {
-    ordinal: u64,
-    record: Option<String>,
 }
 
 /// What the threads tell the scheduler.
@@ -382,31 +376,5 @@ impl Batch {
                 }
             }
         }
-    }
-}
-
-/// The stdout thread: prints records (in input order with `-k`) until every sender is gone,
-/// then flushes what `-k` still holds.
-fn print(
-    mut output: Output,
-    inbox: &mpsc::Receiver<Vec<Print>>,
-    outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
-    next_to_print: &AtomicU64,
-) {
-    for batch in inbox {
-        let mut printed = 0;
-        for Print { ordinal, record } in batch {
-            printed += usize::from(record.is_some());
-            if let Err(e) = output.resolve(ordinal, record.as_deref()) {
-                let _ = outbox.send(Report::StdoutFailed(e));
-            }
-            next_to_print.store(output.next_to_print(), Ordering::Release);
-        }
-        if printed > 0 {
-            let _ = outbox.send(Report::Printed(printed));
-        }
-    }
-    if let Err(e) = output.finish() {
-        let _ = outbox.send(Report::StdoutFailed(e));
     }
 }
