@@ -1,5 +1,5 @@
-//! The concurrent protocol (`--protocol concurrent`): one task per slot owns the slot's
-//! worker, which may answer its up to `--pipeline` items in any order.
+//! The concurrent protocol (`--protocol concurrent`): the slot's worker may answer its up to
+//! `--pipeline` items in any order.
 //!
 //! Wire format, one JSON object per line each way:
 //! - request: `{"pararun_id": 17, "item": ITEM}`, where ITEM is the item's JSON line as read
@@ -19,46 +19,20 @@
 //!   late answer being dropped. A worker holding more expired items than `--pipeline` is
 //!   taken as stuck and replaced.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
 
+use super::owner::{Overdue, Protocol};
 use super::pipeline::{answer, Request, Settings};
-use super::pipes::Line;
-use super::worker::{next, Heard, Reply, Worker};
-use super::{reached, Stop, DRAIN};
+use super::worker::{Reply, Worker};
 use crate::config::Capture;
 use crate::result::Answer;
 
 /// The field that carries a request's id, both ways: named so that no user's key field is
 /// likely to be called the same.
 pub const ID: &str = "pararun_id";
-
-/// Runs the slot's concurrent pipeline until the scheduler closes it and its items are
-/// answered, then ends its worker.
-pub(super) async fn run(
-    s: Settings,
-    rx: mpsc::UnboundedReceiver<Request>,
-    stop: watch::Receiver<Stop>,
-) {
-    let owner = Owner {
-        s,
-        rx,
-        open: true,
-        stop,
-        stopped: false,
-        worker: None,
-        waiting: VecDeque::new(),
-        flight: BTreeMap::new(),
-        next_id: 1,
-        expired: HashSet::new(),
-        line: Vec::new(),
-    };
-    owner.run().await;
-}
 
 /// One item sent to the worker.
 struct Sent {
@@ -67,158 +41,74 @@ struct Sent {
     at: Instant,
 }
 
-struct Owner {
-    s: Settings,
-    rx: mpsc::UnboundedReceiver<Request>,
-    open: bool,
-    stop: watch::Receiver<Stop>,
-    stopped: bool,
-    worker: Option<Worker>,
-    waiting: VecDeque<Request>,
+/// The concurrent protocol's state for one slot.
+#[derive(Default)]
+pub(super) struct Concurrent {
     /// Items sent and not yet answered, by id; ids grow, so the first is the oldest.
     flight: BTreeMap<u64, Sent>,
-    next_id: u64,
+    /// The id of the last request sent; the first gets 1.
+    last_id: u64,
     /// Ids of items that timed out on this worker, whose late answers are dropped.
     expired: HashSet<u64>,
-    line: Vec<u8>,
 }
 
-enum Event {
-    Request(Request),
-    Closed,
-    Stopped,
-    Heard(Heard),
-}
+impl Protocol for Concurrent {
+    // A worker may answer an expired item late, with nothing else in flight: its id, not the
+    // timing, shows the answer is stray.
+    const IDLE_IS_SILENT: bool = false;
 
-impl Owner {
-    async fn run(mut self) {
-        loop {
-            self.fill();
-            if !self.open && self.flight.is_empty() && self.waiting.is_empty() {
-                break;
-            }
-            let oldest = self.flight.values().next().map(|sent| sent.at);
-            let deadline = self.s.timeout.zip(oldest).map(|(t, at)| (at + t).into());
-            let cap = usize::try_from(self.s.max_output).unwrap_or(usize::MAX);
-            let listen = !self.flight.is_empty();
-            let event = tokio::select! {
-                biased;
-                _ = reached(&mut self.stop, Stop::Graceful), if !self.stopped => Event::Stopped,
-                heard = next(&mut self.worker, cap, &mut self.line, deadline), if listen => {
-                    Event::Heard(heard)
-                }
-                request = self.rx.recv(), if self.open => match request {
-                    Some(request) => Event::Request(request),
-                    None => Event::Closed,
-                },
-            };
-            self.handle(event).await;
-        }
-        if let Some(worker) = self.worker.take() {
-            worker.shutdown(self.s.kill_after, self.stop.clone()).await;
-        }
+    fn in_flight(&self) -> usize {
+        self.flight.len()
     }
 
-    async fn handle(&mut self, event: Event) {
-        match event {
-            Event::Request(request) => {
-                // Requests come in bursts: take all that wait, not one per turn.
-                self.waiting.push_back(request);
-                while let Ok(request) = self.rx.try_recv() {
-                    self.waiting.push_back(request);
-                }
-            }
-            Event::Closed => self.open = false,
-            Event::Stopped => self.stop_now().await,
-            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered_all(),
-            Event::Heard(Heard::Read(Ok(Line::OverCap))) => {
-                self.fail_oldest(Reply::TooLong(self.s.max_output));
-            }
-            Event::Heard(Heard::Read(_)) => self.lost().await,
-            Event::Heard(Heard::Exited) => {
-                self.drain().await;
-                if self.flight.is_empty() {
-                    self.worker = None;
-                } else {
-                    self.lost().await;
-                }
-            }
-            Event::Heard(Heard::TimedOut) => self.expire(),
-        }
+    fn window(&self, depth: usize) -> Option<usize> {
+        // Refilled at every answer, not by halves as an ordered worker is: this worker works on
+        // all its items at once, and a place left empty is concurrency lost.
+        Some(depth)
     }
 
-    /// Sends waiting items while fewer than `--pipeline` are in flight.
-    fn fill(&mut self) {
-        let mut lines = Vec::new();
-        while self.flight.len() < self.s.depth {
-            let Some(request) = self.waiting.pop_front() else {
-                break;
-            };
-            if self.stopped {
-                self.reply(request, Instant::now(), Reply::Stopped);
-                continue;
-            }
-            // A worker is replaced only with nothing in flight, so before any line is queued.
-            if let Err(e) = self.ready() {
-                request.answer.send(Err(e));
-                continue;
-            }
-            let id = self.next_id;
-            self.next_id += 1;
-            envelope(&mut lines, id, &request.line);
-            let at = Instant::now();
-            self.flight.insert(id, Sent { request, at });
-        }
-        if let Some(worker) = &self.worker {
-            worker.send(lines);
-        }
+    fn send(&mut self, request: Request, lines: &mut Vec<u8>) {
+        self.last_id += 1;
+        let id = self.last_id;
+        envelope(lines, id, &request.line);
+        let at = Instant::now();
+        self.flight.insert(id, Sent { request, at });
     }
 
-    /// Makes sure there is a worker: one that exited with nothing owed is replaced.
-    fn ready(&mut self) -> io::Result<()> {
-        if self.flight.is_empty() && !self.worker.as_ref().is_some_and(Worker::alive) {
-            self.worker = None;
-            self.expired.clear();
-        }
-        if self.worker.is_none() {
-            let (argv, slot) = (&self.s.argv, self.s.slot);
-            let watchdog = self.s.watchdog.clone();
-            self.worker = Some(Worker::spawn(argv, slot, &self.s.progress, watchdog)?);
-        }
-        Ok(())
+    fn clock(&self) -> Option<Instant> {
+        self.flight.values().next().map(|sent| sent.at)
     }
 
     /// An answer line was read: it goes to the item its id names.
-    fn answered(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        match parse_answer(self.s.capture, &line) {
+    fn answered(&mut self, line: Vec<u8>, s: &Settings, worker: Option<&Worker>) -> bool {
+        let (why, id) = match parse_answer(s.capture, &line) {
             Ok((id, reply)) => {
                 if let Some(sent) = self.flight.remove(&id) {
-                    self.reply(sent.request, sent.at, reply);
-                } else if !self.expired.remove(&id) {
-                    let why = format!("the worker answered {ID} {id}, which is not in flight");
-                    self.out_of_step(why, None);
+                    answer(worker, sent.request, sent.at, reply);
+                    return true;
                 }
+                if self.expired.remove(&id) {
+                    return true;
+                }
+                let why = format!("the worker answered {ID} {id}, which is not in flight");
+                (why, None)
             }
-            Err((why, id)) => self.out_of_step(why, id),
-        }
-    }
-
-    /// The worker cannot be trusted to answer the right ids: the item the answer names (else
-    /// the oldest) fails, and the others go to a new worker.
-    fn out_of_step(&mut self, why: String, id: Option<u64>) {
+            Err(broken) => broken,
+        };
+        // The worker cannot be trusted to answer the right ids: the item the answer names
+        // (else the oldest) fails, and the others go to a new worker.
         let id = id.filter(|id| self.flight.contains_key(id));
         let victim = id.or_else(|| self.flight.keys().next().copied());
         if let Some(sent) = victim.and_then(|id| self.flight.remove(&id)) {
-            self.reply(sent.request, sent.at, Reply::OutOfStep(why));
+            answer(worker, sent.request, sent.at, Reply::OutOfStep(why));
         }
-        self.replace_worker();
+        false
     }
 
-    /// `--timeout` ran out for the oldest items: they fail, and the worker keeps the rest.
-    fn expire(&mut self) {
-        let Some(timeout) = self.s.timeout else {
-            return;
+    /// The oldest items ran past `--timeout`: they fail, and the worker keeps the rest.
+    fn overdue(&mut self, s: &Settings, worker: Option<&Worker>) -> Overdue {
+        let Some(timeout) = s.timeout else {
+            return Overdue::Items;
         };
         let now = Instant::now();
         while let Some(entry) = self.flight.first_entry() {
@@ -227,86 +117,23 @@ impl Owner {
             }
             let (id, sent) = entry.remove_entry();
             self.expired.insert(id);
-            self.reply(sent.request, sent.at, Reply::Expired);
+            answer(worker, sent.request, sent.at, Reply::Expired);
         }
-        if self.expired.len() > self.s.depth {
-            self.replace_worker();
-        }
-    }
-
-    /// The answer just read, then every further one that came in the same read, each without
-    /// a turn of the select.
-    fn answered_all(&mut self) {
-        self.answered();
-        let cap = usize::try_from(self.s.max_output).unwrap_or(usize::MAX);
-        while !self.flight.is_empty() {
-            let more = (self.worker.as_mut()).is_some_and(|w| w.buffered_line(cap, &mut self.line));
-            if !more {
-                return;
-            }
-            self.answered();
+        if self.expired.len() > s.depth {
+            Overdue::Stuck
+        } else {
+            Overdue::Items
         }
     }
 
-    /// After the worker exited: answers it wrote before are still in the pipe.
-    async fn drain(&mut self) {
-        let cap = usize::try_from(self.s.max_output).unwrap_or(usize::MAX);
-        while !self.flight.is_empty() {
-            let Some(worker) = &mut self.worker else {
-                return;
-            };
-            let read = worker.read_answer(cap, &mut self.line);
-            match tokio::time::timeout(DRAIN, read).await {
-                Ok(Ok(Line::Whole)) => self.answered(),
-                _ => return,
-            }
-        }
-    }
-
-    /// The worker is gone with items in flight: the oldest fails with its exit status.
-    async fn lost(&mut self) {
-        let Some(worker) = &mut self.worker else {
-            return;
-        };
-        let status = worker.lost(self.s.kill_after, &mut self.stop).await;
-        self.fail_oldest(Reply::Died(status));
-    }
-
-    fn fail_oldest(&mut self, reply: Reply) {
-        if let Some((_, sent)) = self.flight.pop_first() {
-            self.reply(sent.request, sent.at, reply);
-        }
-        self.replace_worker();
-    }
-
-    /// Drops the worker (which kills its group); its other items are resent on the same
-    /// attempt.
-    fn replace_worker(&mut self) {
-        self.line.clear();
+    fn take_all(&mut self, mut each: impl FnMut(Request, Instant)) {
         for (_, sent) in std::mem::take(&mut self.flight) {
-            self.reply(sent.request, sent.at, Reply::Resend);
+            each(sent.request, sent.at);
         }
+    }
+
+    fn new_worker(&mut self) {
         self.expired.clear();
-        self.worker = None;
-    }
-
-    /// Ctrl-C or SIGTERM: what is in flight is unfinished, and runs again next time.
-    async fn stop_now(&mut self) {
-        self.stopped = true;
-        if self.flight.is_empty() {
-            return;
-        }
-        if let Some(worker) = &self.worker {
-            worker.terminate(self.s.kill_after, &mut self.stop).await;
-        }
-        self.worker = None;
-        for (_, sent) in std::mem::take(&mut self.flight) {
-            self.reply(sent.request, sent.at, Reply::Stopped);
-        }
-    }
-
-    fn reply(&self, request: Request, at: Instant, reply: Reply) {
-        answer(self.worker.as_ref(), request, at, reply);
     }
 }
 

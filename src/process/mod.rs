@@ -1,9 +1,10 @@
 //! Processes: starting a child, feeding and reading it, and ending it and everything it started.
 //!
 //! - [`child`] runs one per-item child to its end;
-//! - [`worker`] keeps a persistent worker per slot (`--persistent`), and [`pipeline`] the task
-//!   that owns it and keeps up to `--pipeline` items in flight on it ([`concurrent`] that task
-//!   for `--protocol concurrent`, whose answers come in any order);
+//! - [`worker`] keeps a persistent worker per slot (`--persistent`); [`owner`] is the task that
+//!   owns it and keeps up to `--pipeline` items in flight on it, [`pipeline`] the scheduler's
+//!   handle on that task, and [`ordered`] and [`concurrent`] the two protocols it speaks (one
+//!   answer per line in order, checked by echoed key; or answers by `pararun_id`, in any order);
 //! - [`group`] owns a running child's process group, and is the one place that signals it;
 //! - [`pipes`] reads a child's stdout (capped) and passes its stderr through (in bounded pieces);
 //! - [`program`] checks once, before the first child, that a program can be started at all;
@@ -20,6 +21,8 @@ pub mod child;
 pub mod concurrent;
 pub mod group;
 pub mod holders;
+pub mod ordered;
+pub mod owner;
 pub mod pipeline;
 pub mod pipes;
 pub mod program;

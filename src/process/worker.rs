@@ -1,6 +1,6 @@
 //! Persistent workers (`--persistent`): one long-lived process per slot, fed one item per line
-//! on its stdin, answering one JSON line per item on its stdout, in order. [`super::pipeline`]
-//! decides how many items it holds at once.
+//! on its stdin, answering one JSON line per item on its stdout. [`super::owner`] decides how
+//! many items it holds at once, and its protocol in what order they are answered.
 //!
 //! A worker that exits, or whose item times out, is gone: the runner drops it (which kills its
 //! group, see [`Group`]) and starts a new one for the next item in that slot. Its stderr passes

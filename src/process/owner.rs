@@ -1,0 +1,315 @@
+//! The task per slot that owns the slot's persistent worker: it keeps up to `--pipeline` items
+//! in flight on it, hands out answers as they are read, and replaces a worker that is lost or
+//! out of step. What a request and an answer look like and when an item times out are the
+//! [`Protocol`]'s ([`super::ordered`], [`super::concurrent`]); the task is generic over it, so
+//! the per-item path (`fill`, `answered_all`) makes direct calls.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use super::pipeline::{answer, Request, Settings};
+use super::pipes::Line;
+use super::worker::{next, Heard, Reply, Worker};
+use super::{reached, Stop, DRAIN};
+use crate::report::escape;
+
+/// One worker protocol's rules, and the items in flight under them.
+pub(super) trait Protocol {
+    /// Whether a worker with nothing in flight owes no output, so that anything it printed
+    /// answers no item and it is replaced before it gets another.
+    const IDLE_IS_SILENT: bool;
+
+    /// How many items are in flight.
+    fn in_flight(&self) -> usize;
+
+    /// How many items may be in flight once refilled, `--pipeline` being `depth`; `None` to
+    /// wait for more answers before refilling.
+    fn window(&self, depth: usize) -> Option<usize>;
+
+    /// Appends `request`'s line and newline to `lines` (one write) and takes it in flight.
+    fn send(&mut self, request: Request, lines: &mut Vec<u8>);
+
+    /// When the `--timeout` clock that runs out first started.
+    fn clock(&self) -> Option<Instant>;
+
+    /// Hands the answer `line` to the item it answers; `false` when it shows the worker out of
+    /// step, to be replaced.
+    fn answered(&mut self, line: Vec<u8>, s: &Settings, worker: Option<&Worker>) -> bool;
+
+    /// `--timeout` ran out on the clock [`Protocol::clock`] gave.
+    fn overdue(&mut self, s: &Settings, worker: Option<&Worker>) -> Overdue;
+
+    /// Takes every item in flight to `each`, oldest first, with the start of its clock.
+    fn take_all(&mut self, each: impl FnMut(Request, Instant));
+
+    /// A new worker starts: it owes nothing the old one was asked.
+    fn new_worker(&mut self) {}
+}
+
+/// What `--timeout` running out comes to.
+pub(super) enum Overdue {
+    /// The worker is stuck on its oldest item: it is killed, that item fails, the rest resent.
+    Worker,
+    /// The overdue items failed alone; the worker keeps the others.
+    Items,
+    /// As `Items`, but the worker holds too many it will never answer: it is replaced.
+    Stuck,
+}
+
+/// The task that owns a slot's worker.
+pub(super) struct Owner<P> {
+    s: Settings,
+    rx: mpsc::UnboundedReceiver<Request>,
+    /// Whether the scheduler may still send items.
+    open: bool,
+    stop: watch::Receiver<Stop>,
+    /// Whether the run is stopping: nothing more is sent, so nothing is in flight.
+    stopped: bool,
+    worker: Option<Worker>,
+    /// Items received and not yet sent to the worker.
+    waiting: VecDeque<Request>,
+    /// The answer being read.
+    line: Vec<u8>,
+    /// The protocol, with the items in flight.
+    p: P,
+}
+
+enum Event {
+    Request(Request),
+    Closed,
+    Stopped,
+    Heard(Heard),
+}
+
+impl<P: Protocol> Owner<P> {
+    /// The task for the slot `s` describes, speaking `p`, taking requests from `rx`.
+    pub(super) fn new(
+        s: Settings,
+        p: P,
+        rx: mpsc::UnboundedReceiver<Request>,
+        stop: watch::Receiver<Stop>,
+    ) -> Owner<P> {
+        Owner {
+            s,
+            rx,
+            open: true,
+            stop,
+            stopped: false,
+            worker: None,
+            waiting: VecDeque::new(),
+            line: Vec::new(),
+            p,
+        }
+    }
+
+    /// Runs until the scheduler closes the pipeline and its items are answered, then ends the
+    /// worker.
+    pub(super) async fn run(mut self) {
+        loop {
+            self.fill();
+            if !self.open && self.p.in_flight() == 0 && self.waiting.is_empty() {
+                break;
+            }
+            let clock = self.s.timeout.zip(self.p.clock());
+            let deadline = clock.map(|(timeout, since)| (since + timeout).into());
+            let cap = self.cap();
+            let listen = self.p.in_flight() > 0;
+            let event = tokio::select! {
+                biased;
+                _ = reached(&mut self.stop, Stop::Graceful), if !self.stopped => Event::Stopped,
+                heard = next(&mut self.worker, cap, &mut self.line, deadline), if listen => {
+                    Event::Heard(heard)
+                }
+                request = self.rx.recv(), if self.open => match request {
+                    Some(request) => Event::Request(request),
+                    None => Event::Closed,
+                },
+            };
+            self.handle(event).await;
+        }
+        if let Some(worker) = self.worker.take() {
+            worker.shutdown(self.s.kill_after, self.stop.clone()).await;
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        match event {
+            Event::Request(request) => {
+                // Requests come in bursts: take all that wait, not one per turn.
+                self.waiting.push_back(request);
+                while let Ok(request) = self.rx.try_recv() {
+                    self.waiting.push_back(request);
+                }
+            }
+            Event::Closed => self.open = false,
+            Event::Stopped => self.stop_now().await,
+            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered_all(),
+            Event::Heard(Heard::Read(Ok(Line::OverCap))) => {
+                self.replace_worker(Some(Reply::TooLong(self.s.max_output)));
+            }
+            Event::Heard(Heard::Read(_)) => self.lost().await,
+            Event::Heard(Heard::Exited) => {
+                self.drain().await;
+                if self.p.in_flight() == 0 {
+                    // It exited with nothing owed; the next item starts a new one.
+                    self.worker = None;
+                } else {
+                    self.lost().await;
+                }
+            }
+            Event::Heard(Heard::TimedOut) => match self.p.overdue(&self.s, self.worker.as_ref()) {
+                Overdue::Worker => {
+                    if let Some(worker) = &self.worker {
+                        worker.terminate(self.s.kill_after, &mut self.stop).await;
+                    }
+                    self.replace_worker(Some(Reply::TimedOut));
+                }
+                Overdue::Items => {}
+                Overdue::Stuck => self.replace_worker(None),
+            },
+        }
+    }
+
+    /// The longest answer line, in bytes.
+    fn cap(&self) -> usize {
+        usize::try_from(self.s.max_output).unwrap_or(usize::MAX)
+    }
+
+    /// Sends waiting items to the worker while its window has room, all in one write.
+    fn fill(&mut self) {
+        if self.stopped {
+            for request in self.waiting.drain(..) {
+                answer(
+                    self.worker.as_ref(),
+                    request,
+                    Instant::now(),
+                    Reply::Stopped,
+                );
+            }
+            return;
+        }
+        let Some(window) = self.p.window(self.s.depth) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        while self.p.in_flight() < window {
+            let Some(request) = self.waiting.pop_front() else {
+                break;
+            };
+            // A worker is replaced only with nothing in flight, so before any line is queued.
+            if let Err(e) = self.ready() {
+                request.answer.send(Err(e));
+                continue;
+            }
+            self.p.send(request, &mut lines);
+        }
+        if let Some(worker) = &self.worker {
+            worker.send(lines);
+        }
+    }
+
+    /// Makes sure there is a worker to send to: with nothing in flight, one that exited (or,
+    /// where an idle worker owes nothing, printed output that answers no item) is replaced.
+    fn ready(&mut self) -> io::Result<()> {
+        if self.p.in_flight() == 0 {
+            if let Some(mut worker) = self.worker.take().filter(Worker::alive) {
+                match P::IDLE_IS_SILENT.then(|| worker.stray_output()).flatten() {
+                    None => self.worker = Some(worker),
+                    Some(stray) => self.s.progress.line(
+                        format!(
+                            "pararun: the worker in slot {} printed output that answers no item \
+                             ({}); restarting it",
+                            self.s.slot,
+                            escape(&stray)
+                        )
+                        .as_bytes(),
+                    ),
+                }
+            }
+        }
+        if self.worker.is_none() {
+            self.p.new_worker();
+            let (argv, slot) = (&self.s.argv, self.s.slot);
+            let watchdog = self.s.watchdog.clone();
+            self.worker = Some(Worker::spawn(argv, slot, &self.s.progress, watchdog)?);
+        }
+        Ok(())
+    }
+
+    /// An answer line has been read: the protocol hands it out.
+    fn answered(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if !self.p.answered(line, &self.s, self.worker.as_ref()) {
+            self.replace_worker(None);
+        }
+    }
+
+    /// The answer just read, then every further one that came in the same read, each without
+    /// a turn of the select.
+    fn answered_all(&mut self) {
+        self.answered();
+        let cap = self.cap();
+        while self.p.in_flight() > 0 {
+            let more = (self.worker.as_mut()).is_some_and(|w| w.buffered_line(cap, &mut self.line));
+            if !more {
+                return;
+            }
+            self.answered();
+        }
+    }
+
+    /// After the worker exited: answers it wrote before are still in the pipe.
+    async fn drain(&mut self) {
+        let cap = self.cap();
+        while self.p.in_flight() > 0 {
+            let Some(worker) = &mut self.worker else {
+                return;
+            };
+            let read = worker.read_answer(cap, &mut self.line);
+            match tokio::time::timeout(DRAIN, read).await {
+                Ok(Ok(Line::Whole)) => self.answered(),
+                _ => return,
+            }
+        }
+    }
+
+    /// The worker is gone with items in flight: the oldest fails with its exit status.
+    async fn lost(&mut self) {
+        let Some(worker) = &mut self.worker else {
+            return;
+        };
+        let status = worker.lost(self.s.kill_after, &mut self.stop).await;
+        self.replace_worker(Some(Reply::Died(status)));
+    }
+
+    /// Drops the worker (which kills its group). Its oldest item (the one it owed an answer
+    /// first) fails with `oldest`, if given: each loss costs one attempt of one item, so a
+    /// worker that always fails cannot resend items for ever. The others go back to the
+    /// scheduler, to be sent again on the same attempt.
+    fn replace_worker(&mut self, mut oldest: Option<Reply>) {
+        self.line.clear();
+        let worker = self.worker.as_ref();
+        self.p.take_all(|request, since| {
+            let reply = oldest.take().unwrap_or(Reply::Resend);
+            answer(worker, request, since, reply);
+        });
+        self.worker = None;
+    }
+
+    /// Ctrl-C or SIGTERM: what is in flight is unfinished, and runs again next time.
+    async fn stop_now(&mut self) {
+        self.stopped = true;
+        if self.p.in_flight() == 0 {
+            return;
+        }
+        if let Some(worker) = &self.worker {
+            worker.terminate(self.s.kill_after, &mut self.stop).await;
+        }
+        self.worker = None;
+        let stopped = |request, since| answer(None, request, since, Reply::Stopped);
+        self.p.take_all(stopped);
+    }
+}
