@@ -20,7 +20,7 @@ mod echo;
 mod flat;
 mod stdout;
 
-pub use answer::Answer;
+pub use answer::{raw_fields, Answer};
 use echo::{loose_key, same_key};
 pub use echo::{parse_echo, Echo, Parsed};
 
@@ -172,9 +172,10 @@ fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String
 
 /// A worker's parsed result made into the item's record, or why it cannot be.
 fn judge_result(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
-    let echoed = (!answer.echo_checked)
-        .then(|| answer.field(&cfg.key_field))
-        .flatten();
+    // An exact echo (the usual case) is told without reading the key's value.
+    let exact =
+        answer.echo_checked || answer.names_exactly(&cfg.key_field, &item.key.value) != Some(false);
+    let echoed = (!exact).then(|| answer.field(&cfg.key_field)).flatten();
     if let Some(key) = echoed {
         // A worker that echoes the key shows which item it answered: a different key means it
         // is out of step (it printed an extra line earlier).
