@@ -106,16 +106,38 @@ fn damaged_cache_lines_are_skipped_with_one_warning() {
         .run();
     out.success()
         .stderr_has(
-            "c.jsonl:2: skipped 4 unreadable cache lines (a line of NUL bytes); lines 2, 3, 4, 6",
+            "c.jsonl:2: skipped 4 unreadable cache lines (a line of NUL bytes); lines 2, 3, 4, 6; \
+             the torn last line was cut off",
         )
         .stderr_has("ran 4 (4 succeeded, 0 failed), 2 cached");
     assert_eq!(out.stderr.matches("warning").count(), 1, "{}", out.report());
     let text = std::fs::read(env.path("c.jsonl")).unwrap();
-    // The torn line was closed with a newline before the first append, so no record is glued to it.
-    assert!(text.starts_with(&cache));
-    let tail = String::from_utf8(text[cache.len()..].to_vec()).unwrap();
-    assert!(tail.starts_with('\n'), "{tail:?}");
+    // The torn line (a write a kill cut short) was cut off before the first append: the file
+    // holds the lines before it, then whole records.
+    let whole = cache.len() - b"{\"id\":3,\"v\":\"tor".len();
+    assert!(text.starts_with(&cache[..whole]));
+    let tail = String::from_utf8(text[whole..].to_vec()).unwrap();
+    assert!(tail.ends_with('\n') && !tail.contains("tor"), "{tail:?}");
     assert_eq!(keys(&parse_lines(&tail, "appended")), ["3", "4", "5", "6"]);
+}
+
+#[test]
+fn a_whole_last_record_without_its_newline_is_kept() {
+    let env = TestEnv::new();
+    env.write("in.jsonl", numbered(2));
+    // Written by hand, or by another tool: whole, only the newline is missing.
+    env.write("c.jsonl", b"{\"id\":1,\"v\":\"kept\"}");
+    let out = env
+        .cmd()
+        .args([
+            "-i", "in.jsonl", "--cache", "c.jsonl", "--", "sh", "-c", "echo {}",
+        ])
+        .run();
+    out.success()
+        .stderr_has("ran 1 (1 succeeded, 0 failed), 1 cached");
+    let text = env.read("c.jsonl");
+    assert!(text.starts_with("{\"id\":1,\"v\":\"kept\"}\n"), "{text:?}");
+    assert_eq!(keys(&parse_lines(&text, "cache")), ["1", "2"]);
 }
 
 #[test]

@@ -26,6 +26,13 @@ pub struct Loaded {
     pub bad_count: u64,
     /// Whether the file ends without a newline (a torn last line).
     pub torn_tail: bool,
+    /// Whether that last line holds no usable record: a write cut short by a crash (Linux
+    /// stops a write of several pages at a SIGKILL), which the writer cuts off.
+    pub torn_unusable: bool,
+    /// Whether the torn last line was cut off the file (by [`CacheWriter::open`]).
+    ///
+    /// [`CacheWriter::open`]: super::CacheWriter::open
+    pub torn_cut: bool,
 }
 
 impl Loaded {
@@ -49,6 +56,9 @@ impl Loaded {
                     ""
                 }
             );
+        }
+        if self.torn_cut {
+            msg += "; the torn last line was cut off";
         }
         msg += "; their items will run again if they are in the input";
         Some(msg)
@@ -144,6 +154,7 @@ fn combined(index: KeyIndex, parts: Vec<Loaded>) -> Loaded {
         loaded.bad_count += part.bad_count;
         loaded.bad_lines.extend(part.bad_lines);
         loaded.torn_tail |= part.torn_tail;
+        loaded.torn_unusable |= part.torn_unusable;
     }
     loaded.bad_lines.truncate(BAD_LINES_KEPT);
     loaded
@@ -214,6 +225,9 @@ fn read_keys(
                 }
             }
             Err(problem) => {
+                // Only what was read and refused: an over-long last line may be a record
+                // that a larger --max-line-bytes reads, and is never cut.
+                loaded.torn_unusable |= !complete && too_long.is_none();
                 loaded.bad_count += 1;
                 if loaded.bad_lines.len() < BAD_LINES_KEPT {
                     loaded.bad_lines.push((seq, problem));

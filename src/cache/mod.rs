@@ -3,8 +3,9 @@
 //!
 //! One [`CacheWriter`] owns the file for the whole run. Every record is one complete line,
 //! written with one `write` call; a failed write is cut back to the last complete record, so
-//! the file only ever holds whole records (plus, at worst, one torn line from a crash, which the
-//! next load skips). The cache never schedules: it is told what to write.
+//! the file only ever holds whole records (plus, at worst, one torn line from a crash: Linux
+//! stops a write of several pages at a SIGKILL; the next run cuts it off). The cache never
+//! schedules: it is told what to write.
 
 pub(crate) mod blocks;
 pub mod index;
@@ -80,16 +81,24 @@ impl CacheWriter {
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }
-        let loaded = load::load(&file, key_field, max_line, path)?;
-        let len = file
+        let mut loaded = load::load(&file, key_field, max_line, path)?;
+        let mut len = file
             .metadata()
             .with_context(|| format!("cannot stat cache {}", path.display()))?
             .len();
+        if loaded.torn_unusable {
+            // A crash cut the last write short: its item was never counted done, and the
+            // partial line is no record. Cut it off rather than keep it behind a newline.
+            len = cut_torn_tail(&file, len).with_context(|| {
+                format!("cannot cut the torn last line off cache {}", path.display())
+            })?;
+            loaded.torn_cut = true;
+        }
         let writer = CacheWriter {
             file,
             path: path.to_owned(),
             len,
-            needs_newline: loaded.torn_tail,
+            needs_newline: loaded.torn_tail && !loaded.torn_cut,
             fsync,
             dirty: false,
             last_sync: Instant::now(),
@@ -168,6 +177,27 @@ impl CacheWriter {
 
 /// How often `--fsync batch` syncs at most.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Cuts the file back to the end of its last newline (to nothing without one) and returns
+/// the new length.
+fn cut_torn_tail(file: &File, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut end = len;
+    let mut cut = 0;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(at) = memchr::memrchr(b'\n', chunk) {
+            cut = start + at as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    file.set_len(cut)?;
+    Ok(cut)
+}
 
 /// Makes a newly created file's directory entry durable.
 fn sync_parent_dir(path: &Path) -> Result<()> {
