@@ -82,9 +82,22 @@ pub(super) fn same_key(answered: &Value, key: &Value) -> bool {
         // is the same key; an integer must match exactly, since past 2^53 distinct integers
         // share a double (9007199254740992 and 9007199254740993).
         (Value::Number(a), Value::Number(b)) if is_integer(a) && is_integer(b) => false,
-        (Value::Number(a), Value::Number(b)) => a.as_f64().is_some_and(|a| Some(a) == b.as_f64()),
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            // Distinct keys that underflow (1e-400 and 2e-400) share 0.0: a zero matches
+            // only a zero.
+            (Some(x), Some(y)) if x == 0.0 && y == 0.0 => is_zero(a) && is_zero(b),
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
         _ => false,
     }
+}
+
+/// Whether a number is written as zero (every digit before its exponent a 0).
+fn is_zero(n: &serde_json::Number) -> bool {
+    let text = n.to_string();
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    mantissa.bytes().all(|b| matches!(b, b'0' | b'-' | b'.'))
 }
 
 /// Whether a number is written as an integer (no fraction, no exponent).
@@ -129,5 +142,9 @@ mod tests {
         assert!(!same_key(&json!(2), &json!(1)));
         assert!(!same_key(&json!("1.0"), &json!(1)));
         assert!(!same_key(&parse("1e400"), &parse("2e400")));
+        assert!(!same_key(&parse("1e-400"), &parse("2e-400")));
+        assert!(!same_key(&parse("0.0"), &parse("1e-400")));
+        assert!(same_key(&parse("0.0"), &parse("0e5")));
+        assert!(same_key(&parse("-0.0"), &parse("0.0")));
     }
 }
