@@ -1,7 +1,6 @@
 //! What the scheduling loop waits on, and the wait itself: signals, finished attempts,
 //! answers, the writer's reports, due retries, the rate budget, input, ticks.
 
-use std::collections::VecDeque;
 use std::hash::Hasher;
 use std::io;
 use std::time::{Duration, Instant};
@@ -18,7 +17,9 @@ pub(super) struct Wakers {
     pub(super) signals: signals::Signals,
     input: InputFeed,
     /// Items received from the input and not started yet.
-    batch: VecDeque<InputMsg>,
+    /// (Taken from as it is, not copied into a queue: a new batch is received only once this
+    /// one is used up.)
+    batch: std::vec::IntoIter<InputMsg>,
     pub(super) input_open: bool,
     /// Items waiting for a retry hold no slot, but they do hold memory: past this many, new
     /// input waits, so a run where everything fails cannot grow without bound.
@@ -42,7 +43,7 @@ impl Wakers {
         Wakers {
             signals,
             input,
-            batch: VecDeque::new(),
+            batch: Vec::new().into_iter(),
             input_open: true,
             retry_cap: (runner.cfg.seats() * 4).max(64),
             sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
@@ -80,7 +81,7 @@ impl Runner<'_> {
                 && self.writer.in_flight < w.retry_cap
                 && self.writer.window_open(self.next_ordinal);
             if want_input {
-                if let Some(msg) = w.batch.pop_front() {
+                if let Some(msg) = w.batch.next() {
                     return Event::Input(Some(msg));
                 }
             }
@@ -99,7 +100,8 @@ impl Runner<'_> {
                 _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
                 msg = w.input.recv(), if want_input => match msg {
                     Some(msgs) => {
-                        w.batch.extend(msgs);
+                        debug_assert!(w.batch.as_slice().is_empty());
+                        w.batch = msgs.into_iter();
                         continue;
                     }
                     None => Event::Input(None),
