@@ -86,6 +86,15 @@ fn failed_items_are_not_cached_and_run_again() {
     assert_eq!(keys(&env.json_lines("c.jsonl")), ["1", "2", "3", "4"]);
 }
 
+/// Runs in.jsonl into c.jsonl, each item's result its own line.
+fn echo_items(env: &TestEnv) -> crate::util::Output {
+    (env.cmd())
+        .args([
+            "-i", "in.jsonl", "--cache", "c.jsonl", "--", "sh", "-c", "echo {}",
+        ])
+        .run()
+}
+
 #[test]
 fn damaged_cache_lines_are_skipped_with_one_warning() {
     let env = TestEnv::new();
@@ -98,12 +107,7 @@ fn damaged_cache_lines_are_skipped_with_one_warning() {
     cache.extend_from_slice(b"{\"id\":2}\n");
     cache.extend_from_slice(b"{\"id\":3,\"v\":\"tor"); // torn by a crash, no newline
     env.write("c.jsonl", &cache);
-    let out = env
-        .cmd()
-        .args([
-            "-i", "in.jsonl", "--cache", "c.jsonl", "--", "sh", "-c", "echo {}",
-        ])
-        .run();
+    let out = echo_items(&env);
     out.success()
         .stderr_has(
             "c.jsonl:2: skipped 4 unreadable cache lines (a line of NUL bytes); lines 2, 3, 4, 6; \
@@ -127,12 +131,7 @@ fn a_whole_last_record_without_its_newline_is_kept() {
     env.write("in.jsonl", numbered(2));
     // Written by hand, or by another tool: whole, only the newline is missing.
     env.write("c.jsonl", b"{\"id\":1,\"v\":\"kept\"}");
-    let out = env
-        .cmd()
-        .args([
-            "-i", "in.jsonl", "--cache", "c.jsonl", "--", "sh", "-c", "echo {}",
-        ])
-        .run();
+    let out = echo_items(&env);
     out.success()
         .stderr_has("ran 1 (1 succeeded, 0 failed), 1 cached");
     let text = env.read("c.jsonl");
