@@ -6,7 +6,7 @@ complete -c pararun -l key-field -d 'The top-level field that keys a JSON item a
 complete -c pararun -l max-line-bytes -d 'The longest line read from the input or the cache, and the longest record written' -r
 complete -c pararun -l shard -d 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)' -r
 complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
-complete -c pararun -l pipeline -d 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time' -r
+complete -c pararun -l pipeline -d 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time. Items of a second or more with uneven times want 1 or 2: an item stays with the worker it was given to, so a deep queue can keep one worker busy while the others are done' -r
 complete -c pararun -l protocol -d 'With --persistent: `ordered` answers one line per request line, in order; `concurrent` wraps each item as {"pararun_id": N, "item": ITEM} and takes answers {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order (an async program)' -r -f -a "ordered\t'One answer line per request line, in order'
 concurrent\t'Requests and answers carry a pararun_id; answers in any order'"
 complete -c pararun -l rate -d 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too' -r
