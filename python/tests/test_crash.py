@@ -106,20 +106,10 @@ def test_ctrl_c_at_a_terminal_stops_cleanly_with_one_keyboard_interrupt(workdir,
         if api == "imap":
             os.environ["USE_IMAP"] = "1"
         os.execv(sys.executable, [sys.executable, "prog.py", "100000"])
-    output = b""
     try:
         assert wait_for(lambda: len(side_ids(workdir / "finished.txt")) >= 30, 20)
         os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the foreground group
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # EIO: the program has exited and closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        _, status = os.waitpid(pid, 0)
+        output, status = read_until_exit(fd, pid, 20)
     finally:
         os.close(fd)
     # without colour codes (Python 3.13 colours tracebacks on a terminal)
@@ -143,7 +133,6 @@ def test_ctrl_z_pauses_pararun_and_its_workers_and_fg_resumes_them(workdir):
     if pid == 0:
         os.chdir(workdir)
         os.execv(sys.executable, [sys.executable, "prog.py", "300"])
-    output = b""
     try:
         assert wait_for(lambda: len(side_ids(workdir / "finished.txt")) >= 20, 20)
         os.write(fd, b"\x1a")  # Ctrl-Z
@@ -152,22 +141,30 @@ def test_ctrl_z_pauses_pararun_and_its_workers_and_fg_resumes_them(workdir):
         time.sleep(0.5)
         assert len(side_ids(workdir / "finished.txt")) == stopped  # workers paused too
         os.kill(pid, signal.SIGCONT)  # what fg does
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        _, status = os.waitpid(pid, 0)
+        output, status = read_until_exit(fd, pid, 30)
     finally:
         os.close(fd)
     text = output.decode(errors="replace")
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text
     assert "DONE" in text and "SIGTSTP" in text
     assert len(read_jsonl(workdir / "cache.jsonl")) == 300
+
+
+def read_until_exit(fd, pid, seconds):
+    """What the program in the terminal `fd` prints until it exits (or `seconds` pass), and its
+    wait status."""
+    output = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the program has exited and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    return output, status
 
 
 def state(pid):
