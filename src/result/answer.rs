@@ -136,11 +136,12 @@ impl Answer {
             if name == key_field.as_bytes() {
                 continue;
             }
-            // Without escapes, a name is written back as it is.
+            // Without escapes, a name is written back as it is, and so is a value but for a
+            // number's exponent.
             out.extend_from_slice(b",\"");
             out.extend_from_slice(name);
             out.extend_from_slice(b"\":");
-            put_compact(&mut out, &self.line[field.value]);
+            put_scalar(&mut out, &self.line[field.value]);
         }
         out.push(b'}');
         String::from_utf8(out).expect("checked as UTF-8 when read")
@@ -163,34 +164,24 @@ fn is_text_of(text: &[u8], key: &Value) -> bool {
     }
 }
 
-/// Appends JSON text as serde_json writes it: without the whitespace between tokens, and
-/// with each exponent written `e+N` or `e-N` (serde_json writes `1E5` as `1e+5`). Only for
-/// text with no backslash: a quote then always opens or closes a string.
-fn put_compact(out: &mut Vec<u8>, text: &[u8]) {
-    let mut at = 0;
-    while at < text.len() {
-        let b = text[at];
-        at += 1;
-        match b {
-            b'"' => {
-                // The whole string at once, up to its closing quote.
-                let len = memchr::memchr(b'"', &text[at..]).map_or(text.len() - at, |n| n + 1);
-                out.push(b'"');
-                out.extend_from_slice(&text[at..at + len]);
-                at += len;
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            // Outside strings, an `e` after a digit is an exponent (`true` and `false` have
-            // theirs after letters).
-            b'e' | b'E' if out.last().is_some_and(u8::is_ascii_digit) => {
-                out.push(b'e');
-                if !matches!(text.get(at), Some(b'+' | b'-')) {
-                    out.push(b'+');
-                }
-            }
-            _ => out.push(b),
-        }
+/// Appends a scalar's text as serde_json writes it: a string, `true`, `false` or `null` as
+/// it is (without escapes), a number with its exponent, if any, written `e+N` or `e-N`
+/// (serde_json writes `1E5` as `1e+5`).
+fn put_scalar(out: &mut Vec<u8>, text: &[u8]) {
+    let exponent = match text.first() {
+        Some(b'-' | b'0'..=b'9') => text.iter().position(|&b| b == b'e' || b == b'E'),
+        _ => None,
+    };
+    let Some(at) = exponent else {
+        out.extend_from_slice(text);
+        return;
+    };
+    out.extend_from_slice(&text[..at]);
+    out.push(b'e');
+    if !matches!(text.get(at + 1), Some(b'+' | b'-')) {
+        out.push(b'+');
     }
+    out.extend_from_slice(&text[at + 1..]);
 }
 
 /// The top-level fields of a JSON object `line` as raw text, borrowed from it: `None` unless
