@@ -257,6 +257,7 @@ pub enum Protocol {
 /// was the cost of trivial items), and that a refill (half the window) is one write worth
 /// waking for; few enough that a dying worker sends back little work. On 100k trivial Python
 /// items at -j 2, 128 took a quarter less CPU than 32 and a third of the context switches.
+/// An ordered worker whose items are slow gets fewer (`runner/seats.rs`).
 pub const DEFAULT_PIPELINE: usize = 128;
 
 /// The default `--max-line-bytes`: far above any sane item, far below the machine's memory.

@@ -123,9 +123,10 @@ fn a_worker_out_of_step_in_a_pipeline_is_caught() {
 fn a_timeout_runs_from_when_an_item_is_the_oldest() {
     let env = TestEnv::new();
     let w = worker(&env);
-    // Eight items of 0.4 s sent at once: the last is answered 3.2 s after it was sent, yet
-    // none waited 2 s as the oldest, except the one that hangs.
-    let mut slow: Vec<(u32, &str)> = (1..=8).map(|i| (i, "\"sleep\":0.4")).collect();
+    // Twenty quick items let the worker hold all 8 its pipeline allows; the eight items of
+    // 0.4 s behind them are then sent at once. The last is answered 3.2 s after it was sent,
+    // yet none waited 2 s as the oldest, except the one that hangs.
+    let mut slow: Vec<(u32, &str)> = (21..=28).map(|i| (i, "\"sleep\":0.4")).collect();
     slow[3].1 = "\"do\":\"hang\"";
     let out = env
         .cmd()
@@ -139,12 +140,12 @@ fn a_timeout_runs_from_when_an_item_is_the_oldest() {
             "c.jsonl",
         ])
         .args(["--", "python3", &w])
-        .stdin(items(8, &slow))
+        .stdin(items(28, &slow))
         .run();
     out.code(1)
-        .stderr_has("item 4 (<stdin>:4) failed: timeout: timed out after 2.0s")
-        .stderr_has("ran 8 (7 succeeded, 1 failed)");
-    assert_eq!(assert_in_step(&env).len(), 7);
+        .stderr_has("item 24 (<stdin>:24) failed: timeout: timed out after 2.0s")
+        .stderr_has("ran 28 (27 succeeded, 1 failed)");
+    assert_eq!(assert_in_step(&env).len(), 27);
 }
 
 /// A worker that answers each line with how many lines it had been sent and not answered when
@@ -161,7 +162,7 @@ while True:
     buf = lines.pop()
     for line in lines:
         item = json.loads(line)
-        time.sleep(0.01)
+        time.sleep(0.001)
         print(json.dumps({"id": item["id"], "pending": len(lines)}), flush=True)
 "#;
 
@@ -299,7 +300,7 @@ fn loosely_equal_keys_in_flight_need_an_exact_echo() {
          pending = []\n\
          for line in sys.stdin:\n\
          \x20   key = line.strip()[6:-1]\n\
-         \x20   if key == '1' or os.path.exists('swapped'):\n\
+         \x20   if key.isdigit() and int(key) >= 100 or os.path.exists('swapped'):\n\
          \x20       print('{\"id\":%s,\"for\":%s}' % (key, json.dumps(key)), flush=True)\n\
          \x20       continue\n\
          \x20   pending.append(key)\n\
@@ -314,10 +315,9 @@ fn loosely_equal_keys_in_flight_need_an_exact_echo() {
         ["5", "\"5\""],
     ] {
         let env = TestEnv::new();
-        let input = format!(
-            "{{\"id\":1}}\n{{\"id\":{}}}\n{{\"id\":{}}}\n",
-            pair[0], pair[1]
-        );
+        // Twenty answers in step first: the worker then holds several items at once.
+        let mut input: String = (100..120).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        input += &format!("{{\"id\":{}}}\n{{\"id\":{}}}\n", pair[0], pair[1]);
         let out = env
             .cmd()
             .args(["--persistent", "-j", "1", "--cache", "c.jsonl"])
@@ -410,4 +410,54 @@ fn answers_read_in_place_make_the_same_records_as_parsed_ones() {
     assert_eq!(by_worker, sorted("by-child.jsonl"));
     assert!(by_worker.contains(&r#"{"id":9,"a":{"x":2},"b":[{"y":3}]}"#.to_owned()));
     assert!(by_worker.contains(&r#"{"id":1,"n":1e+05,"e":2e-3,"z":0e+0,"s":"café"}"#.to_owned()));
+}
+
+/// A worker that records which slot ran each item; the item `{"slow": true}` waits until the
+/// other worker has answered every quick item (a file counts them), or 20 s at most.
+const SLOTS: &str = r#"
+import json, os, sys, time
+slot = os.environ["PARARUN_SLOT"]
+for line in sys.stdin:
+    item = json.loads(line)
+    if item.get("slow"):
+        deadline = time.time() + 20
+        while time.time() < deadline and not os.path.exists("quick-done"):
+            time.sleep(0.01)
+    else:
+        time.sleep(0.005)
+        with open("quick.log", "a") as f:
+            f.write(f"{item['id']}\n")
+        if sum(1 for _ in open("quick.log")) == int(sys.argv[1]):
+            open("quick-done", "w").close()
+    print(json.dumps({"id": item["id"], "slot": slot}), flush=True)
+"#;
+
+#[test]
+fn quick_items_are_not_queued_behind_a_slow_one() {
+    let env = TestEnv::new();
+    let w = env.write("slots.py", SLOTS);
+    // The slow item comes first; with a fixed pipeline of 128, half the quick items would be
+    // given to its worker and wait for it (20 s, then the test fails on their slot).
+    let quick = 60;
+    let mut input = String::from("{\"id\":0,\"slow\":true}\n");
+    input.extend((1..=quick).map(|i| format!("{{\"id\":{i}}}\n")));
+    env.cmd()
+        .args(["--persistent", "-j", "2", "--cache", "c.jsonl", "-q"])
+        .args(["--", "python3", w.to_str().unwrap(), &quick.to_string()])
+        .stdin(input)
+        .run()
+        .success();
+    let records = env.json_lines("c.jsonl");
+    assert_eq!(records.len(), quick + 1);
+    let slow_slot = &records.iter().find(|r| r["id"] == json!(0)).unwrap()["slot"];
+    let behind: Vec<_> = (records.iter())
+        .filter(|r| r["id"] != json!(0) && &r["slot"] == slow_slot)
+        .map(|r| r["id"].clone())
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "quick items given to the slow item's worker: {behind:?}"
+    );
+    // The slow item was answered after every quick one: it waited for them, not 20 s.
+    assert_eq!(records.last().unwrap()["id"], json!(0));
 }

@@ -76,9 +76,9 @@ pub(super) struct CommandArgs {
 
     /// With --persistent: how many items each worker holds at once, sent and not yet answered
     /// (it still reads one line and answers one line, in order). 1 sends the next item only
-    /// after the last answer. A worker whose answers do not echo the key gets one at a time.
-    /// Items of a second or more with uneven times want 1 or 2: an item stays with the worker
-    /// it was given to, so a deep queue can keep one worker busy while the others are done.
+    /// after the last answer. A worker whose answers do not echo the key gets one at a time,
+    /// and an ordered worker only about 20 ms of work ahead (by its measured time per item),
+    /// so slow items are not queued behind one another.
     #[arg(hide_short_help = true, long, value_name = "K", default_value_t = crate::config::DEFAULT_PIPELINE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from), requires = "persistent")]
     pub(super) pipeline: usize,
 

@@ -67,6 +67,14 @@ pub enum Reply {
     Resend,
 }
 
+impl Reply {
+    /// Whether the reply's duration is the worker's time on the item: it answered it, or
+    /// `--timeout` ran out on it. A worker's allowance of items is measured from these.
+    pub fn measures(&self) -> bool {
+        matches!(self, Reply::Answer(_) | Reply::Result(_) | Reply::TimedOut)
+    }
+}
+
 /// What [`Worker::next`] heard.
 pub enum Heard {
     /// A line, a line over the cap, EOF or a read error.

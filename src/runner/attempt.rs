@@ -56,12 +56,12 @@ impl Runner<'_> {
     /// Starts one attempt of `item` in a free slot: a child of its own, or a request to the
     /// slot's persistent worker, as [`job::prepare`] decides.
     pub(super) fn start(&mut self, ordinal: u64, item: Item, attempt: u32, resent: bool) {
-        let Some(slot) = self.free_slots.pop() else {
+        let Some(slot) = self.seats.take() else {
             unreachable!("start is only called with a free slot")
         };
         if let Some(max) = self.cfg.max_failures {
             if Stats::get(&self.stats.failed) >= max {
-                self.free_slots.push(slot);
+                self.seats.put_back(slot);
                 self.unfinished(ordinal);
                 return;
             }
@@ -80,7 +80,7 @@ impl Runner<'_> {
         let launch = match job::prepare(self.cfg, &self.template, &item, slot, attempt, marker) {
             Ok(launch) => launch,
             Err(failure) => {
-                self.free_slots.push(slot);
+                self.seats.put_back(slot);
                 self.fail(ordinal, &failed_item(&item, attempt), &failure);
                 return;
             }
@@ -167,7 +167,11 @@ impl Runner<'_> {
     }
 
     pub(super) fn on_done(&mut self, done: Done) {
-        self.free_slots.push(done.slot);
+        let took = match &done.result {
+            Attempt::Worker(Ok(w)) if w.reply.measures() => Some(w.duration),
+            _ => None,
+        };
+        self.seats.done(done.slot, took);
         let outcome = match done.result {
             Attempt::Process(Ok(finished)) => judge_process(self.cfg, &done.item, finished),
             Attempt::Worker(Ok(w)) if matches!(w.reply, Reply::Resend) => {

@@ -36,6 +36,7 @@ mod attempt;
 mod outcome;
 mod printer;
 mod retry;
+mod seats;
 mod signals;
 
 pub use signals::Signals;
@@ -45,6 +46,7 @@ mod writer;
 
 use attempt::Done;
 use retry::{retry_delay, Pending};
+use seats::Seats;
 
 /// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
 pub struct Runner<'a> {
@@ -63,9 +65,8 @@ pub struct Runner<'a> {
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
     stop_tx: watch::Sender<Stop>,
-    /// A slot for each item that may start now: with `--persistent`, each slot once per item
-    /// its worker's pipeline may hold.
-    free_slots: Vec<usize>,
+    /// Which slots may take an item now.
+    seats: Seats,
     tasks: JoinSet<Done>,
     retries: BinaryHeap<Reverse<Pending>>,
     cause: Option<Cause>,
@@ -133,7 +134,7 @@ impl<'a> Runner<'a> {
             writer: Writer::start(cache, output)?,
             next_ordinal: 0,
             stop_tx: watch::channel(Stop::Run).0,
-            free_slots: seats(cfg),
+            seats: Seats::new(cfg),
             tasks: JoinSet::new(),
             retries: BinaryHeap::new(),
             cause: None,
@@ -294,13 +295,6 @@ impl<'a> Runner<'a> {
         self.next_ordinal += 1;
         self.next_ordinal - 1
     }
-}
-
-/// The free slots at the start, taken from the end: every slot once before any twice, so the
-/// first items spread over all the workers.
-fn seats(cfg: &Config) -> Vec<usize> {
-    let per_slot = cfg.seats() / cfg.jobs;
-    (0..per_slot).flat_map(|_| (1..=cfg.jobs).rev()).collect()
 }
 
 fn failed_item(item: &Item, attempts: u32) -> FailedItem<'_> {

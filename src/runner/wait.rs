@@ -71,7 +71,7 @@ impl Runner<'_> {
     /// budget, an input item (only while one can start), or a tick.
     pub(super) async fn next_event(&mut self, w: &mut Wakers) -> Event {
         loop {
-            let slot_free = self.cause.is_none() && !self.free_slots.is_empty();
+            let slot_free = self.cause.is_none() && self.seats.any();
             let rate_wait = self.rate_wait();
             let can_start = slot_free && rate_wait.is_none();
             let next_retry = self.retries.peek().map(|p| p.0.due);
