@@ -370,3 +370,37 @@ fn the_readme_cron_recipe_mails_only_what_needs_attention() {
         "{log}"
     );
 }
+
+/// A cron job's `> /dev/null`: the records stay in the cache and are not written to stdout at
+/// all (strace counts pararun's writes to descriptor 1); a file as stdout still gets them.
+#[test]
+fn records_are_not_written_to_dev_null() {
+    let env = TestEnv::new();
+    let items: String = (1..=50).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    env.write("items.jsonl", items);
+    let run = |stdout: std::fs::File, cache: &str| {
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=write,writev", "-o"])
+            .arg(env.path(&format!("{cache}.trace")))
+            .args([BIN, "-j", "2", "-i", "items.jsonl", "--cache", cache, "--"])
+            .args(["sh", "-c", "cat >/dev/null; echo '{\"ok\":1}'", "--stdin"])
+            .current_dir(env.path(""))
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("strace runs");
+        assert!(status.success());
+        assert_eq!(env.json_lines(cache).len(), 50);
+        let trace = env.read(&format!("{cache}.trace"));
+        // strace -f shows the children's writes too: theirs have no key, pararun's records do.
+        (trace.lines())
+            .filter(|l| l.contains(" write(1,") || l.contains(" writev(1,"))
+            .filter(|l| l.contains(r#"\"id\""#))
+            .count()
+    };
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+    assert_eq!(run(null.unwrap(), "null.jsonl"), 0);
+    let file = std::fs::File::create(env.path("out.jsonl")).unwrap();
+    assert!(run(file, "file.jsonl") > 0);
+    assert_eq!(env.read("out.jsonl").lines().count(), 50);
+}

@@ -214,8 +214,12 @@ fn check_give_up(faults: &FaultArgs) -> Result<()> {
 }
 
 /// Whether records go to stdout: as asked (`--records`, `--no-records`), else everywhere but
-/// on a terminal when the cache keeps them, where they would only bury the summary.
+/// on a terminal when the cache keeps them, where they would only bury the summary. Never to
+/// `/dev/null`, which throws them away anyway.
 fn print_records(output: &OutputArgs, cache: bool) -> bool {
+    if sense::stdout_is_null() {
+        return false;
+    }
     match (output.records, output.no_records) {
         (true, _) => true,
         (_, true) => false,

@@ -1,5 +1,5 @@
 //! The environment, sensed once while the command line becomes a [`Config`](crate::Config):
-//! what pararun's own stdin is. The engine never looks; it reads the field.
+//! what pararun's own stdin and stdout are. The engine never looks; it reads the fields.
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
@@ -24,5 +24,21 @@ pub(super) fn stdin_kind() -> StdinKind {
     match read_write && regular {
         true => StdinKind::ReadWrite(std::fs::read_link("/proc/self/fd/0").ok()),
         false => StdinKind::Other,
+    }
+}
+
+/// Whether stdout is `/dev/null`, where printing records would only cost time (GNU grep takes
+/// the same shortcut): a cron job's `> /dev/null` keeps the records in the cache alone.
+pub(super) fn stdout_is_null() -> bool {
+    let same_device = |out: &rustix::fs::Stat, null: &rustix::fs::Stat| {
+        FileType::from_raw_mode(out.st_mode) == FileType::CharacterDevice
+            && out.st_rdev == null.st_rdev
+    };
+    match (
+        rustix::fs::fstat(std::io::stdout().as_fd()),
+        rustix::fs::stat("/dev/null"),
+    ) {
+        (Ok(out), Ok(null)) => same_device(&out, &null),
+        _ => false,
     }
 }
