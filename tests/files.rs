@@ -151,6 +151,26 @@ fn through_sh(env: &TestEnv, args: &str, stdin: String) -> crate::util::Output {
 }
 
 #[test]
+fn stdout_opened_read_only_is_a_failed_write_not_a_silent_one() {
+    let env = TestEnv::new();
+    env.write("ro.txt", "");
+    let input: String = (0..20).map(|i| format!("{i}\n")).collect();
+    // `1<ro.txt`: every write to stdout fails with EBADF.
+    let out = through_sh(
+        &env,
+        "-j 2 --cache c.jsonl -- sh -c 'echo {}' 1<ro.txt",
+        input.clone(),
+    );
+    out.code(2)
+        .stderr_has("cannot write to stdout: Bad file descriptor")
+        .stderr_has("still go to the cache");
+    assert_eq!(env.json_lines("c.jsonl").len(), 20);
+    let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' 1<ro.txt", input);
+    out.code(2)
+        .stderr_has("cannot write to stdout, the only place results go without --cache");
+}
+
+#[test]
 fn stdout_on_a_full_device_loses_no_result() {
     let env = TestEnv::new();
     let input: String = (0..20).map(|i| format!("{i}\n")).collect();

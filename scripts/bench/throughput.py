@@ -11,9 +11,12 @@ Workloads (reps interleaved, so drift on a shared machine hits every row alike):
   c  the concurrent protocol: 10,000 items each awaiting asyncio.sleep(0.1), one worker
      process (examples/async_worker.py), 500 in flight (ideal 2.0 s)
   j  10,000 x `sleep 1` at -j 1000 (ideal 10 s), pararun's peak RSS
+  h  2,000 x `curl` at -j 1000 against a local HTTP server that takes 1 s over each answer
+     (ideal 2 s): a thousand sockets and pipes at once
 Prints a Markdown table: medians of the reps, and peak RSS (largest process) via GNU time.
 """
 import argparse
+import atexit
 import os
 import statistics
 import subprocess
@@ -96,15 +99,52 @@ def rows_j(tmp, pararun):
                             "-i", items, "--", "sleep", "1"]))]
 
 
+SLOW_SERVER = """import http.server, socketserver, sys, time
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(1)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 4096
+    daemon_threads = True
+server = Server(("127.0.0.1", 0), Slow)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def rows_h(tmp, pararun):
+    items = os.path.join(tmp, "h-items.txt")
+    with open(items, "w") as f:
+        f.writelines(f"{i}\n" for i in range(2_000))
+    server = subprocess.Popen([PY, "-c", SLOW_SERVER], stdout=subprocess.PIPE, text=True)
+    atexit.register(server.kill)
+    port = server.stdout.readline().strip()
+    url = f"http://127.0.0.1:{port}/item/{{}}"
+    # Starting curl (dynamic linking of libcurl and its TLS libraries) costs far more CPU than
+    # the request: xargs -P running the same commands is the floor to compare with.
+    return [("2k x curl at -j 1000, local server taking 1 s (ideal 2 s)",
+             lambda: timed([pararun, "-q", "-j", "1000", "--capture", "text", "-i", items,
+                            "--", "curl", "-sf", url])),
+            ("the same through xargs -P 1000",
+             lambda: timed(["xargs", "-P", "1000", "-I{}", "curl", "-sf", url], stdin=items))]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", default="p,c,j")
+    parser.add_argument("--only", default="p,c,j,h")
     args = parser.parse_args()
     pararun = os.environ.get("PARARUN") or os.path.join(ROOT, "target", "release", "pararun")
     tmp = tempfile.mkdtemp(prefix="pararun-throughput-")
     rows = []
-    for part, make in (("p", rows_p), ("c", rows_c), ("j", rows_j)):
+    for part, make in (("p", rows_p), ("c", rows_c), ("j", rows_j), ("h", rows_h)):
         if part in args.only.split(","):
             rows += make(tmp, pararun)
     results = {name: [] for name, _ in rows}

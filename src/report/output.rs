@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 
 use crate::report::progress::Progress;
 
@@ -109,14 +110,29 @@ impl Output {
         if !self.print {
             return Ok(());
         }
-        let result = self.progress.suspend(|| {
-            let mut out = io::stdout().lock();
-            out.write_all(text.as_bytes()).and_then(|()| out.flush())
-        });
+        let result = self
+            .progress
+            .suspend(|| RawStdout.write_all(text.as_bytes()));
         if result.is_err() {
             self.print = false;
         }
         result
+    }
+}
+
+/// Stdout's descriptor, written to directly. std's `Stdout` takes a write that fails with
+/// EBADF for a success (stdout opened read-only, `1<file`), so records would be lost without a
+/// word; this reports it. It buffers nothing: wrap it in a `BufWriter` for many small writes.
+pub struct RawStdout;
+
+impl io::Write for RawStdout {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        // `write_all` retries an interrupted write.
+        Ok(rustix::io::write(io::stdout().as_fd(), bytes)?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
