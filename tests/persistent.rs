@@ -348,3 +348,29 @@ fn the_bundled_worker_example_works() {
         .iter()
         .any(|r| r["id"] == 1 && r["upper"] == "THE QUICK BROWN FOX"));
 }
+
+/// Output after a worker's last answer, once it has nothing left to answer, answers no item:
+/// it is reported when the worker exits at the end of the run, and the answer stands.
+#[test]
+fn output_after_the_last_answer_is_reported_at_the_end() {
+    let env = TestEnv::new();
+    let w = env.write(
+        "late.py",
+        "import sys, time\n\
+         for line in sys.stdin:\n\
+         \x20   print(line.strip(), flush=True)\n\
+         \x20   time.sleep(0.3)\n\
+         \x20   print('late news', flush=True)\n",
+    );
+    let out = env
+        .cmd()
+        .args(["--persistent", "--cache", "c.jsonl"])
+        .args(["--", "python3", w.to_str().unwrap()])
+        .stdin("{\"id\":1}\n")
+        .run();
+    out.success().stderr_has(
+        "the worker in slot 1 printed output that answers no item (\"late news\"); \
+         after its last answer (which stands)",
+    );
+    assert_eq!(keys(&env.json_lines("c.jsonl")), ["1"]);
+}

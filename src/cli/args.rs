@@ -78,7 +78,8 @@ pub(super) struct CommandArgs {
     /// (it still reads one line and answers one line, in order). 1 sends the next item only
     /// after the last answer. A worker whose answers do not echo the key gets one at a time,
     /// and an ordered worker only about 20 ms of work ahead (by its measured time per item),
-    /// so slow items are not queued behind one another.
+    /// so slow items are not queued behind one another; items sent while quick ones came
+    /// stay with their worker, so give 1 when item times vary widely in no known order.
     #[arg(hide_short_help = true, long, value_name = "K", default_value_t = crate::config::DEFAULT_PIPELINE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from), requires = "persistent")]
     pub(super) pipeline: usize,
 

@@ -131,7 +131,13 @@ impl<P: Protocol> Owner<P> {
             self.handle(event).await;
         }
         if let Some(worker) = self.worker.take() {
-            worker.shutdown(self.s.kill_after, self.stop.clone()).await;
+            let stray = worker.shutdown(self.s.kill_after, self.stop.clone()).await;
+            if let Some(stray) = stray.filter(|_| P::IDLE_IS_SILENT && !self.stopped) {
+                self.s.progress.line(
+                    stray_message(self.s.slot, &stray, "after its last answer (which stands)")
+                        .as_bytes(),
+                );
+            }
         }
     }
 
@@ -218,15 +224,10 @@ impl<P: Protocol> Owner<P> {
             if let Some(mut worker) = self.worker.take().filter(Worker::alive) {
                 match P::IDLE_IS_SILENT.then(|| worker.stray_output()).flatten() {
                     None => self.worker = Some(worker),
-                    Some(stray) => self.s.progress.line(
-                        format!(
-                            "pararun: the worker in slot {} printed output that answers no item \
-                             ({}); restarting it",
-                            self.s.slot,
-                            escape(&stray)
-                        )
-                        .as_bytes(),
-                    ),
+                    Some(stray) => {
+                        let why = stray_message(self.s.slot, &stray, "restarting it");
+                        self.s.progress.line(why.as_bytes());
+                    }
                 }
             }
         }
@@ -312,4 +313,13 @@ impl<P: Protocol> Owner<P> {
         let stopped = |request, since| answer(None, request, since, Reply::Stopped);
         self.p.take_all(stopped);
     }
+}
+
+/// The message for output a worker printed after answering all it was asked, which answers no
+/// item; `then` says what became of the worker.
+fn stray_message(slot: usize, stray: &str, then: &str) -> String {
+    format!(
+        "pararun: the worker in slot {slot} printed output that answers no item ({}); {then}",
+        escape(stray)
+    )
 }

@@ -137,13 +137,7 @@ impl Worker {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let poll = std::pin::pin!(self.stdout.fill_buf()).poll(&mut cx);
         match poll {
-            std::task::Poll::Ready(Ok(waiting)) if !waiting.is_empty() => {
-                let end = waiting
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .unwrap_or(waiting.len());
-                Some(String::from_utf8_lossy(&waiting[..end.min(200)]).into_owned())
-            }
+            std::task::Poll::Ready(Ok(waiting)) if !waiting.is_empty() => Some(shown(waiting)),
             _ => None,
         }
     }
@@ -244,11 +238,18 @@ impl Worker {
 
     /// Ends an idle worker at the end of the run: EOF on its stdin asks it to exit; it gets
     /// `grace` to do so before SIGTERM and, after another `grace`, SIGKILL. Its stderr gets
-    /// [`DRAIN`] to end once it has exited.
-    pub async fn shutdown(self, grace: Duration, mut stop: watch::Receiver<Stop>) {
+    /// [`DRAIN`] to end once it has exited. Returns the start of what it printed on stdout
+    /// after its last answer, if anything: output that answers no item.
+    pub async fn shutdown(
+        self,
+        grace: Duration,
+        mut stop: watch::Receiver<Stop>,
+    ) -> Option<String> {
+        use tokio::io::AsyncReadExt;
         let Worker {
             mut group,
             stdin,
+            mut stdout,
             stderr_pump,
             slot,
             watchdog,
@@ -271,7 +272,25 @@ impl Worker {
             }
             pump.abort();
         }
+        // A line written just after the last answer may come too late for the answer's own
+        // check: it is read here, once the worker has exited.
+        let mut rest = Vec::new();
+        let mut head = (&mut stdout).take(STRAY_SHOWN as u64);
+        let _ = tokio::time::timeout(DRAIN, head.read_to_end(&mut rest)).await;
+        (!rest.is_empty()).then(|| shown(&rest))
     }
+}
+
+/// How much of a worker's stray output a message shows.
+const STRAY_SHOWN: usize = 200;
+
+/// The first line of stray output, at most [`STRAY_SHOWN`] bytes of it, for a message.
+fn shown(output: &[u8]) -> String {
+    let end = output
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(output.len());
+    String::from_utf8_lossy(&output[..end.min(STRAY_SHOWN)]).into_owned()
 }
 
 /// Writes request lines to a worker's stdin as they come, flushing whenever none is waiting (a

@@ -8,6 +8,7 @@
 //! whole pipeline. A concurrent worker answers items side by side, so the time one takes says
 //! nothing of how many it can hold: it gets `--pipeline`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::config::{Config, Protocol};
@@ -24,10 +25,11 @@ const SAMPLE_ANSWERS: u32 = 16;
 
 /// The free seats: the slots that may take an item now, and each slot's allowance.
 pub struct Seats {
-    /// Free seats, taken from the end. A slot may be here more often than it has room (its
-    /// allowance shrank): such a seat is dropped when it comes up.
-    free: Vec<usize>,
-    /// Per slot (index: slot; 0 unused): items held, seats in `free`, and its allowance.
+    /// The slots with room for another item, by items held, then slot: the next item goes
+    /// to the slot holding fewest, so a run's items (and the slow ones among them, which
+    /// nothing can tell apart before they run) spread evenly over the workers.
+    open: BTreeSet<(usize, usize)>,
+    /// Per slot (index: slot; 0 unused).
     slots: Vec<Slot>,
     /// Whether allowances follow the measured time per item.
     adaptive: bool,
@@ -36,17 +38,23 @@ pub struct Seats {
 
 #[derive(Clone, Default)]
 struct Slot {
+    /// Items given to the slot and not done.
     held: usize,
-    queued: usize,
+    /// How many it may hold.
     allowed: usize,
     /// The answers of the sample being taken: their time, summed, and how many.
     sum: Duration,
     count: u32,
 }
 
+impl Slot {
+    fn has_room(&self) -> bool {
+        self.held < self.allowed
+    }
+}
+
 impl Seats {
-    /// The seats of a run under `cfg`: every slot once before any twice, so the first items
-    /// spread over all the workers.
+    /// The seats of a run under `cfg`, every slot empty.
     pub fn new(cfg: &Config) -> Seats {
         let depth = if cfg.persistent { cfg.pipeline } else { 1 };
         let adaptive = cfg.persistent && cfg.protocol == Protocol::Ordered && depth > 1;
@@ -55,14 +63,12 @@ impl Seats {
         let allowed = if adaptive { 1 } else { depth };
         let slot = Slot {
             allowed,
-            queued: allowed,
             ..Slot::default()
         };
         let mut slots = vec![slot; cfg.jobs + 1];
         slots[0] = Slot::default();
-        let free = (0..allowed).flat_map(|_| (1..=cfg.jobs).rev()).collect();
         Seats {
-            free,
+            open: (1..=cfg.jobs).map(|slot| (0, slot)).collect(),
             slots,
             adaptive,
             depth,
@@ -70,81 +76,70 @@ impl Seats {
     }
 
     /// Whether a slot may take an item now.
-    pub fn any(&mut self) -> bool {
-        while let Some(&slot) = self.free.last() {
-            let s = &mut self.slots[slot];
-            if s.held < s.allowed {
-                return true;
-            }
-            // A seat left from a larger allowance.
-            s.queued -= 1;
-            self.free.pop();
-        }
-        false
+    pub fn any(&self) -> bool {
+        !self.open.is_empty()
     }
 
     /// Takes a seat: the slot the next item goes to.
     pub fn take(&mut self) -> Option<usize> {
-        if !self.any() {
-            return None;
-        }
-        let slot = self.free.pop()?;
-        let s = &mut self.slots[slot];
-        s.queued -= 1;
-        s.held += 1;
+        let (_, slot) = *self.open.first()?;
+        self.change(slot, |s| s.held += 1);
         Some(slot)
     }
 
     /// Gives back a seat taken for an item that did not start.
     pub fn put_back(&mut self, slot: usize) {
-        self.release(slot);
+        self.change(slot, |s| s.held -= 1);
     }
 
     /// The item `slot` held is done; `took` is how long its worker took over it, if it
     /// answered (a worker's time per item is measured from its answers).
     pub fn done(&mut self, slot: usize, took: Option<Duration>) {
-        if let (true, Some(took)) = (self.adaptive, took) {
-            self.measure(slot, took);
-        }
-        self.release(slot);
+        let (adaptive, depth) = (self.adaptive, self.depth);
+        self.change(slot, |s| {
+            s.held -= 1;
+            if let (true, Some(took)) = (adaptive, took) {
+                s.measure(took, depth);
+            }
+        });
     }
 
-    fn release(&mut self, slot: usize) {
+    /// Changes a slot's count or allowance, keeping `open` in step.
+    fn change(&mut self, slot: usize, f: impl FnOnce(&mut Slot)) {
         let s = &mut self.slots[slot];
-        s.held -= 1;
-        self.refill(slot);
-    }
-
-    /// Puts back seats until the slot has as many free ones as its allowance leaves room for.
-    fn refill(&mut self, slot: usize) {
-        let s = &mut self.slots[slot];
-        while s.held + s.queued < s.allowed {
-            s.queued += 1;
-            self.free.push(slot);
+        if s.has_room() {
+            self.open.remove(&(s.held, slot));
         }
-    }
-
-    /// Adds one answer to the slot's measure; a finished sample sets its allowance.
-    fn measure(&mut self, slot: usize, took: Duration) {
-        let s = &mut self.slots[slot];
-        s.sum += took;
-        s.count += 1;
-        if s.count < SAMPLE_ANSWERS && s.sum < QUEUED_WORK {
-            return;
+        f(s);
+        if s.has_room() {
+            self.open.insert((s.held, slot));
         }
-        // The last sample alone decides: a sample is already 16 answers or 20 ms of work, and
-        // an older one (a worker's start, which its first answer pays for) should not hold
-        // the slot back, nor a fast past let slow items pile up.
-        let per_item = s.sum / s.count;
-        (s.sum, s.count) = (Duration::ZERO, 0);
-        s.allowed = allowance(per_item, self.depth);
-        self.refill(slot);
     }
 
     /// The slot's allowance now.
     #[cfg(test)]
     fn allowed(&self, slot: usize) -> usize {
         self.slots[slot].allowed
+    }
+}
+
+impl Slot {
+    /// Adds one answer to the slot's sample; a finished sample sets its allowance.
+    fn measure(&mut self, took: Duration, depth: usize) {
+        self.sum += took;
+        self.count += 1;
+        if self.count < SAMPLE_ANSWERS && self.sum < QUEUED_WORK {
+            return;
+        }
+        // The last sample alone decides, at once when items got slower: a sample is already
+        // 16 answers or 20 ms of work, and a fast past must not let slow items pile up. The
+        // allowance grows by doubling, as TCP's window does: items that run slow after a run
+        // of quick ones are sent before any of them is answered, so a slot that grew at once
+        // to its full pipeline (while the other workers were still starting) would take them
+        // all.
+        let per_item = self.sum / self.count;
+        (self.sum, self.count) = (Duration::ZERO, 0);
+        self.allowed = allowance(per_item, depth).min(self.allowed * 2);
     }
 }
 
@@ -170,6 +165,20 @@ mod tests {
         std::iter::from_fn(|| seats.take()).collect()
     }
 
+    /// Answers quick items on `slot` (holding one) until its allowance is `to`, checking that
+    /// it doubles with each sample of quick answers.
+    fn grow(seats: &mut Seats, slot: usize, to: usize) {
+        let mut expected = 1;
+        while expected < to {
+            for _ in 0..SAMPLE_ANSWERS {
+                seats.done(slot, Some(Duration::from_micros(10)));
+                assert_eq!(seats.take(), Some(slot));
+            }
+            expected *= 2;
+            assert_eq!(seats.allowed(slot), expected);
+        }
+    }
+
     #[test]
     fn per_item_children_take_each_slot_once() {
         let mut seats = Seats::new(&config(3, 128, false, Protocol::Ordered));
@@ -188,11 +197,7 @@ mod tests {
     fn an_ordered_worker_grows_its_allowance_with_fast_answers() {
         let mut seats = Seats::new(&config(2, 128, true, Protocol::Ordered));
         assert_eq!(drain(&mut seats), [1, 2]);
-        for _ in 0..SAMPLE_ANSWERS {
-            seats.done(1, Some(Duration::from_micros(10)));
-            assert_eq!(seats.take(), Some(1));
-        }
-        assert_eq!(seats.allowed(1), 128);
+        grow(&mut seats, 1, 128);
         assert_eq!(seats.allowed(2), 1);
         // The slot held one item; 127 more seats are free, all of slot 1.
         let taken = drain(&mut seats);
@@ -204,10 +209,7 @@ mod tests {
     fn slow_answers_shrink_the_allowance_and_extra_seats_are_dropped() {
         let mut seats = Seats::new(&config(1, 128, true, Protocol::Ordered));
         assert_eq!(seats.take(), Some(1));
-        for _ in 0..SAMPLE_ANSWERS {
-            seats.done(1, Some(Duration::from_micros(10)));
-            assert_eq!(seats.take(), Some(1));
-        }
+        grow(&mut seats, 1, 128);
         // 128 allowed, 1 held: the other 127 are taken too.
         assert_eq!(drain(&mut seats).len(), 127);
         // A slow answer finishes a sample at once (it passes QUEUED_WORK).
@@ -221,6 +223,18 @@ mod tests {
         }
         seats.done(1, None);
         assert_eq!(drain(&mut seats), [1]);
+    }
+
+    #[test]
+    fn items_go_to_the_slot_holding_fewest() {
+        let mut seats = Seats::new(&config(3, 4, true, Protocol::Concurrent));
+        assert_eq!(drain(&mut seats), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]);
+        for _ in 0..3 {
+            seats.done(2, None);
+        }
+        seats.done(3, None);
+        // Slot 2 holds 1, slot 3 holds 3: slot 2 gets items until it holds as many as slot 3.
+        assert_eq!(drain(&mut seats), [2, 2, 2, 3]);
     }
 
     #[test]
