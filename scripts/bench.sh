@@ -6,7 +6,7 @@
 #                                    # the Python pararun library); idempotent
 #   REPS=3 ONLY=a,c scripts/bench.sh # a subset of the peer workloads, fewer reps
 #   SKIP_PEERS=1 scripts/bench.sh    # only pararun's own workloads (skip, memory)
-#   THROUGHPUT=p,c,j scripts/bench.sh # which throughput workloads (default all; "none" skips)
+#   THROUGHPUT=p,c,j scripts/bench.sh # which throughput workloads (default all: p,c,j,h; "none" skips)
 #   BIG=1 SKIP_PEERS=1 scripts/bench.sh  # also load a 10M-record cache (550 MB, ~1 minute more)
 #
 # Peer workloads (scripts/bench/bench.py, side by side in one run, rows interleaved):
@@ -17,6 +17,7 @@
 #   p  100k trivial Python items through --persistent --cache vs multiprocessing.Pool(2)
 #   c  10k x asyncio.sleep(0.1) through one concurrent worker, 500 in flight
 #   j  10k x sleep 1 at -j 1000
+#   h  2k x curl at -j 1000 against a local server taking 1 s, and xargs -P 1000 doing the same
 # pararun's own workloads (below):
 #   skip    a 1M-record cache (and with BIG=1 a 10M one): load time and peak RSS, and the rate
 #           of skipping a fully cached 1M input
@@ -35,8 +36,8 @@ if [ -z "${SKIP_PEERS:-}" ]; then
   python3 scripts/bench/bench.py --reps "$REPS" --only "${ONLY:-a,b,c,d}" --out "$OUT"
 fi
 command -v /usr/bin/time >/dev/null || { echo "memory figures need GNU time: apt-get install time" >&2; exit 1; }
-if [ "${THROUGHPUT:-p,c,j}" != none ]; then
-  python3 scripts/bench/throughput.py --reps "$REPS" --only "${THROUGHPUT:-p,c,j}" | tee "$OUT/throughput.md"
+if [ "${THROUGHPUT:-p,c,j,h}" != none ]; then
+  python3 scripts/bench/throughput.py --reps "$REPS" --only "${THROUGHPUT:-p,c,j,h}" | tee "$OUT/throughput.md"
 fi
 REPS="$REPS" python3 - "$OUT" <<'PY' | tee "$OUT/pararun-own.md"
 import os, shutil, statistics, subprocess, sys, tempfile, time

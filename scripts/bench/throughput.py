@@ -18,6 +18,7 @@ Prints a Markdown table: medians of the reps, and peak RSS (largest process) via
 import argparse
 import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,6 +121,9 @@ server.serve_forever()
 
 
 def rows_h(tmp, pararun):
+    if shutil.which("curl") is None:
+        print("throughput: no curl on PATH; skipping workload h", file=sys.stderr)
+        return []
     items = os.path.join(tmp, "h-items.txt")
     with open(items, "w") as f:
         f.writelines(f"{i}\n" for i in range(2_000))
