@@ -60,6 +60,9 @@ pub struct Config {
     /// Print each record on stdout (unless `quiet`); decided at the edge: not when stdout is
     /// a terminal and the cache keeps the records, unless asked.
     pub records: bool,
+    /// stdout was closed when pararun started (`>&-`; Rust's runtime put `/dev/null` there):
+    /// every write to it fails with EBADF, as it would have on the closed descriptor.
+    pub stdout_closed: bool,
     /// How progress is shown on stderr (decided at the edge from the terminal and flags).
     pub display: Display,
     /// Start each line pararun writes to stderr with the local time (decided at the edge:
@@ -120,6 +123,7 @@ impl Config {
             give_up_after: None,
             quiet: false,
             records: true,
+            stdout_closed: false,
             display: Display::Off,
             timestamps: false,
             total: None,

@@ -165,9 +165,20 @@ fn stdout_opened_read_only_is_a_failed_write_not_a_silent_one() {
         .stderr_has("cannot write to stdout: Bad file descriptor")
         .stderr_has("still go to the cache");
     assert_eq!(env.json_lines("c.jsonl").len(), 20);
-    let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' 1<ro.txt", input);
+    // Without a cache the records that could not be printed went nowhere: their items are
+    // not done.
+    let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' 1<ro.txt", input.clone());
     out.code(2)
-        .stderr_has("cannot write to stdout, the only place results go without --cache");
+        .stderr_has("cannot write to stdout, the only place results go without --cache")
+        .stderr_has("(0 succeeded, 0 failed)");
+    // `>&-`: stdout closed at start is a stdout that refuses writes, not /dev/null.
+    let out = through_sh(&env, "-j 1 -- sh -c 'echo {}' >&-", input.clone());
+    out.code(2)
+        .stderr_has("cannot write to stdout, the only place results go without --cache")
+        .stderr_has("(0 succeeded, 0 failed)");
+    let out = through_sh(&env, "--dry-run -- echo {} >&-", input);
+    out.code(2)
+        .stderr_has("cannot write to stdout: Bad file descriptor");
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub(super) fn print(
     mut keep: impl FnMut(&Key) -> bool,
     progress: &Progress,
 ) -> Result<Exit> {
-    let mut out = std::io::BufWriter::new(crate::report::output::RawStdout);
+    let mut out = std::io::BufWriter::new(crate::report::output::RawStdout::new(cfg.stdout_closed));
     let input_name = cfg.input.to_string();
     let mut failed = false;
     // Slots as a run hands them out when every item takes as long: 1, 2, ... N, 1, 2, ...

@@ -186,6 +186,7 @@ impl Cli {
             max_failures,
             quiet: self.output.quiet,
             records,
+            stdout_closed: sense::stdout() == sense::Stdout::Closed,
             display: self.output.display(),
             timestamps: stamp_lines(&self.output),
             total: self.output.total,
@@ -217,7 +218,7 @@ fn check_give_up(faults: &FaultArgs) -> Result<()> {
 /// on a terminal when the cache keeps them, where they would only bury the summary. Never to
 /// `/dev/null`, which throws them away anyway.
 fn print_records(output: &OutputArgs, cache: bool) -> bool {
-    if sense::stdout_is_null() {
+    if sense::stdout() == sense::Stdout::Null {
         return false;
     }
     match (output.records, output.no_records) {

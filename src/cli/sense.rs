@@ -27,18 +27,36 @@ pub(super) fn stdin_kind() -> StdinKind {
     }
 }
 
-/// Whether stdout is `/dev/null`, where printing records would only cost time (GNU grep takes
-/// the same shortcut): a cron job's `> /dev/null` keeps the records in the cache alone.
-pub(super) fn stdout_is_null() -> bool {
-    let same_device = |out: &rustix::fs::Stat, null: &rustix::fs::Stat| {
-        FileType::from_raw_mode(out.st_mode) == FileType::CharacterDevice
-            && out.st_rdev == null.st_rdev
-    };
-    match (
-        rustix::fs::fstat(std::io::stdout().as_fd()),
-        rustix::fs::stat("/dev/null"),
-    ) {
-        (Ok(out), Ok(null)) => same_device(&out, &null),
+/// What pararun's stdout is, as far as printing records goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stdout {
+    /// `/dev/null`, where printing records would only cost time (GNU grep takes the same
+    /// shortcut): a cron job's `> /dev/null` keeps the records in the cache alone.
+    Null,
+    /// Closed when pararun started (`>&-`). Rust's runtime opens `/dev/null` read-write in
+    /// its place before `main`; a shell's `>/dev/null` opens it write-only, `<>` read-write
+    /// (which no one gives stdout), so read-write `/dev/null` means closed.
+    Closed,
+    /// Anything else.
+    Other,
+}
+
+/// What stdout is: `/dev/null` (compared by device), closed, or anything else.
+pub(super) fn stdout() -> Stdout {
+    let fd = std::io::stdout();
+    let fd = fd.as_fd();
+    let is_null = match (rustix::fs::fstat(fd), rustix::fs::stat("/dev/null")) {
+        (Ok(out), Ok(null)) => {
+            FileType::from_raw_mode(out.st_mode) == FileType::CharacterDevice
+                && out.st_rdev == null.st_rdev
+        }
         _ => false,
+    };
+    let read_write =
+        rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| flags & OFlags::RWMODE == OFlags::RDWR);
+    match (is_null, read_write) {
+        (true, true) => Stdout::Closed,
+        (true, false) => Stdout::Null,
+        (false, _) => Stdout::Other,
     }
 }

@@ -27,12 +27,24 @@ pub struct Output {
     next_to_print: u64,
     held: BTreeMap<u64, Option<String>>,
     progress: Progress,
+    out: RawStdout,
+    /// A write failed: nothing more is printed.
+    failed: bool,
+    /// Records not printed because a write failed (the failed one included).
+    lost: u64,
 }
 
 impl Output {
     /// `print` false discards records (`-q`); `window` bounds what `keep_order` holds back.
-    /// Writes clear `progress`'s bar first, in case stdout is the bar's terminal.
-    pub fn new(print: bool, keep_order: bool, window: usize, progress: Progress) -> Output {
+    /// Writes clear `progress`'s bar first, in case stdout is the bar's terminal, and go to
+    /// `out`.
+    pub fn new(
+        print: bool,
+        keep_order: bool,
+        window: usize,
+        progress: Progress,
+        out: RawStdout,
+    ) -> Output {
         Output {
             print,
             keep_order,
@@ -40,6 +52,9 @@ impl Output {
             next_to_print: 0,
             held: BTreeMap::new(),
             progress,
+            out,
+            failed: false,
+            lost: 0,
         }
     }
 
@@ -106,27 +121,55 @@ impl Output {
         }
     }
 
+    /// Records lost so far: not printed because a write to stdout failed.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
     fn write(&mut self, text: &str) -> io::Result<()> {
+        if self.failed {
+            self.lost += records_in(text);
+            return Ok(());
+        }
         if !self.print {
             return Ok(());
         }
-        let result = self
-            .progress
-            .suspend(|| RawStdout.write_all(text.as_bytes()));
+        let out = &mut self.out;
+        let result = self.progress.suspend(|| out.write_all(text.as_bytes()));
         if result.is_err() {
-            self.print = false;
+            // Part of the text may have gone out; its records count as lost all the same.
+            self.failed = true;
+            self.lost += records_in(text);
         }
         result
     }
 }
 
+/// How many records `text` holds: one a line.
+fn records_in(text: &str) -> u64 {
+    text.bytes().filter(|&b| b == b'\n').count() as u64
+}
+
 /// Stdout's descriptor, written to directly. std's `Stdout` takes a write that fails with
 /// EBADF for a success (stdout opened read-only, `1<file`), so records would be lost without a
 /// word; this reports it. It buffers nothing: wrap it in a `BufWriter` for many small writes.
-pub struct RawStdout;
+pub struct RawStdout {
+    closed: bool,
+}
+
+impl RawStdout {
+    /// Stdout; `closed` when it was closed at start (`Config::stdout_closed`), so that every
+    /// write fails as it would have.
+    pub fn new(closed: bool) -> RawStdout {
+        RawStdout { closed }
+    }
+}
 
 impl io::Write for RawStdout {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         // `write_all` retries an interrupted write.
         Ok(rustix::io::write(io::stdout().as_fd(), bytes)?)
     }
@@ -147,7 +190,7 @@ mod tests {
             Default::default(),
             None,
         );
-        Output::new(false, keep_order, window, progress)
+        Output::new(false, keep_order, window, progress, RawStdout::new(false))
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::input::{InputEvent, Item};
 use crate::process::pipeline::{Answered, Answers, Pipeline};
 use crate::process::spawner::{Spawner, SPAWNER_FROM_JOBS};
 use crate::process::{Stop, Watchdog};
-use crate::report::output::Output;
+use crate::report::output::{Output, RawStdout};
 use crate::report::progress::Progress;
 use crate::report::repeats::Repeats;
 use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
@@ -119,7 +119,14 @@ impl<'a> Runner<'a> {
         watchdog: Option<Watchdog>,
     ) -> anyhow::Result<Runner<'a>> {
         let print = cfg.records && !cfg.quiet;
-        let output = Output::new(print, cfg.keep_order, cfg.seats() * 4, progress.clone());
+        let out = RawStdout::new(cfg.stdout_closed);
+        let output = Output::new(
+            print,
+            cfg.keep_order,
+            cfg.seats() * 4,
+            progress.clone(),
+            out,
+        );
         let has_cache = cache.is_some();
         let (answers_tx, answers) = mpsc::unbounded_channel();
         Ok(Runner {

@@ -49,6 +49,12 @@ impl Runner<'_> {
                 }
             }
             Report::Printed(count) => self.writer.in_flight -= count,
+            Report::Lost(count) if !self.has_cache => {
+                // stdout was their only copy: they run again next time, like items cut short.
+                self.stats.succeeded.fetch_sub(count, Ordering::Relaxed);
+                self.stats.unfinished.fetch_add(count, Ordering::Relaxed);
+            }
+            Report::Lost(_) => {}
             Report::StdoutFailed(e) => self.stdout_failed(e),
             Report::SyncFailed(e) => self.set_fatal(e),
         }

@@ -22,6 +22,13 @@ pub(super) fn print(
     outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
     next_to_print: &AtomicU64,
 ) {
+    let mut lost = 0;
+    let mut report_lost = |output: &Output| {
+        if output.lost() > lost {
+            let _ = outbox.send(Report::Lost(output.lost() - lost));
+            lost = output.lost();
+        }
+    };
     for batch in inbox {
         let mut printed = 0;
         for Print { ordinal, record } in batch {
@@ -31,6 +38,7 @@ pub(super) fn print(
             }
             next_to_print.store(output.next_to_print(), Ordering::Release);
         }
+        report_lost(&output);
         if printed > 0 {
             let _ = outbox.send(Report::Printed(printed));
         }
@@ -38,4 +46,5 @@ pub(super) fn print(
     if let Err(e) = output.finish() {
         let _ = outbox.send(Report::StdoutFailed(e));
     }
+    report_lost(&output);
 }

@@ -61,6 +61,9 @@ pub(super) enum Report {
     },
     /// Records went to stdout (or were dropped there, after stdout failed): how many.
     Printed(usize),
+    /// Records the printer could not print, a write to stdout having failed: without a
+    /// cache, their items are not done after all.
+    Lost(u64),
     /// Writing to stdout failed (reported once; records are no longer printed).
     StdoutFailed(io::Error),
     /// A batch sync failed.
