@@ -176,9 +176,11 @@ fn stdout_opened_read_only_is_a_failed_write_not_a_silent_one() {
     out.code(2)
         .stderr_has("cannot write to stdout, the only place results go without --cache")
         .stderr_has("(0 succeeded, 0 failed)");
-    let out = through_sh(&env, "--dry-run -- echo {} >&-", input);
+    let out = through_sh(&env, "--dry-run -- echo {} >&-", input.clone());
     out.code(2)
         .stderr_has("cannot write to stdout: Bad file descriptor");
+    // /dev/null opened read-write (as daemon(3) leaves it) is still /dev/null, not closed.
+    through_sh(&env, "-j 1 -- sh -c 'echo {}' 1<>/dev/null", input).success();
 }
 
 #[test]

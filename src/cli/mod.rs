@@ -17,6 +17,7 @@ use clap::{Parser, ValueHint};
 
 use crate::config::{Config, InputSource, Rate};
 pub use manual::{EXAMPLES, EXIT_STATUS};
+pub use sense::stdout_was_closed;
 
 use args::{CommandArgs, FaultArgs, InputArgs, OutputArgs, ResultArgs};
 

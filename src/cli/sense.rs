@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{FileType, OFlags};
 
@@ -27,36 +28,46 @@ pub(super) fn stdin_kind() -> StdinKind {
     }
 }
 
+/// Set before `main` when stdout was closed at start (see [`stdout_was_closed`]).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Notes that stdout was closed when the process started (`>&-`). The binary learns it before
+/// `main`, from a constructor: by `main`, Rust's runtime has put `/dev/null` on the closed
+/// descriptor, and it looks like a `> /dev/null`.
+pub fn stdout_was_closed() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+}
+
 /// What pararun's stdout is, as far as printing records goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stdout {
     /// `/dev/null`, where printing records would only cost time (GNU grep takes the same
     /// shortcut): a cron job's `> /dev/null` keeps the records in the cache alone.
     Null,
-    /// Closed when pararun started (`>&-`). Rust's runtime opens `/dev/null` read-write in
-    /// its place before `main`; a shell's `>/dev/null` opens it write-only, `<>` read-write
-    /// (which no one gives stdout), so read-write `/dev/null` means closed.
+    /// Closed when pararun started (`>&-`): writes to it fail, as they would have.
     Closed,
     /// Anything else.
     Other,
 }
 
-/// What stdout is: `/dev/null` (compared by device), closed, or anything else.
+/// What stdout is: closed at start, `/dev/null` (compared by device), or anything else.
 pub(super) fn stdout() -> Stdout {
-    let fd = std::io::stdout();
-    let fd = fd.as_fd();
-    let is_null = match (rustix::fs::fstat(fd), rustix::fs::stat("/dev/null")) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Stdout::Closed;
+    }
+    let is_null = match (
+        rustix::fs::fstat(std::io::stdout().as_fd()),
+        rustix::fs::stat("/dev/null"),
+    ) {
         (Ok(out), Ok(null)) => {
             FileType::from_raw_mode(out.st_mode) == FileType::CharacterDevice
                 && out.st_rdev == null.st_rdev
         }
         _ => false,
     };
-    let read_write =
-        rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| flags & OFlags::RWMODE == OFlags::RDWR);
-    match (is_null, read_write) {
-        (true, true) => Stdout::Closed,
-        (true, false) => Stdout::Null,
-        (false, _) => Stdout::Other,
+    if is_null {
+        Stdout::Null
+    } else {
+        Stdout::Other
     }
 }
