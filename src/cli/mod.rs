@@ -160,7 +160,8 @@ impl Cli {
         } else {
             self.faults.max_failures
         };
-        let records = print_records(&self.output, self.results.cache.is_some());
+        let stdout = sense::stdout();
+        let records = print_records(&self.output, self.results.cache.is_some(), stdout);
         Ok(Config {
             jobs,
             input,
@@ -187,7 +188,7 @@ impl Cli {
             max_failures,
             quiet: self.output.quiet,
             records,
-            stdout_closed: sense::stdout() == sense::Stdout::Closed,
+            stdout_closed: stdout == sense::Stdout::Closed,
             display: self.output.display(),
             timestamps: stamp_lines(&self.output),
             total: self.output.total,
@@ -218,8 +219,8 @@ fn check_give_up(faults: &FaultArgs) -> Result<()> {
 /// Whether records go to stdout: as asked (`--records`, `--no-records`), else everywhere but
 /// on a terminal when the cache keeps them, where they would only bury the summary. Never to
 /// `/dev/null`, which throws them away anyway.
-fn print_records(output: &OutputArgs, cache: bool) -> bool {
-    if sense::stdout() == sense::Stdout::Null {
+fn print_records(output: &OutputArgs, cache: bool, stdout: sense::Stdout) -> bool {
+    if stdout == sense::Stdout::Null {
         return false;
     }
     match (output.records, output.no_records) {

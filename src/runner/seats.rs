@@ -89,7 +89,7 @@ impl Seats {
 
     /// Gives back a seat taken for an item that did not start.
     pub fn put_back(&mut self, slot: usize) {
-        self.change(slot, |s| s.held -= 1);
+        self.done(slot, None);
     }
 
     /// The item `slot` held is done; `took` is how long its worker took over it, if it
