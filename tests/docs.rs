@@ -1,7 +1,8 @@
-//! The shell examples of README.md, `--help`, the man page and `examples/` work as typed (issue
-//! 12): each passes `bash -n` and leaves no `<…>` placeholder unquoted, where the shell would
-//! take it for a redirection (`<> notes.txt` parses, and opens notes.txt as stdin). The README's
-//! Quick start runs verbatim in an empty directory.
+//! The shell examples of README.md, `docs/`, `--help`, the man page and `examples/` work as
+//! typed (issues 12 and 21): each passes `bash -n` and leaves no `<…>` placeholder unquoted,
+//! where the shell would take it for a redirection (`<> notes.txt` parses, and opens notes.txt
+//! as stdin). The README's Quick start runs verbatim in an empty directory, and its links to
+//! `docs/` lead to pages that exist.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,12 +46,12 @@ fn command_spans(source: &str, text: &str) -> Vec<Example> {
     found
 }
 
-/// The README's ```sh blocks, its indented blocks that are commands (not output such as
-/// `pararun: ran 18 …` or a progress bar), and its command spans.
-fn readme_examples() -> Vec<Example> {
-    let text = repo("README.md");
+/// The ```sh blocks of a Markdown file, its indented blocks that are commands (not output such
+/// as `pararun: ran 18 …` or a progress bar), and its command spans.
+fn markdown_examples(name: &str) -> Vec<Example> {
+    let text = repo(name);
     let lines: Vec<&str> = text.lines().collect();
-    let mut found = command_spans("README.md", &text);
+    let mut found = command_spans(name, &text);
     let mut i = 0;
     while i < lines.len() {
         let start = i;
@@ -60,7 +61,7 @@ fn readme_examples() -> Vec<Example> {
                 i += 1;
             }
             let block = lines[start + 1..i].join("\n");
-            found.push(example(format!("README.md:{}", start + 2), block));
+            found.push(example(format!("{name}:{}", start + 2), block));
         } else if lines[i].starts_with("```") {
             i += 1;
             while !lines[i].starts_with("```") {
@@ -81,10 +82,7 @@ fn readme_examples() -> Vec<Example> {
                     .is_some_and(|w| w.ends_with(':'));
             if !output {
                 let block: Vec<&str> = lines[start..=i].iter().map(|l| &l[4..]).collect();
-                found.push(example(
-                    format!("README.md:{}", start + 1),
-                    block.join("\n"),
-                ));
+                found.push(example(format!("{name}:{}", start + 1), block.join("\n")));
             }
         }
         i += 1;
@@ -246,16 +244,90 @@ fn the_checker_catches_what_bash_would_misread() {
     }
 }
 
+/// The Markdown pages under `docs/`, as paths relative to the repository.
+fn doc_pages() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut pages: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    pages.sort();
+    pages
+}
+
 #[test]
 fn readme_examples_work_as_typed() {
-    let examples = readme_examples();
+    let examples = markdown_examples("README.md");
     assert!(
         examples
             .iter()
             .any(|e| e.text.starts_with("cat items.jsonl | pararun")),
         "the headline was not found"
     );
-    assert_all_work(&examples, 30, "README.md");
+    assert_all_work(&examples, 10, "README.md");
+}
+
+#[test]
+fn docs_examples_work_as_typed() {
+    let pages = doc_pages();
+    assert!(pages.len() >= 8, "docs/ has only {pages:?}");
+    let examples: Vec<Example> = pages.iter().flat_map(|p| markdown_examples(p)).collect();
+    assert_all_work(&examples, 30, "docs/");
+}
+
+/// Every relative link of README.md and `docs/` names a file that exists, and every `#anchor`
+/// a heading of that file, so moving a section never leaves a dead link behind.
+#[test]
+fn links_between_pages_lead_somewhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = doc_pages();
+    pages.push("README.md".to_owned());
+    let mut dead = Vec::new();
+    for page in &pages {
+        let text = repo(page);
+        let dir = Path::new(page).parent().unwrap();
+        for target in text.split("](").skip(1).filter_map(|t| t.split_once(')')) {
+            let target = target.0;
+            if target.contains("://") || target.contains(' ') {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if file.is_empty() {
+                page.clone()
+            } else {
+                dir.join(file).to_string_lossy().into_owned()
+            };
+            let Ok(body) = std::fs::read_to_string(root.join(&file)) else {
+                dead.push(format!("{page}: ({target}): no file {file}"));
+                continue;
+            };
+            if !anchor.is_empty()
+                && !body
+                    .lines()
+                    .any(|l| l.starts_with('#') && slug(l) == anchor)
+            {
+                dead.push(format!(
+                    "{page}: ({target}): no heading #{anchor} in {file}"
+                ));
+            }
+        }
+    }
+    assert!(dead.is_empty(), "{}", dead.join("\n"));
+}
+
+/// GitHub's anchor for a Markdown heading line.
+fn slug(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
 }
 
 #[test]

@@ -283,14 +283,14 @@ fn records_go_to_a_pipe_unless_only_the_summary_is_wanted() {
     assert_eq!(env.json_lines("c.jsonl").len(), 2);
 }
 
-/// The README's crontab line, with the directory and the binary of this test.
+/// The crontab line of docs/cron.md, with the directory and the binary of this test.
 fn readme_cron_line(env: &TestEnv) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cron.md"));
     let readme = readme.unwrap();
     let line = readme
         .lines()
         .find(|l| l.starts_with("*/10 * * * * "))
-        .expect("a crontab line in README.md");
+        .expect("a crontab line in docs/cron.md");
     let dir = env.path(".").to_str().unwrap().to_owned();
     assert!(line.contains("$HOME/.cargo/bin/pararun "), "{line}");
     line["*/10 * * * * ".len()..]
