@@ -340,7 +340,10 @@ fn a_full_disk_stops_the_run_and_keeps_written_records_whole() {
 fn a_really_full_disk_keeps_the_cache_whole() {
     let env = TestEnv::new();
     let Some(disk) = SmallDisk::mount(&env, "64k") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE test covers the path");
+        crate::util::skipped(
+            "faults::a_really_full_disk_keeps_the_cache_whole",
+            "cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE test covers the path",
+        );
         return;
     };
     let cache = disk.0.join("c.jsonl");

@@ -223,7 +223,10 @@ fn stdout_on_a_full_device_loses_no_result() {
 fn a_full_disk_under_the_failures_file_loses_no_result() {
     let env = TestEnv::new();
     let Some(disk) = SmallDisk::mount(&env, "64k") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        crate::util::skipped(
+            "files::a_full_disk_under_the_failures_file_loses_no_result",
+            "cannot mount a tmpfs here (needs root)",
+        );
         return;
     };
     // Fill the disk: the failures file can still be created, but not written.

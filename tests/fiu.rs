@@ -14,15 +14,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{keys, parse_lines, wait_until, Cmd, Output, TestEnv, BIN};
+use crate::util::{keys, parse_lines, skipped, wait_until, Cmd, Output, TestEnv, BIN};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn fiu_installed() -> bool {
+/// Whether `fiu-run` is here; where it is not, `test` is reported as skipped.
+fn fiu_installed(test: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("fiu-run").is_file()));
     if !found {
-        eprintln!("skipped: fiu-run is not installed (apt-get install fiu-utils)");
+        skipped(test, "fiu-run is not installed (apt-get install fiu-utils)");
     }
     found
 }
@@ -92,7 +93,8 @@ fn cache_is_sound(env: &TestEnv, out: &Output) -> Vec<String> {
 
 #[test]
 fn a_cache_write_failing_with_eio_or_enospc_stops_the_run_losing_nothing() {
-    if !fiu_installed() {
+    if !fiu_installed("fiu::a_cache_write_failing_with_eio_or_enospc_stops_the_run_losing_nothing")
+    {
         return;
     }
     for (errno, text) in [(5, "Input/output error"), (28, "No space left on device")] {
@@ -140,7 +142,7 @@ fn a_cache_write_failing_with_eio_or_enospc_stops_the_run_losing_nothing() {
 
 #[test]
 fn a_failing_fdatasync_stops_the_run_losing_nothing() {
-    if !fiu_installed() {
+    if !fiu_installed("fiu::a_failing_fdatasync_stops_the_run_losing_nothing") {
         return;
     }
     // Only the cache calls fdatasync (a new cache's directory gets fsync, which is not hit).
@@ -168,7 +170,7 @@ fn a_failing_fdatasync_stops_the_run_losing_nothing() {
 
 #[test]
 fn a_failing_open_of_the_cache_or_failures_file_is_a_setup_error() {
-    if !fiu_installed() {
+    if !fiu_installed("fiu::a_failing_open_of_the_cache_or_failures_file_is_a_setup_error") {
         return;
     }
     // With -j given, the first open(2) pararun makes is its cache's, or without one its
@@ -200,7 +202,7 @@ fn a_failing_open_of_the_cache_or_failures_file_is_a_setup_error() {
 
 #[test]
 fn a_fork_failing_with_eagain_is_a_setup_error() {
-    if !fiu_installed() {
+    if !fiu_installed("fiu::a_fork_failing_with_eagain_is_a_setup_error") {
         return;
     }
     // pararun forks once, for its watchdog, before anything runs. Children are started with

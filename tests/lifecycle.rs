@@ -369,8 +369,11 @@ fn a_signal_while_the_cache_loads_is_a_clean_stop() {
         .args(["sh", "-c", "sleep 60"])
         .spawn();
     // Handlers are installed within a few ms of the start; the load takes a second or more.
-    // A signal that comes after the load still finds a run to stop cleanly.
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until the kernel shows SIGTERM caught (SigCgt in /proc), then send it.
+    let pid = running.pid();
+    wait_until(Duration::from_secs(10), "a SIGTERM handler", || {
+        catches(pid, libc::SIGTERM)
+    });
     running.signal(libc::SIGTERM);
     running
         .wait()
@@ -464,4 +467,14 @@ fn a_stderr_nobody_reads_holds_up_neither_timeouts_nor_the_end_of_the_run() {
     assert!(started.elapsed() < Duration::from_secs(30));
     all_gone(&pids(&env, "kids"), "the timed-out child");
     drop(reader);
+}
+
+/// Whether process `pid` has a handler for `signal` (its bit in /proc's `SigCgt` mask).
+fn catches(pid: i32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }

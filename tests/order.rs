@@ -6,20 +6,21 @@ use crate::util::TestEnv;
 #[test]
 fn keep_order_prints_in_input_order() {
     let env = TestEnv::new();
-    // Durations scrambled by a multiplicative hash of the key: later items often finish first.
+    // Durations scrambled by a multiplicative hash of the key, and item 1 waits until item 2
+    // has finished (at most 20 s), so the children surely finish out of input order.
     let input: String = (1..=60)
         .map(|i| format!("{{\"id\":{i},\"ms\":{}}}\n", (i * 37) % 50))
         .collect();
+    let child = env.script(
+        "child.sh",
+        "if [ \"$PARARUN_SEQ\" = 1 ]; then n=0; while [ ! -e 2.done ] && [ $n -lt 400 ]; do \
+         sleep 0.05; n=$((n+1)); done; fi; sleep 0.0$(printf %02d $1); \
+         touch \"$PARARUN_SEQ.done\"; echo \"$2\"",
+    );
     let out = env
         .cmd()
         .args(["-j", "8", "--keep-order", "--cache", "c.jsonl", "--"])
-        .args([
-            "sh",
-            "-c",
-            "sleep 0.0$(printf %02d $1); echo {}",
-            "sh",
-            "<ms>",
-        ])
+        .args([child.as_str(), "<ms>", "{}"])
         .stdin(input)
         .run();
     out.success();
@@ -29,16 +30,17 @@ fn keep_order_prints_in_input_order() {
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, (1..=60).collect::<Vec<_>>());
-    // The cache got them in completion order: not the same order, same set.
+    // The cache got them in completion order: item 2 before item 1, and the same set.
     let cached: Vec<i64> = env
         .json_lines("c.jsonl")
         .iter()
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
-    assert_ne!(
-        cached, ids,
-        "the children did not finish out of order; the test proves nothing"
-    );
+    let at = |id| cached.iter().position(|&c| c == id).unwrap();
+    assert!(at(2) < at(1), "cache order {cached:?}");
+    let mut sorted = cached.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids);
 }
 
 #[test]

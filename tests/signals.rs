@@ -102,7 +102,8 @@ fn sigint_while_stopping_kills_at_once(first: i32, expected_code: i32) {
         || env.read("termed").lines().count() >= 3,
     );
     running.signal(libc::SIGINT);
-    let out = running.wait();
+    // "At once": well inside --kill-after's 60 s, which is what the run would take otherwise.
+    let out = running.wait_within(Duration::from_secs(10));
     out.code(expected_code)
         .stderr_has("SIGINT while stopping: killing");
     for pid in pids {

@@ -26,9 +26,10 @@ fn on_path(name: &str) -> Option<PathBuf> {
 #[test]
 fn slurm_job_array_shards_cover_the_input() {
     let Some(sbatch) = on_path("sbatch") else {
-        eprintln!(
-            "slurm: skipped, sbatch is not on PATH (install slurm-wlm as root, or run \
-             scripts/slurm-shards.sh, which installs it)"
+        crate::util::skipped(
+            "slurm::slurm_job_array_shards_cover_the_input",
+            "sbatch is not on PATH (install slurm-wlm as root, or run \
+             scripts/slurm-shards.sh, which installs it)",
         );
         return;
     };
