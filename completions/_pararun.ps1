@@ -67,6 +67,77 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'How far a job is: done, failed, given up, remaining, in flight, live or ended')
+            [CompletionResult]::new('failures', 'failures', [CompletionResultType]::ParameterValue, 'The items failing now: their latest attempt failed and they have no record since')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merges caches into one (OUT): one record per key, whole records only')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'What a cache holds that a run would skip or warn about')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'pararun;status' {
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'Failures files, besides those the runs'' state files name (globs expanded)')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains')
+            [CompletionResult]::new('--total', '--total', [CompletionResultType]::ParameterName, 'The input''s item count, when the input is not at hand')
+            [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
+            [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
+            [CompletionResult]::new('--give-up-after', '--give-up-after', [CompletionResultType]::ParameterName, 'Items with N failed attempts count as given up [default: the runs'' own]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object: done, failed, given_up, remaining, in_flight, running, rate_per_s, eta_s, reasons, and shards (one object per cache with the same fields)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'pararun;failures' {
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'The failures files [default: those the caches'' runs name]')
+            [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
+            [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
+            [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'Print only the failing items'' input lines, one per line')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object per failing item')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'pararun;merge' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The merged cache')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The merged cache')
+            [CompletionResult]::new('--prefer', '--prefer', [CompletionResultType]::ParameterName, 'Which record of a conflicting key to keep')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Report the keys of this input that are in no cache')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Report the keys of this input that are in no cache')
+            [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
+            [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'pararun;check' {
+            [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
+            [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
+            [CompletionResult]::new('--repair', '--repair', [CompletionResultType]::ParameterName, 'Write a clean copy and rename it into place, keeping the original as CACHE.bak')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'pararun;help' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'How far a job is: done, failed, given up, remaining, in flight, live or ended')
+            [CompletionResult]::new('failures', 'failures', [CompletionResultType]::ParameterValue, 'The items failing now: their latest attempt failed and they have no record since')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merges caches into one (OUT): one record per key, whole records only')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'What a cache holds that a run would skip or warn about')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'pararun;help;status' {
+            break
+        }
+        'pararun;help;failures' {
+            break
+        }
+        'pararun;help;merge' {
+            break
+        }
+        'pararun;help;check' {
+            break
+        }
+        'pararun;help;help' {
             break
         }
     })

@@ -64,6 +64,67 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand status 'How far a job is: done, failed, given up, remaining, in flight, live or ended'
+            cand failures 'The items failing now: their latest attempt failed and they have no record since'
+            cand merge 'Merges caches into one (OUT): one record per key, whole records only'
+            cand check 'What a cache holds that a run would skip or warn about'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pararun;status'= {
+            cand --failures 'Failures files, besides those the runs'' state files name (globs expanded)'
+            cand -i 'The job''s input, to count what remains'
+            cand --input 'The job''s input, to count what remains'
+            cand --total 'The input''s item count, when the input is not at hand'
+            cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
+            cand --max-line-bytes 'The longest line read'
+            cand --give-up-after 'Items with N failed attempts count as given up [default: the runs'' own]'
+            cand --json 'Print one JSON object: done, failed, given_up, remaining, in_flight, running, rate_per_s, eta_s, reasons, and shards (one object per cache with the same fields)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pararun;failures'= {
+            cand --failures 'The failures files [default: those the caches'' runs name]'
+            cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
+            cand --max-line-bytes 'The longest line read'
+            cand --items 'Print only the failing items'' input lines, one per line'
+            cand --json 'Print one JSON object per failing item'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pararun;merge'= {
+            cand -o 'The merged cache'
+            cand --output 'The merged cache'
+            cand --prefer 'Which record of a conflicting key to keep'
+            cand -i 'Report the keys of this input that are in no cache'
+            cand --input 'Report the keys of this input that are in no cache'
+            cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
+            cand --max-line-bytes 'The longest line read'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pararun;check'= {
+            cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
+            cand --max-line-bytes 'The longest line read'
+            cand --repair 'Write a clean copy and rename it into place, keeping the original as CACHE.bak'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pararun;help'= {
+            cand status 'How far a job is: done, failed, given up, remaining, in flight, live or ended'
+            cand failures 'The items failing now: their latest attempt failed and they have no record since'
+            cand merge 'Merges caches into one (OUT): one record per key, whole records only'
+            cand check 'What a cache holds that a run would skip or warn about'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pararun;help;status'= {
+        }
+        &'pararun;help;failures'= {
+        }
+        &'pararun;help;merge'= {
+        }
+        &'pararun;help;check'= {
+        }
+        &'pararun;help;help'= {
         }
     ]
     $completions[$command]

@@ -44,6 +44,7 @@ pub mod config;
 mod files;
 mod filter;
 mod input;
+pub mod inspect;
 mod job;
 mod process;
 mod report;

@@ -31,6 +31,18 @@ fn rendered() -> Vec<(PathBuf, Vec<u8>)> {
         files.push((root.join("completions").join(name), buf));
     }
     files.push((root.join("man").join("pararun.1"), man_page().into_bytes()));
+    // One page per subcommand, as git has (`man pararun-status`).
+    for sub in Cli::command().get_subcommands() {
+        let name = format!("pararun-{}", sub.get_name());
+        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+        let command = sub
+            .clone()
+            .name(leaked)
+            .bin_name(format!("pararun {}", sub.get_name()));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(command).render(&mut buf).unwrap();
+        files.push((root.join("man").join(format!("{name}.1")), buf));
+    }
     files
 }
 
@@ -52,6 +64,7 @@ fn man_page() -> String {
     page += &without_preamble(synopsis().render());
     page += &piece(clap_mangen::Man::render_description_section);
     page += &piece(clap_mangen::Man::render_options_section);
+    page += &piece(clap_mangen::Man::render_subcommands_section);
     page += &without_preamble(exit_status().render());
     page += &without_preamble(examples().render());
     page += &piece(clap_mangen::Man::render_version_section);

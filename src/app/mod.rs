@@ -18,13 +18,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::cache::index::KeyIndex;
 use crate::cache::{self, CacheWriter, Loaded};
-use crate::cli::Invocation;
+use crate::cli::{Inspect, Invocation};
 use crate::config::{Config, InputSource};
 use crate::files;
 use crate::filter::skip_filter;
 use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
+use crate::report::state::{RunFacts, StateFile};
 use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
 use crate::runner::{Runner, Signals};
 
@@ -33,6 +34,10 @@ use crate::runner::{Runner, Signals};
 pub(crate) fn invoke(invocation: Invocation) -> Result<Exit> {
     match invocation {
         Invocation::Run(cfg) => run(&cfg),
+        Invocation::Inspect(Inspect::Status(opts)) => crate::inspect::status(&opts),
+        Invocation::Inspect(Inspect::Failures(opts)) => crate::inspect::failures(&opts),
+        Invocation::Inspect(Inspect::Merge(opts)) => crate::inspect::merge(&opts),
+        Invocation::Inspect(Inspect::Check(opts)) => crate::inspect::check(&opts),
     }
 }
 
@@ -102,8 +107,34 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let batch = input::feed::BATCH_ITEMS;
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
+    let state = cfg
+        .cache
+        .as_deref()
+        .map(|path| start_state(cfg, path, &stats));
     let runner = Runner::new(cfg, template, stats, progress, cache, failures, watchdog)?;
-    Ok(runtime.block_on(runner.run(signals, input, started)))
+    let exit = runtime.block_on(runner.run(signals, input, started));
+    if let Some(state) = state {
+        state.finish(exit.code());
+    }
+    Ok(exit)
+}
+
+/// Starts keeping the state file beside the cache, for `pararun status` (see
+/// [`crate::report::state`]). Paths are made absolute: `status` may run elsewhere.
+fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let facts = RunFacts {
+        jobs: cfg.jobs,
+        input: match &cfg.input {
+            InputSource::Stdin => "-".into(),
+            InputSource::File(path) => absolute(path).display().to_string(),
+        },
+        key_field: cfg.key_field.clone(),
+        shard: cfg.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        failures: cfg.failures.as_deref().map(absolute),
+        give_up_after: cfg.give_up_after,
+    };
+    StateFile::start(cache, facts, stats.clone())
 }
 
 /// Opens the input; also returns its path when it is a regular file, the only kind that may be

@@ -29,10 +29,15 @@ impl KeyIndex {
 
     /// Whether the key is in the set.
     pub fn contains(&self, key: &Key) -> bool {
+        self.contains_hash(key.hash)
+    }
+
+    /// Whether a key is in the set, by its hash ([`Key::hash`]).
+    pub fn contains_hash(&self, hash: u128) -> bool {
         if self.slots.is_empty() {
             return false;
         }
-        let hash = stored(key.hash);
+        let hash = stored(hash);
         let mut i = self.home(hash);
         loop {
             match self.slots[i] {

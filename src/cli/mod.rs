@@ -7,6 +7,7 @@
 mod args;
 mod manual;
 mod sense;
+mod subcommands;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -20,14 +21,17 @@ pub use manual::{EXAMPLES, EXIT_STATUS};
 pub use sense::stdout_was_closed;
 
 use args::{CommandArgs, FaultArgs, InputArgs, OutputArgs, ResultArgs};
+pub use subcommands::Inspect;
+use subcommands::Sub;
 
 /// Names kept for pararun's own subcommands. As a command's first word they must come after
 /// `--` (`pararun -- stats`), so that adding a subcommand later never changes what an
 /// existing command line does.
-pub const RESERVED: [&str; 8] = [
+pub const RESERVED: [&str; 9] = [
     "cache",
     "check",
     "completions",
+    "failures",
     "help",
     "man",
     "merge",
@@ -40,7 +44,9 @@ pub const RESERVED: [&str; 8] = [
 #[derive(Debug)]
 pub enum Invocation {
     /// `pararun [OPTIONS] -- COMMAND...`: run a job.
-    Run(Config),
+    Run(Box<Config>),
+    /// `pararun status|failures|merge|check ...`: look at a job's files.
+    Inspect(Inspect),
 }
 
 impl Invocation {
@@ -48,6 +54,7 @@ impl Invocation {
     pub fn timestamps(&self) -> bool {
         match self {
             Invocation::Run(config) => config.timestamps,
+            Invocation::Inspect(_) => false,
         }
     }
 }
@@ -57,9 +64,12 @@ impl Invocation {
 /// `Err`.
 pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
-    let cli = Cli::parse_from(&raw);
+    let mut cli = Cli::parse_from(&raw);
+    if let Some(sub) = cli.sub.take() {
+        return Ok(Invocation::Inspect(sub.into_inspect()));
+    }
     check_reserved(&raw, &cli.cmd)?;
-    Ok(Invocation::Run(cli.into_config()?))
+    Ok(Invocation::Run(Box::new(cli.into_config()?)))
 }
 
 /// Refuses a reserved name as the command's first word unless `--` stands right before it.
@@ -90,9 +100,16 @@ fn check_reserved(raw: &[OsString], cmd: &[String]) -> Result<()> {
     version,
     after_long_help = manual::examples_help(),
     after_help = "Use --help for the details of each option and examples.",
-    args_override_self = true
+    args_override_self = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands (a program of the same name runs after --)"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    sub: Option<Sub>,
+
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]

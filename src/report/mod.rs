@@ -12,6 +12,7 @@ pub mod given_up;
 pub mod output;
 pub mod progress;
 pub mod repeats;
+pub mod state;
 pub mod stats;
 mod stderr;
 pub mod text;

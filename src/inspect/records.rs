@@ -1,0 +1,93 @@
+//! A cache's lines one by one, each sorted as a run would take it: a record with its key, a
+//! record without the key field, or damage (a torn write, garbage, a line over the cap).
+
+use std::fs::OpenOptions;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::files;
+use crate::input::line::{CappedLines, Line};
+use crate::input::Key;
+
+/// What one non-blank line is.
+pub enum Entry<'a> {
+    /// A JSON object with the key field.
+    Record {
+        /// The record's key.
+        key: Key,
+        /// A hash of the record's compact JSON: equal records, however spaced, hash alike.
+        content: u64,
+        /// The line as written, without its newline.
+        bytes: &'a [u8],
+    },
+    /// A JSON object without the key field: a run skips it (another key field's record).
+    NoKey,
+    /// Not a record: why.
+    Damaged(String),
+}
+
+/// Calls `each(line_number, entry)` for every non-blank line of the cache at `path`. A last
+/// line without its newline that is a whole JSON object is a record (the newline is what a
+/// crash may take); one that does not parse is a torn write.
+pub fn scan(
+    path: &Path,
+    key_field: &str,
+    max_line: usize,
+    mut each: impl FnMut(u64, Entry<'_>),
+) -> Result<()> {
+    let file = files::open_regular(path, OpenOptions::new().read(true)).map_err(|e| {
+        e.describe(files::CACHE, path, || {
+            format!("read cache {}", path.display())
+        })
+    })?;
+    let mut lines = CappedLines::new(BufReader::with_capacity(1 << 16, file), max_line);
+    let mut buf = Vec::new();
+    let mut seq = 0;
+    loop {
+        seq += 1;
+        let read = lines
+            .read(&mut buf)
+            .with_context(|| format!("cannot read cache {} at line {seq}", path.display()))?;
+        let terminated = match read {
+            Line::End => return Ok(()),
+            Line::TooLong { bytes, .. } => {
+                each(
+                    seq,
+                    Entry::Damaged(format!("a line of {bytes} bytes, over --max-line-bytes")),
+                );
+                continue;
+            }
+            Line::Whole { terminated } => terminated,
+        };
+        let text = buf.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let entry = match serde_json::from_slice::<Value>(text) {
+            Ok(Value::Object(mut record)) => match record.get(key_field) {
+                Some(key) => {
+                    let key = Key::new(key.clone());
+                    record.remove(key_field);
+                    let content =
+                        xxhash_rust::xxh3::xxh3_64(Value::Object(record).to_string().as_bytes());
+                    Entry::Record {
+                        key,
+                        content,
+                        bytes: text,
+                    }
+                }
+                None => Entry::NoKey,
+            },
+            Ok(_) => Entry::Damaged("a JSON value that is not an object".into()),
+            Err(_) if text.iter().all(|&b| b == 0) => Entry::Damaged("a line of NUL bytes".into()),
+            Err(e) if !terminated => {
+                Entry::Damaged(format!("a torn last line (a write cut short): {e}"))
+            }
+            Err(e) => Entry::Damaged(format!("not JSON: {e}")),
+        };
+        each(seq, entry);
+    }
+}
