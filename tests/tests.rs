@@ -24,6 +24,7 @@ mod resume;
 mod shard;
 mod signals;
 mod slurm;
+mod stopped;
 mod terminal;
 mod throughput;
 mod unattended;
