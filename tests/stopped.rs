@@ -18,8 +18,9 @@ fn count(env: &TestEnv, name: &str) -> usize {
 /// SIGSTOPs pararun (its children run on) once `started` lines are in `started.log`, holds it
 /// stopped until `finished` lines are in `finished.log` and `held` has passed (past the items'
 /// `--timeout`: what the scenario is about, not a synchronisation), then SIGCONTs it.
-fn stop_while_children_finish(env: &TestEnv, running: &Running, started: usize, finished: usize) {
-    let held = Duration::from_secs(3);
+fn stop_while_children_finish(env: &TestEnv, running: &Running, counts: (usize, usize), held: u64) {
+    let (started, finished) = counts;
+    let held = Duration::from_secs(held);
     wait_until(Duration::from_secs(15), "the items to start", || {
         count(env, "started.log") >= started
     });
@@ -62,7 +63,7 @@ fn children_that_finished_while_pararun_was_stopped_are_not_timeouts() {
         .args([child.as_str(), "{}"])
         .stdin("1\n2\n3\n4\n")
         .spawn();
-    stop_while_children_finish(&env, &running, 4, 3);
+    stop_while_children_finish(&env, &running, (4, 3), 3);
     let out = running.wait_within(Duration::from_secs(20));
     // 1: one item failed (item 4), not all four.
     out.code(1);
@@ -90,19 +91,20 @@ for line in sys.stdin:
 "#;
 
 /// Two items on two workers that answer within their `--timeout` while pararun is stopped:
-/// both answers stand.
+/// both answers stand. (3 s: a loaded machine may take a while to start Python, and the clock
+/// runs from the request.)
 fn answers_in_the_pipe_stand(protocol: &str) {
     let env = TestEnv::new();
     let worker = env.write("worker.py", SLOW_WORKER);
     let running = env
         .cmd()
         .args(["-j", "2", "--persistent", "--protocol", protocol])
-        .args(["--timeout", "2s", "--kill-after", "1s"])
+        .args(["--timeout", "3s", "--kill-after", "1s"])
         .args(["--cache", "c.jsonl", "--failures", "failures.jsonl", "--"])
         .args(["python3", worker.to_str().unwrap()])
         .stdin("{\"id\": 1}\n{\"id\": 2}\n")
         .spawn();
-    stop_while_children_finish(&env, &running, 2, 2);
+    stop_while_children_finish(&env, &running, (2, 2), 4);
     let out = running.wait_within(Duration::from_secs(20));
     out.success();
     let records = env.json_lines("c.jsonl");
