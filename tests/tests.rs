@@ -26,6 +26,7 @@ mod shard;
 mod signals;
 mod slurm;
 mod status;
+mod stopped;
 mod terminal;
 mod throughput;
 mod unattended;

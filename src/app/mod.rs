@@ -27,7 +27,7 @@ use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
 use crate::report::state::{RunFacts, StateFile};
 use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
-use crate::runner::{Runner, Signals};
+use crate::runner::{Runner, Signals, Stopped};
 
 /// Does what the command line asked for. A subcommand adds its arm here, and its module
 /// beside this one.
@@ -88,15 +88,22 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     // seconds: a Ctrl-C meanwhile is then a clean stop (the runner sees it first thing),
     // not a silent death.
     let runtime = runtime(cfg.jobs)?;
-    let signals = {
+    let mut signals = {
         let _enter = runtime.enter();
         Signals::install().context("cannot install signal handlers")?
     };
-    let (cache, index) = match open_cache(cfg, &progress) {
-        Err(e) => match e.downcast_ref::<cache::Busy>() {
-            Some(busy) => return Ok(cache_busy(cfg, busy, &progress)),
-            None => return Err(e),
-        },
+    // A signal during `--lock-wait` ends the wait at once, with its own status.
+    let nap = |gap| Ok(signals.nap(&runtime, gap)?);
+    let (cache, index) = match open_cache(cfg, &progress, nap) {
+        Err(e) => {
+            if let Some(busy) = e.downcast_ref::<cache::Busy>() {
+                return Ok(cache_busy(cfg, busy, &progress));
+            }
+            match e.downcast::<Stopped>() {
+                Ok(stopped) => return Ok(stopped_waiting(cfg, &stopped, &progress)),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(opened) => opened,
     };
     // Read once the cache is ours: a run that skips a busy cache reads nothing.
@@ -179,7 +186,11 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
 }
 
 /// Opens, locks and loads the cache (if any): its writer and the index of done keys.
-fn open_cache(cfg: &Config, progress: &Progress) -> Result<(Option<CacheWriter>, KeyIndex)> {
+fn open_cache(
+    cfg: &Config,
+    progress: &Progress,
+    pause: impl FnMut(std::time::Duration) -> Result<()>,
+) -> Result<(Option<CacheWriter>, KeyIndex)> {
     Ok(match &cfg.cache {
         Some(path) => {
             let waiting = || {
@@ -200,6 +211,7 @@ fn open_cache(cfg: &Config, progress: &Progress) -> Result<(Option<CacheWriter>,
                 cfg.fsync,
                 cfg.lock_wait,
                 waiting,
+                pause,
             )?;
             warn_cache(&loaded, cfg, progress);
             (Some(writer), loaded.index)
@@ -225,6 +237,19 @@ fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
         progress.line(msg.as_bytes());
     }
     Exit::CacheBusy(code)
+}
+
+/// A signal came while waiting for the cache's lock (`--lock-wait`): nothing has been read,
+/// written or run, and the run exits with the signal's status (130, 143, 129).
+fn stopped_waiting(cfg: &Config, stopped: &Stopped, progress: &Progress) -> Exit {
+    progress.finish();
+    let path = cfg.cache.as_deref().unwrap_or(Path::new("?")).display();
+    let msg = format!(
+        "pararun: {}: stopped waiting for the lock on cache {path} (--lock-wait); nothing ran",
+        stopped.signal
+    );
+    progress.line(msg.as_bytes());
+    stopped.exit
 }
 
 /// With `--give-up-after`, the keys that the failures file says failed too often.

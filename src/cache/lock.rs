@@ -45,15 +45,22 @@ const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// Takes the exclusive lock on `file`, trying again for up to `wait`; `waiting` is called once,
-/// before the first pause. Fails with [`Busy`] when the lock is still held at the end.
+/// before the first pause, and `pause` sleeps between two tries. Fails with [`Busy`] when the
+/// lock is still held at the end, or with `pause`'s error (a signal ends the wait at once).
 ///
-/// A blocking `flock` could not be given a deadline without a signal (flock(1) uses SIGALRM);
-/// tries a few times a second cost nothing by comparison, and a run that gives up leaves
-/// nothing behind.
-pub fn lock(file: &File, path: &Path, wait: Duration, waiting: impl FnOnce()) -> Result<()> {
+/// A blocking `flock` could not be given a deadline without a signal (flock(1) uses SIGALRM),
+/// nor be interrupted by Ctrl-C (the handlers are tokio's, which restart it); tries a few times
+/// a second cost nothing by comparison, and a run that gives up leaves nothing behind.
+pub fn lock(
+    file: &File,
+    path: &Path,
+    wait: Duration,
+    waiting: impl FnOnce(),
+    mut pause: impl FnMut(Duration) -> Result<()>,
+) -> Result<()> {
     let start = Instant::now();
     let mut waiting = Some(waiting);
-    let mut pause = FIRST_PAUSE;
+    let mut gap = FIRST_PAUSE;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(()),
@@ -73,8 +80,8 @@ pub fn lock(file: &File, path: &Path, wait: Duration, waiting: impl FnOnce()) ->
         if let Some(note) = waiting.take() {
             note();
         }
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(MAX_PAUSE);
+        pause(gap.min(left))?;
+        gap = (gap * 2).min(MAX_PAUSE);
     }
 }
 
@@ -91,7 +98,14 @@ mod tests {
         let other = File::open(&path).unwrap();
         let mut noted = 0;
         let started = Instant::now();
-        let err = lock(&other, &path, Duration::from_millis(100), || noted += 1).unwrap_err();
+        let err = lock(
+            &other,
+            &path,
+            Duration::from_millis(100),
+            || noted += 1,
+            sleep,
+        )
+        .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(noted, 1);
         let busy = err.downcast_ref::<Busy>().expect("a Busy error");
@@ -101,12 +115,31 @@ mod tests {
             "{busy}"
         );
         // At once, without a wait: no note, and the message says nothing of waiting.
-        let err = lock(&other, &path, Duration::ZERO, || panic!("no wait")).unwrap_err();
+        let err = lock(&other, &path, Duration::ZERO, || panic!("no wait"), sleep).unwrap_err();
         assert!(
             err.to_string().ends_with("(it holds the file's lock)"),
             "{err}"
         );
         drop(holder);
-        lock(&other, &path, Duration::ZERO, || {}).unwrap();
+        lock(&other, &path, Duration::ZERO, || {}, sleep).unwrap();
+    }
+
+    fn sleep(gap: Duration) -> Result<()> {
+        std::thread::sleep(gap);
+        Ok(())
+    }
+
+    #[test]
+    fn an_error_from_the_pause_ends_the_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let holder = File::create(&path).unwrap();
+        holder.lock().unwrap();
+        let other = File::open(&path).unwrap();
+        let started = Instant::now();
+        let stop = |_| Err(anyhow::anyhow!("a signal"));
+        let err = lock(&other, &path, Duration::from_secs(60), || {}, stop).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(err.to_string(), "a signal");
     }
 }

@@ -53,7 +53,8 @@ pub struct CacheWriter {
 impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. When another
     /// process holds the lock, waits up to `lock_wait` for it (calling `waiting` once, when the
-    /// wait begins), then fails with [`Busy`], touching nothing.
+    /// wait begins, and `pause` between tries, whose error ends the wait), then fails with
+    /// [`Busy`], touching nothing.
     pub fn open(
         path: &Path,
         key_field: &str,
@@ -61,6 +62,7 @@ impl CacheWriter {
         fsync: Fsync,
         lock_wait: Duration,
         waiting: impl FnOnce(),
+        pause: impl FnMut(Duration) -> Result<()>,
     ) -> Result<(CacheWriter, Loaded)> {
         let mut options = OpenOptions::new();
         options.read(true).append(true).create_new(true);
@@ -77,7 +79,7 @@ impl CacheWriter {
                 format!("open cache {} for appending", path.display())
             })
         })?;
-        lock::lock(&file, path, lock_wait, waiting)?;
+        lock::lock(&file, path, lock_wait, waiting, pause)?;
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }

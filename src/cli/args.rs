@@ -141,6 +141,8 @@ pub(super) struct ResultArgs {
     /// When another run holds the cache's lock, wait up to DUR for it (as `flock -w` does)
     /// instead of giving up at once; then exit as --conflict-exit-code says.
     ///
+    /// SIGINT, SIGTERM or SIGHUP ends the wait at once (exit 130, 143, 129); nothing runs.
+    ///
     /// DUR is seconds (`2.5`) or a number with `ms`, `s`, `m` or `h`.
     #[arg(hide_short_help = true, long, default_value = "0", value_parser = parse_duration, value_name = "DUR", requires = "cache")]
     pub(super) lock_wait: Duration,
@@ -174,6 +176,9 @@ pub(super) struct FaultArgs {
 
     /// Per attempt: on expiry the child's process group gets SIGTERM, then SIGKILL after
     /// --kill-after.
+    ///
+    /// Wall time, Ctrl-Z pauses included; what a child finished while pararun itself was
+    /// stopped counts as finished (docs/signals.md).
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub(super) timeout: Option<Duration>,
 

@@ -186,6 +186,9 @@ async fn supervise<F: std::ops::DerefMut<Target: Future<Output = bool>>>(
     let wake = loop {
         let waiting = async {
             tokio::select! {
+                // An exit first: at a wake-up that finds both (pararun itself was stopped),
+                // what the child finished within its time is judged as finished.
+                biased;
                 _ = group.exited() => Wake::Exited,
                 _ = sleep_until(deadline) => Wake::Deadline,
                 _ = reached(stop, Stop::Graceful) => Wake::Stop,
@@ -204,6 +207,10 @@ async fn supervise<F: std::ops::DerefMut<Target: Future<Output = bool>>>(
     };
     let ending = match wake {
         Wake::Exited => return Ending::Exited,
+        // The timer can be seen before the exit's wake-up is (both came while pararun was
+        // stopped, SIGSTOP, and the child ran on): a child that has exited is not overdue. The
+        // child ran all the while, so its wall time is its own run time.
+        Wake::Deadline if group.has_exited() => return Ending::Exited,
         Wake::Deadline => Ending::TimedOut,
         Wake::Stop => Ending::Stopped,
     };

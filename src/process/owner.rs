@@ -152,11 +152,7 @@ impl<P: Protocol> Owner<P> {
             }
             Event::Closed => self.open = false,
             Event::Stopped => self.stop_now().await,
-            Event::Heard(Heard::Read(Ok(Line::Whole))) => self.answered_all(),
-            Event::Heard(Heard::Read(Ok(Line::OverCap))) => {
-                self.replace_worker(Some(Reply::TooLong(self.s.max_output)));
-            }
-            Event::Heard(Heard::Read(_)) => self.lost().await,
+            Event::Heard(Heard::Read(read)) => self.on_read(read).await,
             Event::Heard(Heard::Exited) => {
                 self.drain().await;
                 if self.p.in_flight() == 0 {
@@ -166,16 +162,46 @@ impl<P: Protocol> Owner<P> {
                     self.lost().await;
                 }
             }
-            Event::Heard(Heard::TimedOut) => match self.p.overdue(&self.s, self.worker.as_ref()) {
-                Overdue::Worker => {
-                    if let Some(worker) = &self.worker {
-                        worker.terminate(self.s.kill_after, &mut self.stop).await;
-                    }
-                    self.replace_worker(Some(Reply::TimedOut));
-                }
-                Overdue::Items => {}
-                Overdue::Stuck => self.replace_worker(None),
+            Event::Heard(Heard::TimedOut) => match self.answer_waiting().await {
+                // Written before the deadline was looked at (pararun itself was stopped while
+                // the worker ran on): it answers, and the deadline is looked at again.
+                Some(read) => self.on_read(read).await,
+                None => self.overdue().await,
             },
+        }
+    }
+
+    /// What reading an answer line came to.
+    async fn on_read(&mut self, read: io::Result<Line>) {
+        match read {
+            Ok(Line::Whole) => self.answered_all(),
+            Ok(Line::OverCap) => self.replace_worker(Some(Reply::TooLong(self.s.max_output))),
+            _ => self.lost().await,
+        }
+    }
+
+    /// At `--timeout`: an answer line the worker already wrote, read if bytes of it wait (a
+    /// line cut short waits at most [`DRAIN`] for its end), so that an item whose answer is in
+    /// the pipe is judged answered, not overdue. `None` when none waits.
+    async fn answer_waiting(&mut self) -> Option<io::Result<Line>> {
+        let cap = self.cap();
+        let worker = self.worker.as_mut().filter(|w| w.answer_waiting())?;
+        tokio::time::timeout(DRAIN, worker.read_answer(cap, &mut self.line))
+            .await
+            .ok()
+    }
+
+    /// `--timeout` ran out with no answer waiting.
+    async fn overdue(&mut self) {
+        match self.p.overdue(&self.s, self.worker.as_ref()) {
+            Overdue::Worker => {
+                if let Some(worker) = &self.worker {
+                    worker.terminate(self.s.kill_after, &mut self.stop).await;
+                }
+                self.replace_worker(Some(Reply::TimedOut));
+            }
+            Overdue::Items => {}
+            Overdue::Stuck => self.replace_worker(None),
         }
     }
 

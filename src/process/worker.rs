@@ -160,6 +160,20 @@ impl Worker {
         !self.stdout.buffer().is_empty()
     }
 
+    /// Whether answer bytes wait to be read, in the buffer or in the pipe, asked of the kernel
+    /// (`poll`, no wait), not of tokio's readiness: after pararun itself was stopped, a timer
+    /// can fire before the reactor has seen what the worker wrote meanwhile.
+    pub fn answer_waiting(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        if self.buffered() {
+            return true;
+        }
+        let fd = self.stdout.get_ref().as_fd();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let zero = rustix::event::Timespec::default();
+        poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0) && fds[0].revents().contains(PollFlags::IN)
+    }
+
     /// Takes the next answer line into `line` if a whole one (within `cap` bytes) already
     /// waits in the buffer: a pipelined worker's answers come many to a read, and each needs
     /// no turn of the event loop.

@@ -39,7 +39,7 @@ mod retry;
 mod seats;
 mod signals;
 
-pub use signals::Signals;
+pub use signals::{Signals, Stopped};
 mod stop;
 mod wait;
 mod writer;

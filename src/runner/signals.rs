@@ -2,12 +2,14 @@
 //! pauses every child's group, then pararun itself, and resumes them all on SIGCONT.
 
 use std::io;
+use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::Cause;
 use crate::process::Watchdog;
+use crate::report::Exit;
 
 /// The signals, installed before the first child starts. A task of their own waits on the
 /// four streams and passes each on through one channel, so the scheduler's loop polls one
@@ -55,6 +57,49 @@ impl Signals {
             // The forwarding task never ends while the receiver lives.
             None => std::future::pending().await,
         }
+    }
+}
+
+/// A signal that ended a wait before the run began (`--lock-wait`): nothing has run, and the
+/// run exits with the status the signal stands for.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The signal's name, for the message.
+    pub signal: &'static str,
+    /// What the run exits with: 130, 143 or 129, as a stopped run does.
+    pub exit: Exit,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} before the run began", self.signal)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+impl Signals {
+    /// Sleeps for `gap` on the calling thread, before the scheduler runs (setup's
+    /// `--lock-wait`), answering signals as a run does: Ctrl-Z stops pararun until SIGCONT (no
+    /// child runs yet), and SIGINT, SIGTERM or SIGHUP end the sleep at once with [`Stopped`].
+    pub fn nap(&mut self, runtime: &tokio::runtime::Runtime, gap: Duration) -> Result<(), Stopped> {
+        let asked = runtime.block_on(async {
+            tokio::select! {
+                asked = self.recv() => Some(asked),
+                () = tokio::time::sleep(gap) => None,
+            }
+        });
+        let (signal, exit) = match asked {
+            None => return Ok(()),
+            Some(Asked::Pause) => {
+                pause(None);
+                return Ok(());
+            }
+            Some(Asked::Stop(Cause::Interrupt)) => ("SIGINT", Exit::Interrupted),
+            Some(Asked::Stop(Cause::Hangup)) => ("SIGHUP", Exit::HungUp),
+            Some(Asked::Stop(_)) => ("SIGTERM", Exit::Terminated),
+        };
+        Err(Stopped { signal, exit })
     }
 }
 

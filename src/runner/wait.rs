@@ -68,18 +68,24 @@ pub(super) enum Event {
 
 impl Runner<'_> {
     /// Waits for the next thing to do: a signal, a finished attempt, a due retry, the rate
-    /// budget, an input item (only while one can start), or a tick.
+    /// budget, an input item (only while one can start; the end of the input also while the
+    /// rate holds starts back), or a tick.
     pub(super) async fn next_event(&mut self, w: &mut Wakers) -> Event {
         loop {
             let slot_free = self.cause.is_none() && self.seats.any();
             let rate_wait = self.rate_wait();
             let can_start = slot_free && rate_wait.is_none();
             let next_retry = self.retries.peek().map(|p| p.0.due);
-            let want_input = can_start
+            let input_room = slot_free
                 && w.input_open
                 && self.retries.len() < w.retry_cap
                 && self.writer.in_flight < w.retry_cap
                 && self.writer.window_open(self.next_ordinal);
+            let want_input = input_room && rate_wait.is_none();
+            // While `--rate` holds the next start back, the next batch is still received (one
+            // batch, already bounded): the end of the input is then seen as soon as it comes,
+            // and a run whose last item has finished ends, not one rate interval later.
+            let read_input = input_room && w.batch.as_slice().is_empty();
             if want_input {
                 if let Some(msg) = w.batch.next() {
                     return Event::Input(Some(msg));
@@ -98,7 +104,7 @@ impl Runner<'_> {
                 },
                 _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
                 _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
-                msg = w.input.recv(), if want_input => match msg {
+                msg = w.input.recv(), if read_input => match msg {
                     Some(msgs) => {
                         debug_assert!(w.batch.as_slice().is_empty());
                         w.batch = msgs.into_iter();
