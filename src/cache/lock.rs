@@ -44,6 +44,20 @@ const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause between two tries: how late at most a run notices that the lock is free.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
+/// How often, and how long, a run waits for a `status` that only glanced at the lock.
+const GLANCES: u32 = 50;
+const GLANCE: Duration = Duration::from_millis(2);
+
+/// Whether the lock's holder only shares it: a run holds it exclusively, `status` shares it
+/// for an instant. The shared lock taken to find out is given back at once.
+fn only_glanced_at(file: &File) -> bool {
+    let shared = file.try_lock_shared().is_ok();
+    if shared {
+        let _ = file.unlock();
+    }
+    shared
+}
+
 /// Takes the exclusive lock on `file`, trying again for up to `wait`; `waiting` is called once,
 /// before the first pause, and `pause` sleeps between two tries. Fails with [`Busy`] when the
 /// lock is still held at the end, or with `pause`'s error (a signal ends the wait at once).
@@ -61,6 +75,7 @@ pub fn lock(
     let start = Instant::now();
     let mut waiting = Some(waiting);
     let mut gap = FIRST_PAUSE;
+    let mut glances = 0;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(()),
@@ -70,6 +85,13 @@ pub fn lock(
             Err(TryLockError::WouldBlock) => {}
         }
         let left = wait.saturating_sub(start.elapsed());
+        if left.is_zero() && glances < GLANCES && only_glanced_at(file) {
+            // `pararun status` holds a shared lock for an instant to see whether a run holds
+            // this one (on a filesystem where /proc/locks cannot tell); that is no run.
+            glances += 1;
+            pause(GLANCE)?;
+            continue;
+        }
         if left.is_zero() {
             return Err(Busy {
                 path: path.to_owned(),

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum, ValueHint};
 
+use super::shard::{parse_shard_arg, ShardArg};
+
 use crate::config::{
-    parse_duration, parse_rate, parse_shard, parse_size, Capture, Format, Fsync, Protocol, Shard,
-    DEFAULT_MAX_LINE,
+    parse_duration, parse_rate, parse_size, Capture, Format, Fsync, Protocol, DEFAULT_MAX_LINE,
 };
 
 #[derive(Debug, Args)]
@@ -42,10 +43,11 @@ pub(super) struct InputArgs {
     /// Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N).
     ///
     /// The hash is XXH3-64 of the key's compact JSON text, the same on every machine and
-    /// version, so N runs with 0/N .. N-1/N split any input into disjoint parts. Other items
-    /// are skipped and counted as "other shards". Example: `--shard $SLURM_ARRAY_TASK_ID/4`.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub(super) shard: Option<Shard>,
+    /// version. `auto` takes I and N from a Slurm job array (SLURM_ARRAY_TASK_*); `auto/N` pins
+    /// N, and is how a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) gives it. Outside an array
+    /// `auto` is an error.
+    #[arg(long, value_name = "I/N|auto[/N]", value_parser = parse_shard_arg)]
+    pub(super) shard: Option<ShardArg>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 mod args;
 mod manual;
 mod sense;
+mod shard;
 mod subcommands;
 
 use std::ffi::OsString;
@@ -213,7 +214,11 @@ impl Cli {
             persistent: self.command.persistent,
             pipeline: self.command.pipeline,
             protocol: self.command.protocol.into(),
-            shard: self.input.shard,
+            shard: self
+                .input
+                .shard
+                .map(|arg| shard::resolve(arg, |name| std::env::var(name).ok()))
+                .transpose()?,
             rate: self.command.rate.map(|interval| Rate {
                 interval,
                 burst: self.command.burst,
