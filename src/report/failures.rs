@@ -131,21 +131,41 @@ pub struct FailureLog {
     /// `None` once a write has failed.
     file: Option<File>,
     path: PathBuf,
+    /// Whether the file's last line is whole but lacks its newline, which the next record
+    /// writes first.
+    needs_newline: bool,
 }
 
 impl FailureLog {
     /// Opens (creating if needed) the failures file for appending. Anything but a regular file
-    /// is refused without blocking (see [`crate::files`]).
-    pub fn open(path: &Path) -> Result<FailureLog> {
-        let file = files::open_regular(path, OpenOptions::new().create(true).append(true))
-            .map_err(|e| {
-                e.describe(files::FAILURES, path, || {
-                    format!("open failures file {} for appending", path.display())
-                })
-            })?;
+    /// is refused without blocking (see [`crate::files`]). `check` sees the opened file before
+    /// anything is read or written (whether it is another of the run's files).
+    ///
+    /// Its end is repaired as the cache's is ([`files::repair_tail`]): a torn last line is cut
+    /// off, so the first record is not glued onto it, and a whole one gets its newline.
+    pub fn open(
+        path: &Path,
+        max_line: usize,
+        check: impl FnOnce(&File) -> Result<()>,
+    ) -> Result<FailureLog> {
+        let mut options = OpenOptions::new();
+        options.read(true).create(true).append(true);
+        let file = files::open_regular(path, &options).map_err(|e| {
+            e.describe(files::FAILURES, path, || {
+                format!("open failures file {} for appending", path.display())
+            })
+        })?;
+        check(&file)?;
+        let (_, tail) = files::repair_tail(&file, max_line).map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot repair the last line of failures file {}; check that it is writable",
+                path.display()
+            ))
+        })?;
         Ok(FailureLog {
             file: Some(file),
             path: path.to_owned(),
+            needs_newline: tail == files::Tail::NeedsNewline,
         })
     }
 
@@ -172,9 +192,15 @@ impl FailureLog {
             "duration_s": (failure.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             "stderr_tail": failure.stderr_tail,
         });
-        let mut line = record.to_string();
+        let mut line = match self.needs_newline {
+            true => "\n".to_owned(),
+            false => String::new(),
+        };
+        line += &record.to_string();
         line.push('\n');
-        file.write_all(line.as_bytes()).map_err(|e| {
+        let written = file.write_all(line.as_bytes());
+        self.needs_newline &= written.is_err();
+        written.map_err(|e| {
             self.file = None;
             anyhow::Error::new(e).context(format!(
                 "cannot append to failures file {}; it stops here (this and later failed items \
