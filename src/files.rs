@@ -313,6 +313,63 @@ mod tests {
         assert!(flags.contains(rustix::fs::OFlags::APPEND));
     }
 
+    fn repaired(text: &[u8]) -> (Vec<u8>, Tail) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let (len, tail) = repair_tail(&file, 1000).unwrap();
+        let left = std::fs::read(&path).unwrap();
+        assert_eq!(left.len() as u64, len);
+        (left, tail)
+    }
+
+    #[test]
+    fn only_a_last_line_that_does_not_parse_is_cut() {
+        assert_eq!(repaired(b""), (b"".to_vec(), Tail::Clean));
+        assert_eq!(
+            repaired(b"{\"id\":1}\n"),
+            (b"{\"id\":1}\n".to_vec(), Tail::Clean)
+        );
+        let whole = b"{\"id\":1}\n{\"url\":\"b\"}";
+        assert_eq!(repaired(whole), (whole.to_vec(), Tail::NeedsNewline));
+        assert_eq!(
+            repaired(b"{\"id\":1}\n{\"id\":2,\"v\":\"to"),
+            (b"{\"id\":1}\n".to_vec(), Tail::Cut)
+        );
+        assert_eq!(repaired(b"\0\0\0"), (b"".to_vec(), Tail::Cut));
+        // A line too long to judge is kept; so is one nested deeper than any stack would take.
+        let long = format!("x\n{}", "y".repeat(2000));
+        assert_eq!(repaired(long.as_bytes()).1, Tail::NeedsNewline);
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d");
+        std::fs::write(&path, &deep).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(repair_tail(&file, 1 << 20).unwrap().1, Tail::NeedsNewline);
+        // A block boundary inside the last line changes nothing.
+        let mut big = vec![b'{'; 0];
+        big.extend_from_slice(b"{\"id\":1}\n");
+        big.extend_from_slice(format!("{{\"v\":\"{}\"", "z".repeat(70_000)).as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        std::fs::write(&path, &big).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(repair_tail(&file, 1 << 20).unwrap(), (9, Tail::Cut));
+    }
+
     #[test]
     fn devices_and_directories_are_named() {
         let dir = tempfile::tempdir().unwrap();
