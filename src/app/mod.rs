@@ -103,12 +103,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     };
     // Read once the cache is ours: a run that skips a busy cache reads nothing. Opened (and
     // its torn end repaired) before it is read back for --give-up-after.
-    let failures = match &cfg.failures {
-        Some(path) => Some(FailureLog::open(path, cfg.max_line_bytes, |file| {
-            seen.claim("failures file", &path.display().to_string(), file)
-        })?),
-        None => None,
-    };
+    let failures = open_failures(cfg, &mut seen)?;
     let given_up = load_given_up(cfg, &progress)?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
@@ -228,6 +223,16 @@ fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
         progress.line(msg.as_bytes());
     }
     Exit::CacheBusy(code)
+}
+
+/// Opens the failures file (if any), refused when it is one of the run's other files.
+fn open_failures(cfg: &Config, seen: &mut files::Seen) -> Result<Option<FailureLog>> {
+    let Some(path) = &cfg.failures else {
+        return Ok(None);
+    };
+    let claim =
+        |file: &std::fs::File| seen.claim("failures file", &path.display().to_string(), file);
+    FailureLog::open(path, cfg.max_line_bytes, claim).map(Some)
 }
 
 /// With `--give-up-after`, the keys that the failures file says failed too often.
