@@ -156,12 +156,13 @@ impl FailureLog {
             })
         })?;
         check(&file)?;
-        let (_, tail) = files::repair_tail(&file, max_line).map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "cannot repair the last line of failures file {}; check that it is writable",
-                path.display()
-            ))
-        })?;
+        let (_, tail) =
+            while_locked(&file, || files::repair_tail(&file, max_line)).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "cannot repair the last line of failures file {}; check that it is writable",
+                    path.display()
+                ))
+            })?;
         Ok(FailureLog {
             file: Some(file),
             path: path.to_owned(),
@@ -177,7 +178,7 @@ impl FailureLog {
     /// Appends the record of a failed item in one write. The first failed write returns its
     /// error; later calls write nothing and return `Ok`.
     pub fn append(&mut self, item: &FailedItem<'_>, failure: &Failure) -> Result<()> {
-        let Some(file) = &mut self.file else {
+        let Some(file) = &self.file else {
             return Ok(());
         };
         let record = json!({
@@ -198,7 +199,8 @@ impl FailureLog {
         };
         line += &record.to_string();
         line.push('\n');
-        let written = file.write_all(line.as_bytes());
+        // `&File` writes too: the closure shares the file with the lock it runs under.
+        let written = while_locked(file, || (&mut &*file).write_all(line.as_bytes()));
         self.needs_newline &= written.is_err();
         written.map_err(|e| {
             self.file = None;
@@ -209,4 +211,35 @@ impl FailureLog {
             ))
         })
     }
+}
+
+/// How long a write or the repair at open waits for the failures file's lock.
+const LOCK_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Runs `work` holding the file's exclusive `flock`, when it can be had within
+/// [`LOCK_PATIENCE`]; without it otherwise (or where the file system has no locks).
+///
+/// Runs that share a failures file (shards of one job, each with its own cache) append to it
+/// at once. A reader can see the first page of a record another run is still writing; the
+/// lock, taken by every pararun around each record and around the repair at open, keeps one
+/// run's repair from taking such a record for a torn line and cutting it. It is held only for
+/// one write, so the wait is short; a lock held by something else for longer is not waited
+/// out, and the record is written all the same.
+fn while_locked<T>(file: &File, work: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let held = loop {
+        match file.try_lock() {
+            Ok(()) => break true,
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break false,
+        }
+    };
+    let out = work();
+    if held {
+        // Closing the file would drop it too; an unlock that fails leaves nothing to undo.
+        let _ = file.unlock();
+    }
+    out
 }
