@@ -22,6 +22,7 @@ mod progress;
 mod quoting;
 mod rate;
 mod resume;
+mod same_file;
 mod shard;
 mod signals;
 mod slurm;

@@ -6,12 +6,29 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use crate::files;
 use crate::input::{InputEvent, InputReader, Key};
 use crate::job;
 use crate::report::progress::Progress;
 use crate::report::repeats::{Repeats, Show};
 use crate::report::Exit;
 use crate::template::Template;
+
+/// Refuses a cache or failures file that is the input or stdout, as a run does: a dry run
+/// writes neither, but its stdout may be one of them (`>> cache.jsonl`). Each is opened
+/// read-only, only to be checked; one that does not exist yet cannot be any other file.
+pub(super) fn claim_files(cfg: &Config, seen: &mut files::Seen) -> Result<()> {
+    let roles = [(&cfg.cache, files::CACHE), (&cfg.failures, files::FAILURES)];
+    for (path, role) in roles {
+        let Some(path) = path else { continue };
+        match files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
+            Ok(file) => seen.claim(role.name, &path.display().to_string(), &file)?,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => {}
+            Err(e) => return Err(e.describe(role, path, || format!("read {}", path.display()))),
+        }
+    }
+    Ok(())
+}
 
 /// Prints every item's launch; bad items are reported on stderr and make the exit 1.
 pub(super) fn print(

@@ -66,7 +66,13 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         true => None,
         false => Some(Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?),
     };
-    let (mut reader, sized) = open_input(cfg)?;
+    // Any two of stdout, input, cache and failures file that are one file are refused, each
+    // checked on its open descriptor before a byte of it is read or written.
+    let mut seen = files::Seen::default();
+    if !cfg.stdout_closed {
+        seen.claim("stdout", &fd_path(1), std::io::stdout())?;
+    }
+    let (mut reader, sized) = open_input(cfg, &mut seen)?;
     reader.keep_values(template.fields().next().is_some());
     checks::format_fits(&mut reader, &template)?;
     let stats = Arc::new(Stats::default());
@@ -75,6 +81,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     // of the display, the background count's, may outlive this function).
     let _flush = FlushOnReturn(progress.clone());
     if cfg.dry_run {
+        dry_run::claim_files(cfg, &mut seen)?;
         let loaded = match &cfg.cache {
             Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
             None => Loaded::default(),
@@ -94,7 +101,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     };
     // A signal during `--lock-wait` ends the wait at once, with its own status.
     let nap = |gap| Ok(signals.nap(&runtime, gap)?);
-    let (cache, index) = match open_cache(cfg, &progress, nap) {
+    let (cache, index) = match open_cache(cfg, &progress, nap, &mut seen) {
         Err(e) => {
             if let Some(busy) = e.downcast_ref::<cache::Busy>() {
                 return Ok(cache_busy(cfg, busy, &progress));
@@ -106,9 +113,10 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         }
         Ok(opened) => opened,
     };
-    // Read once the cache is ours: a run that skips a busy cache reads nothing.
+    // Read once the cache is ours: a run that skips a busy cache reads nothing. Opened (and
+    // its torn end repaired) before it is read back for --give-up-after.
+    let failures = open_failures(cfg, &mut seen)?;
     let given_up = load_given_up(cfg, &progress)?;
-    let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
@@ -147,11 +155,19 @@ fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
 /// Opens the input; also returns its path when it is a regular file, the only kind that may be
 /// opened a second time to count or estimate its lines: a FIFO or a pipe (`-i <(cmd)`) read
 /// twice would lose to the second reader the items it took.
-fn open_input(cfg: &Config) -> Result<(InputReader, Option<PathBuf>)> {
+fn open_input(cfg: &Config, seen: &mut files::Seen) -> Result<(InputReader, Option<PathBuf>)> {
     let (source, sized): (Box<dyn Read + Send>, _) = match &cfg.input {
-        InputSource::Stdin => (Box::new(std::io::stdin()), None),
+        InputSource::Stdin => {
+            seen.claim(
+                "input",
+                &format!("- (stdin, {})", fd_path(0)),
+                std::io::stdin(),
+            )?;
+            (Box::new(std::io::stdin()), None)
+        }
         InputSource::File(path) => {
             let (file, regular) = files::open_input(path)?;
+            seen.claim("input", &path.display().to_string(), &file)?;
             (Box::new(file), regular.then(|| path.clone()))
         }
     };
@@ -185,11 +201,20 @@ fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Pro
     progress
 }
 
+/// How messages name what one of pararun's own descriptors is open on.
+fn fd_path(fd: i32) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).map_or_else(
+        |_| format!("(descriptor {fd})"),
+        |p| p.display().to_string(),
+    )
+}
+
 /// Opens, locks and loads the cache (if any): its writer and the index of done keys.
 fn open_cache(
     cfg: &Config,
     progress: &Progress,
     pause: impl FnMut(std::time::Duration) -> Result<()>,
+    seen: &mut files::Seen,
 ) -> Result<(Option<CacheWriter>, KeyIndex)> {
     Ok(match &cfg.cache {
         Some(path) => {
@@ -209,9 +234,12 @@ fn open_cache(
                 &cfg.key_field,
                 cfg.max_line_bytes,
                 cfg.fsync,
-                cfg.lock_wait,
-                waiting,
-                pause,
+                cache::lock::Wait {
+                    limit: cfg.lock_wait,
+                    note: waiting,
+                    pause,
+                },
+                |file| seen.claim("cache", &path.display().to_string(), file),
             )?;
             warn_cache(&loaded, cfg, progress);
             (Some(writer), loaded.index)
@@ -250,6 +278,16 @@ fn stopped_waiting(cfg: &Config, stopped: &Stopped, progress: &Progress) -> Exit
     );
     progress.line(msg.as_bytes());
     stopped.exit
+}
+
+/// Opens the failures file (if any), refused when it is one of the run's other files.
+fn open_failures(cfg: &Config, seen: &mut files::Seen) -> Result<Option<FailureLog>> {
+    let Some(path) = &cfg.failures else {
+        return Ok(None);
+    };
+    let claim =
+        |file: &std::fs::File| seen.claim("failures file", &path.display().to_string(), file);
+    FailureLog::open(path, cfg.max_line_bytes, claim).map(Some)
 }
 
 /// With `--give-up-after`, the keys that the failures file says failed too often.

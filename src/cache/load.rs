@@ -13,7 +13,7 @@ use super::index::KeyIndex;
 use super::scan;
 use crate::files;
 use crate::input::line::human_size;
-use crate::input::{key_of_object, Key};
+use crate::input::{depth, key_of_object, Key};
 
 /// What loading the cache found.
 #[derive(Debug, Default)]
@@ -24,11 +24,9 @@ pub struct Loaded {
     pub bad_lines: Vec<(u64, String)>,
     /// How many such lines there were in all.
     pub bad_count: u64,
-    /// Whether the file ends without a newline (a torn last line).
+    /// Whether the file ends without a newline: a torn last line (a write cut short by a
+    /// crash), or a whole one; the writer tells them apart (`files::repair_tail`).
     pub torn_tail: bool,
-    /// Whether that last line holds no usable record: a write cut short by a crash (Linux
-    /// stops a write of several pages at a SIGKILL), which the writer cuts off.
-    pub torn_unusable: bool,
     /// Whether the torn last line was cut off the file (by [`CacheWriter::open`]).
     ///
     /// [`CacheWriter::open`]: super::CacheWriter::open
@@ -154,7 +152,6 @@ fn combined(index: KeyIndex, parts: Vec<Loaded>) -> Loaded {
         loaded.bad_count += part.bad_count;
         loaded.bad_lines.extend(part.bad_lines);
         loaded.torn_tail |= part.torn_tail;
-        loaded.torn_unusable |= part.torn_unusable;
     }
     loaded.bad_lines.truncate(BAD_LINES_KEPT);
     loaded
@@ -225,9 +222,8 @@ fn read_keys(
                 }
             }
             Err(problem) => {
-                // Only what was read and refused: an over-long last line may be a record
-                // that a larger --max-line-bytes reads, and is never cut.
-                loaded.torn_unusable |= !complete && too_long.is_none();
+                // Counted, never cut here: a record without this run's key field is kept
+                // whole, and only the writer cuts a torn last line (one that does not parse).
                 loaded.bad_count += 1;
                 if loaded.bad_lines.len() < BAD_LINES_KEPT {
                     loaded.bad_lines.push((seq, problem));
@@ -259,9 +255,11 @@ fn record_key(
         Err(_) => Err("not UTF-8".to_owned()),
         Ok(text) => match key_of_object(text, key_field) {
             Ok(Some(key)) => Ok(Key::new(key)),
-            Ok(None) => Err(format!("no {key_field:?} field")),
-            Err(e) if !complete => Err(format!("torn last line: {e}")),
-            Err(e) => Err(format!("not a JSON record: {e}")),
+            Ok(None) => Err(format!(
+                "no {key_field:?} field: a record of another --key-field? it is kept"
+            )),
+            Err(e) if !complete => Err(depth::describe("torn last line", &e)),
+            Err(e) => Err(depth::describe("not a JSON record", &e)),
         },
     }
 }

@@ -44,6 +44,17 @@ const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause between two tries: how late at most a run notices that the lock is free.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
+/// How long a run waits for another to let go of the cache (`--lock-wait`), what it says
+/// when it starts waiting, and how it sleeps between tries (an error ends the wait).
+pub struct Wait<N, P> {
+    /// The longest wait; zero tries once.
+    pub limit: Duration,
+    /// Called once, before the first pause.
+    pub note: N,
+    /// Sleeps between two tries.
+    pub pause: P,
+}
+
 /// How often, and how long, a run waits for a `status` that only glanced at the lock.
 const GLANCES: u32 = 50;
 const GLANCE: Duration = Duration::from_millis(2);

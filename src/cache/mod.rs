@@ -52,17 +52,17 @@ pub struct CacheWriter {
 
 impl CacheWriter {
     /// Opens (creating) the cache, takes its exclusive lock and loads its keys. When another
-    /// process holds the lock, waits up to `lock_wait` for it (calling `waiting` once, when the
-    /// wait begins, and `pause` between tries, whose error ends the wait), then fails with
-    /// [`Busy`], touching nothing.
+    /// process holds the lock, waits up to `wait.limit` for it (calling `wait.note` once, when
+    /// the wait begins, and `wait.pause` between tries, whose error ends the wait), then fails with
+    /// [`Busy`], touching nothing. `check` sees the opened file first (whether it is another
+    /// of the run's files), and its error is returned as is.
     pub fn open(
         path: &Path,
         key_field: &str,
         max_line: usize,
         fsync: Fsync,
-        lock_wait: Duration,
-        waiting: impl FnOnce(),
-        pause: impl FnMut(Duration) -> Result<()>,
+        wait: lock::Wait<impl FnOnce(), impl FnMut(Duration) -> Result<()>>,
+        check: impl FnOnce(&File) -> Result<()>,
     ) -> Result<(CacheWriter, Loaded)> {
         let mut options = OpenOptions::new();
         options.read(true).append(true).create_new(true);
@@ -79,28 +79,23 @@ impl CacheWriter {
                 format!("open cache {} for appending", path.display())
             })
         })?;
-        lock::lock(&file, path, lock_wait, waiting, pause)?;
+        check(&file)?;
+        lock::lock(&file, path, wait.limit, wait.note, wait.pause)?;
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }
         let mut loaded = load::load(&file, key_field, max_line, path)?;
-        let mut len = file
-            .metadata()
-            .with_context(|| format!("cannot stat cache {}", path.display()))?
-            .len();
-        if loaded.torn_unusable {
-            // A crash cut the last write short: its item was never counted done, and the
-            // partial line is no record. Cut it off rather than keep it behind a newline.
-            len = cut_torn_tail(&file, len).with_context(|| {
-                format!("cannot cut the torn last line off cache {}", path.display())
-            })?;
-            loaded.torn_cut = true;
-        }
+        // A crash may have cut the last write short: its item was never counted done, and a
+        // partial line is no record, so it is cut off; a whole one (whatever its fields) is
+        // kept, and gets its newline before the next record.
+        let (len, tail) = files::repair_tail(&file, max_line)
+            .with_context(|| format!("cannot repair the last line of cache {}", path.display()))?;
+        loaded.torn_cut = tail == files::Tail::Cut;
         let writer = CacheWriter {
             file,
             path: path.to_owned(),
             len,
-            needs_newline: loaded.torn_tail && !loaded.torn_cut,
+            needs_newline: tail == files::Tail::NeedsNewline,
             fsync,
             dirty: false,
             last_sync: Instant::now(),
@@ -179,27 +174,6 @@ impl CacheWriter {
 
 /// How often `--fsync batch` syncs at most.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
-
-/// Cuts the file back to the end of its last newline (to nothing without one) and returns
-/// the new length.
-fn cut_torn_tail(file: &File, len: u64) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 64 << 10];
-    let mut end = len;
-    let mut cut = 0;
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.read_exact_at(chunk, start)?;
-        if let Some(at) = memchr::memrchr(b'\n', chunk) {
-            cut = start + at as u64 + 1;
-            break;
-        }
-        end = start;
-    }
-    file.set_len(cut)?;
-    Ok(cut)
-}
 
 /// Makes a newly created file's directory entry durable.
 fn sync_parent_dir(path: &Path) -> Result<()> {

@@ -61,23 +61,23 @@ impl Iterator for CacheReader {
                 )
             });
             self.line += 1;
-            let terminated = match read {
+            match read {
                 Err(e) => return Some(Err(e)),
                 Ok(Line::End) => return None,
                 Ok(Line::TooLong { .. }) => {
                     self.skipped += 1;
                     continue;
                 }
-                Ok(Line::Whole { terminated }) => terminated,
-            };
+                Ok(Line::Whole { .. }) => {}
+            }
             let text = self.buf.trim_ascii();
             if text.is_empty() {
                 continue;
             }
             match serde_json::from_slice::<Value>(text) {
-                // A last line without its newline may be torn mid-number: `{"id":1,"n":12`
-                // would still parse if cut at a brace, so only terminated lines count.
-                Ok(Value::Object(record)) if terminated => return Some(Ok(record)),
+                // A last line without its newline counts as a record when it parses, as a run
+                // counts it done: no proper prefix of an object is JSON, so a torn one can't.
+                Ok(Value::Object(record)) => return Some(Ok(record)),
                 _ => self.skipped += 1,
             }
         }
@@ -104,5 +104,12 @@ mod tests {
             .collect();
         assert_eq!(records, [r#"{"id":1}"#, r#"{"id":2,"x":0.10}"#]);
         assert_eq!(reader.skipped(), 3);
+        std::fs::write(&path, b"{\"id\":1}\n{\"url\":\"b\"}").unwrap();
+        let reader = CacheReader::open(&path, 1 << 20).unwrap();
+        assert_eq!(
+            reader.count(),
+            2,
+            "a whole last record without its newline is one"
+        );
     }
 }

@@ -138,8 +138,12 @@ fn nesting_past_the_bound_takes_the_full_parse() {
     let deep = |n: usize| format!("{{\"id\":1,\"v\":{}{}}}", "[".repeat(n), "]".repeat(n));
     assert!(fast(&deep(super::MAX_DEPTH as usize - 1)).is_some());
     assert_eq!(fast(&deep(super::MAX_DEPTH as usize)), None);
-    // The full parse skips other fields at any depth.
-    assert!(full(deep(500).as_bytes(), "id").is_some());
+    // The full parse applies pararun's one nesting limit (`input::depth`), fields skipped
+    // or not: 127 levels counting the record itself.
+    let limit = crate::input::depth::MAX_DEPTH;
+    assert!(full(deep(limit - 1).as_bytes(), "id").is_some());
+    assert_eq!(full(deep(limit).as_bytes(), "id"), None);
+    assert_eq!(full(deep(500).as_bytes(), "id"), None);
 }
 
 #[test]

@@ -118,6 +118,7 @@ pub(super) struct ResultArgs {
     /// The JSONL cache: keys found in it are skipped; each new result is appended as it arrives.
     ///
     /// Created if missing. A torn or unreadable line is skipped with a warning, never fatal.
+    /// The same file as the input, the failures file or stdout is refused (exit 2).
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(super) cache: Option<PathBuf>,
 

@@ -40,7 +40,8 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     (
         2,
         "A usage or setup error, reported before any child runs (a bad flag, an unreadable \
-         input, an unusable or locked cache, a program that is missing or cannot be run); or a \
+         input, an unusable or locked cache, one file given as two of input, cache, failures file \
+         and stdout, a program that is missing or cannot be run); or a \
          failed write to the cache, stdout or the failures file, or an input that could not be \
          read to its end: then nothing new starts and the running children finish. 2 wins \
          over 1, 129, 130, 141 and 143.",

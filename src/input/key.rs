@@ -75,6 +75,10 @@ pub fn key_of_object(line: &str, field: &str) -> Result<Option<Value>, serde_jso
     let mut de = serde_json::Deserializer::from_str(line);
     let key = KeyOnly(field).deserialize(&mut de)?;
     de.end()?;
+    // The other fields were skipped without a depth limit; pararun's applies all the same.
+    if super::depth::too_deep(line.as_bytes()) {
+        return Err(super::depth::too_deep_error());
+    }
     Ok(key)
 }
 

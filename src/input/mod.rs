@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::Format;
 
+pub mod depth;
 pub mod feed;
 mod key;
 pub mod line;
@@ -249,7 +250,7 @@ fn parse_json_item(
             None => match key_of_object(line, key_field) {
                 Ok(Some(value)) => Key::new(value),
                 Ok(None) => return Err(key::missing_key(line, key_field)),
-                Err(e) => return Err(format!("invalid JSON: {e}")),
+                Err(e) => return Err(depth::describe("invalid JSON", &e)),
             },
         };
         if !keep(&key) {
@@ -259,10 +260,11 @@ fn parse_json_item(
             // The key's extraction checked the whole line's syntax.
             return Ok(Some((key, None)));
         }
-        let value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        let value = serde_json::from_str(line).map_err(|e| depth::describe("invalid JSON", &e))?;
         Ok(Some((key, Some(value))))
     } else {
-        let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| depth::describe("invalid JSON", &e))?;
         let key = Key::new(value.clone());
         Ok(keep(&key).then_some((key, values.then_some(value))))
     }

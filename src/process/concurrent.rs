@@ -169,8 +169,11 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
     if let Some(answer) = plain_result(capture, line) {
         return Ok(answer);
     }
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| (format!("the worker's answer is not JSON ({e})"), None))?;
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| match crate::input::depth::too_deep(line) {
+            true => (crate::input::depth::too_deep_message(), None),
+            false => (format!("the worker's answer is not JSON ({e})"), None),
+        })?;
     let Value::Object(mut map) = value else {
         return Err(("the worker's answer is not a JSON object".into(), None));
     };

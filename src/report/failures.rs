@@ -131,21 +131,42 @@ pub struct FailureLog {
     /// `None` once a write has failed.
     file: Option<File>,
     path: PathBuf,
+    /// Whether the file's last line is whole but lacks its newline, which the next record
+    /// writes first.
+    needs_newline: bool,
 }
 
 impl FailureLog {
     /// Opens (creating if needed) the failures file for appending. Anything but a regular file
-    /// is refused without blocking (see [`crate::files`]).
-    pub fn open(path: &Path) -> Result<FailureLog> {
-        let file = files::open_regular(path, OpenOptions::new().create(true).append(true))
-            .map_err(|e| {
-                e.describe(files::FAILURES, path, || {
-                    format!("open failures file {} for appending", path.display())
-                })
+    /// is refused without blocking (see [`crate::files`]). `check` sees the opened file before
+    /// anything is read or written (whether it is another of the run's files).
+    ///
+    /// Its end is repaired as the cache's is ([`files::repair_tail`]): a torn last line is cut
+    /// off, so the first record is not glued onto it, and a whole one gets its newline.
+    pub fn open(
+        path: &Path,
+        max_line: usize,
+        check: impl FnOnce(&File) -> Result<()>,
+    ) -> Result<FailureLog> {
+        let mut options = OpenOptions::new();
+        options.read(true).create(true).append(true);
+        let file = files::open_regular(path, &options).map_err(|e| {
+            e.describe(files::FAILURES, path, || {
+                format!("open failures file {} for appending", path.display())
+            })
+        })?;
+        check(&file)?;
+        let (_, tail) =
+            while_locked(&file, || files::repair_tail(&file, max_line)).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "cannot repair the last line of failures file {}; check that it is writable",
+                    path.display()
+                ))
             })?;
         Ok(FailureLog {
             file: Some(file),
             path: path.to_owned(),
+            needs_newline: tail == files::Tail::NeedsNewline,
         })
     }
 
@@ -157,7 +178,7 @@ impl FailureLog {
     /// Appends the record of a failed item in one write. The first failed write returns its
     /// error; later calls write nothing and return `Ok`.
     pub fn append(&mut self, item: &FailedItem<'_>, failure: &Failure) -> Result<()> {
-        let Some(file) = &mut self.file else {
+        let Some(file) = &self.file else {
             return Ok(());
         };
         let record = json!({
@@ -172,9 +193,16 @@ impl FailureLog {
             "duration_s": (failure.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             "stderr_tail": failure.stderr_tail,
         });
-        let mut line = record.to_string();
+        let mut line = match self.needs_newline {
+            true => "\n".to_owned(),
+            false => String::new(),
+        };
+        line += &record.to_string();
         line.push('\n');
-        file.write_all(line.as_bytes()).map_err(|e| {
+        // `&File` writes too: the closure shares the file with the lock it runs under.
+        let written = while_locked(file, || (&mut &*file).write_all(line.as_bytes()));
+        self.needs_newline &= written.is_err();
+        written.map_err(|e| {
             self.file = None;
             anyhow::Error::new(e).context(format!(
                 "cannot append to failures file {}; it stops here (this and later failed items \
@@ -183,4 +211,35 @@ impl FailureLog {
             ))
         })
     }
+}
+
+/// How long a write or the repair at open waits for the failures file's lock.
+const LOCK_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Runs `work` holding the file's exclusive `flock`, when it can be had within
+/// [`LOCK_PATIENCE`]; without it otherwise (or where the file system has no locks).
+///
+/// Runs that share a failures file (shards of one job, each with its own cache) append to it
+/// at once. A reader can see the first page of a record another run is still writing; the
+/// lock, taken by every pararun around each record and around the repair at open, keeps one
+/// run's repair from taking such a record for a torn line and cutting it. It is held only for
+/// one write, so the wait is short; a lock held by something else for longer is not waited
+/// out, and the record is written all the same.
+fn while_locked<T>(file: &File, work: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let held = loop {
+        match file.try_lock() {
+            Ok(()) => break true,
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break false,
+        }
+    };
+    let out = work();
+    if held {
+        // Closing the file would drop it too; an unlock that fails leaves nothing to undo.
+        let _ = file.unlock();
+    }
+    out
 }

@@ -16,7 +16,7 @@ use crate::cache::blocks::count_lines;
 use crate::cache::index::KeyIndex;
 use crate::files;
 use crate::input::line::{CappedLines, Line};
-use crate::input::Key;
+use crate::input::{depth, Key};
 
 /// What reading the failures file found.
 #[derive(Debug, Default)]
@@ -99,7 +99,7 @@ pub fn load(path: &Path, limit: u32, max_line: usize) -> Result<GivenUp> {
 /// The key and attempts of one failure record; `None` for a record without a key.
 fn entry(line: &[u8]) -> Result<Option<(Key, u32)>, String> {
     let record: Value =
-        serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
+        serde_json::from_slice(line).map_err(|e| depth::describe("not a JSON record", &e))?;
     let Some(key) = record.get("key") else {
         return Err("no \"key\" field".to_owned());
     };

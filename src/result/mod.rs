@@ -209,6 +209,14 @@ fn status_failure(status: ExitStatus) -> (Reason, String) {
 /// The record of an item's result, unless it is longer than a cache line may be.
 fn record_of(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
     let record = answer.record(&cfg.key_field, &item.key.value, &item.key.text);
+    // A result that is not an object is wrapped in one: one level more than the result.
+    if crate::input::depth::too_deep(record.as_bytes()) {
+        return Err(format!(
+            "{} (the record around the result adds a level), so it could not be read back \
+             from the cache",
+            crate::input::depth::too_deep_message()
+        ));
+    }
     if record.len() > cfg.max_line_bytes {
         return Err(format!(
             "the record would be {}, over --max-line-bytes ({}), so it could not be read back \

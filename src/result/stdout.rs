@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::config::Capture;
+use crate::input::depth;
 use crate::report::escape;
 
 /// A child's result from its stdout, as `--capture` says.
@@ -70,6 +71,9 @@ pub fn parse_result(stdout: &[u8]) -> Result<Value, String> {
         .unwrap_or("");
     serde_json::from_str(last).map_err(|e| {
         let excerpt: String = last.chars().take(120).collect();
+        if depth::too_deep(last.as_bytes()) {
+            return format!("{}: {}", depth::too_deep_message(), escape(&excerpt));
+        }
         format!(
             "stdout's last line is not JSON ({e}): {}; if the program prints plain text, add \
              --capture text to keep it as the result",
