@@ -57,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)')
             [CompletionResult]::new('-k', '-k', [CompletionResultType]::ParameterName, 'Print records on stdout in input order (the cache still gets them as they finish)')
             [CompletionResult]::new('--keep-order', '--keep-order', [CompletionResultType]::ParameterName, 'Print records on stdout in input order (the cache still gets them as they finish)')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Start each line a child writes to stderr with its item''s key and a tab, as GNU parallel''s --tag does, so that the lines of many children can be told apart')
             [CompletionResult]::new('--records', '--records', [CompletionResultType]::ParameterName, 'Print the records on stdout even when stdout is a terminal and --cache keeps them')
             [CompletionResult]::new('--no-records', '--no-records', [CompletionResultType]::ParameterName, 'Print no records on stdout, but the summary and progress as usual (-q hides all)')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Show the progress bar even when stderr is not a terminal')

@@ -54,6 +54,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --quiet 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'
             cand -k 'Print records on stdout in input order (the cache still gets them as they finish)'
             cand --keep-order 'Print records on stdout in input order (the cache still gets them as they finish)'
+            cand --tag 'Start each line a child writes to stderr with its item''s key and a tab, as GNU parallel''s --tag does, so that the lines of many children can be told apart'
             cand --records 'Print the records on stdout even when stdout is a terminal and --cache keeps them'
             cand --no-records 'Print no records on stdout, but the summary and progress as usual (-q hides all)'
             cand --progress 'Show the progress bar even when stderr is not a terminal'

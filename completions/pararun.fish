@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pararun_global_optspecs
-    string join \n i/input= format= key-field= max-line-bytes= shard= j/jobs= stdin shell persistent pipeline= protocol= rate= burst= dry-run cache= capture= max-output-bytes= fsync= lock-wait= conflict-exit-code= retries= retry-delay= timeout= kill-after= failures= max-failures= halt-on-error give-up-after= q/quiet k/keep-order records no-records progress no-progress total= timestamps no-timestamps log-interval= h/help V/version
+    string join \n i/input= format= key-field= max-line-bytes= shard= j/jobs= stdin shell persistent pipeline= protocol= rate= burst= dry-run cache= capture= max-output-bytes= fsync= lock-wait= conflict-exit-code= retries= retry-delay= timeout= kill-after= failures= max-failures= halt-on-error give-up-after= q/quiet k/keep-order tag records no-records progress no-progress total= timestamps no-timestamps log-interval= h/help V/version
 end
 
 function __fish_pararun_needs_command
@@ -62,6 +62,7 @@ complete -c pararun -n "__fish_pararun_needs_command" -l dry-run -d 'Print each 
 complete -c pararun -n "__fish_pararun_needs_command" -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
 complete -c pararun -n "__fish_pararun_needs_command" -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'
 complete -c pararun -n "__fish_pararun_needs_command" -s k -l keep-order -d 'Print records on stdout in input order (the cache still gets them as they finish)'
+complete -c pararun -n "__fish_pararun_needs_command" -l tag -d 'Start each line a child writes to stderr with its item\'s key and a tab, as GNU parallel\'s --tag does, so that the lines of many children can be told apart'
 complete -c pararun -n "__fish_pararun_needs_command" -l records -d 'Print the records on stdout even when stdout is a terminal and --cache keeps them'
 complete -c pararun -n "__fish_pararun_needs_command" -l no-records -d 'Print no records on stdout, but the summary and progress as usual (-q hides all)'
 complete -c pararun -n "__fish_pararun_needs_command" -l progress -d 'Show the progress bar even when stderr is not a terminal'

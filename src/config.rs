@@ -72,6 +72,8 @@ pub struct Config {
     pub total: Option<u64>,
     /// Print records in input order rather than completion order.
     pub keep_order: bool,
+    /// Prefix each line of a child's stderr with its item's key (`--tag`).
+    pub tag: bool,
     /// Run the command once per slot as a long-lived worker fed one item per stdin line.
     pub persistent: bool,
     /// With `persistent`: how many items each worker may hold at once (sent, not yet answered).
@@ -128,6 +130,7 @@ impl Config {
             timestamps: false,
             total: None,
             keep_order: false,
+            tag: false,
             persistent: false,
             pipeline: DEFAULT_PIPELINE,
             protocol: Protocol::Ordered,

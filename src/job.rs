@@ -68,7 +68,15 @@ pub(crate) fn prepare(
         line.push(b'\n');
         line
     });
-    Ok(Launch::Process(Job { argv, env, stdin }))
+    let tag = cfg
+        .tag
+        .then(|| format!("{}\t", crate::report::excerpt(key)).into_bytes());
+    Ok(Launch::Process(Job {
+        argv,
+        env,
+        stdin,
+        tag,
+    }))
 }
 
 /// The command of `slot`'s persistent worker.

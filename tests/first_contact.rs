@@ -281,7 +281,9 @@ fn a_thousand_items_with_the_same_bad_key_make_one_line_with_the_fix() {
              above): {reason}\n"
         ));
     assert!(!out.stderr.contains("items.jsonl:4:"), "{}", out.report());
-    assert_eq!(out.stderr.lines().count(), 6, "{}", out.report());
+    // The run's first line (a logged run says how it starts, issue 22), 3 shown, the
+    // count of the rest, and the summary.
+    assert_eq!(out.stderr.lines().count(), 7, "{}", out.report());
     // Every one is still in the failures file.
     assert_eq!(env.json_lines("failed.jsonl").len(), 1000);
     // --dry-run reports them the same way, and the hint works.
@@ -291,7 +293,9 @@ fn a_thousand_items_with_the_same_bad_key_make_one_line_with_the_fix() {
         .run();
     dry.code(1)
         .stderr_has("pararun: 1,000 items failed as bad-input");
-    assert_eq!(dry.stderr.lines().count(), 5, "{}", dry.report());
+    // And a dry run's count line at the end (issue 22).
+    assert_eq!(dry.stderr.lines().count(), 6, "{}", dry.report());
+    dry.stderr_has("pararun: would run 0; 0 cached\n");
     let fixed = env
         .cmd()
         .args([

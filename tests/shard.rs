@@ -105,3 +105,52 @@ fn bad_shard_specs_are_usage_errors() {
         .code(2);
     assert!(!env.path("ran").exists());
 }
+
+/// `--shard auto` under a scheduler's variables runs the same keys as the explicit shard.
+fn auto_keys(env: &TestEnv, vars: &[(&str, &str)], shard: &str) -> crate::util::Output {
+    let mut cmd = env.cmd();
+    for name in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        cmd = cmd.env_remove(name);
+    }
+    for (name, value) in vars {
+        cmd = cmd.env(name, value);
+    }
+    cmd.args(["-i", "in.txt", "--shard", shard, "--dry-run", "--", "echo"])
+        .run()
+}
+
+#[test]
+fn shard_auto_reads_slurm_and_kubernetes_variables() {
+    let env = TestEnv::new();
+    env.write(
+        "in.txt",
+        (0..200).map(|i| format!("k{i}\n")).collect::<String>(),
+    );
+    let explicit = |s: &str| auto_keys(&env, &[], s).stdout;
+    // --array=1-4: task 3 is the third of four, shard 2/4.
+    let slurm = [
+        ("SLURM_ARRAY_TASK_ID", "3"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+        ("SLURM_ARRAY_TASK_MAX", "4"),
+        ("SLURM_ARRAY_TASK_COUNT", "4"),
+    ];
+    let out = auto_keys(&env, &slurm, "auto");
+    out.success();
+    assert_eq!(out.stdout, explicit("2/4"));
+    assert!(!out.stdout.is_empty());
+    // Kubernetes gives the index; the count comes with the flag.
+    let out = auto_keys(&env, &[("JOB_COMPLETION_INDEX", "5")], "auto/8");
+    out.success();
+    assert_eq!(out.stdout, explicit("5/8"));
+    auto_keys(&env, &[("JOB_COMPLETION_INDEX", "5")], "auto")
+        .code(2)
+        .stderr_has("give it: --shard auto/N");
+    // Outside an array it is an error at start, not a run of everything.
+    auto_keys(&env, &[], "auto")
+        .code(2)
+        .stderr_has("neither a Slurm job array");
+}

@@ -94,6 +94,18 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable of the binary.
+    pub fn env(mut self, name: &str, value: &str) -> Cmd {
+        self.command.env(name, value);
+        self
+    }
+
+    /// Removes an environment variable of the binary.
+    pub fn env_remove(mut self, name: &str) -> Cmd {
+        self.command.env_remove(name);
+        self
+    }
+
     pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Cmd {
         self.stdin = Some(input.as_ref().to_vec());
         self

@@ -11,7 +11,7 @@ use crate::input::{InputEvent, InputReader, Key};
 use crate::job;
 use crate::report::progress::Progress;
 use crate::report::repeats::{Repeats, Show};
-use crate::report::Exit;
+use crate::report::{Exit, Stats};
 use crate::template::Template;
 
 /// Refuses a cache or failures file that is the input or stdout, as a run does: a dry run
@@ -37,6 +37,7 @@ pub(super) fn print(
     mut reader: InputReader,
     mut keep: impl FnMut(&Key) -> bool,
     progress: &Progress,
+    stats: &Stats,
 ) -> Result<Exit> {
     let mut out = std::io::BufWriter::new(crate::report::output::RawStdout::new(cfg.stdout_closed));
     let input_name = cfg.input.to_string();
@@ -77,9 +78,30 @@ pub(super) fn print(
     for line in repeats.summary() {
         progress.line(line.as_bytes());
     }
+    if !cfg.quiet {
+        progress.line(count_line(shown as u64, stats).as_bytes());
+    }
     Ok(if failed {
         Exit::ItemsFailed
     } else {
         Exit::Success
     })
+}
+
+/// `pararun: would run 12; 30 cached; 58 other shards`: what the listing above adds up to.
+fn count_line(shown: u64, stats: &Stats) -> String {
+    let mut line = format!(
+        "pararun: would run {shown}; {} cached",
+        Stats::get(&stats.cached)
+    );
+    for (n, what) in [
+        (Stats::get(&stats.duplicates), "duplicates"),
+        (Stats::get(&stats.other_shards), "other shards"),
+        (Stats::get(&stats.given_up), "given up"),
+    ] {
+        if n > 0 {
+            line += &format!("; {n} {what}");
+        }
+    }
+    line
 }

@@ -88,8 +88,8 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         };
         warn_cache(&loaded, cfg, &progress);
         let given_up = load_given_up(cfg, &progress)?;
-        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats);
-        return dry_run::print(cfg, &template, reader, keep, &progress);
+        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats.clone());
+        return dry_run::print(cfg, &template, reader, keep, &progress, &stats);
     }
     // The runtime and the signal handlers come before the cache is loaded, which can take
     // seconds: a Ctrl-C meanwhile is then a clean stop (the runner sees it first thing),
@@ -119,6 +119,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let given_up = load_given_up(cfg, &progress)?;
     process::sys::survive_file_size_limit();
     process::sys::raise_open_file_limit();
+    if cfg.timestamps && !cfg.quiet {
+        progress.line(start_line(cfg, index.len()).as_bytes());
+    }
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let batch = input::feed::BATCH_ITEMS;
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
@@ -132,6 +135,23 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         state.finish(exit.code());
     }
     Ok(exit)
+}
+
+/// The line a logged run starts with: where its items come from, `-j`, and the cache with how
+/// much of it is already done.
+fn start_line(cfg: &Config, done: usize) -> String {
+    let cache = match &cfg.cache {
+        Some(path) => format!("cache {} ({done} records already done)", path.display()),
+        None => "no cache".into(),
+    };
+    let shard = match cfg.shard {
+        Some(s) => format!(", shard {}/{}", s.index, s.count),
+        None => String::new(),
+    };
+    format!(
+        "pararun: starting: items from {}, -j {}{shard}, {cache}",
+        cfg.input, cfg.jobs
+    )
 }
 
 /// Starts keeping the state file beside the cache, for `pararun status` (see
@@ -254,6 +274,11 @@ fn open_cache(
 fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
     progress.finish();
     let code = cfg.conflict_exit_code;
+    let holder = busy.path.as_path();
+    let busy = match crate::report::state::holder(holder) {
+        Some(run) => format!("{busy}: {run}"),
+        None => busy.to_string(),
+    };
     if code != 0 {
         let msg = format!(
             "pararun: {busy}; wait for it to finish or use another --cache file \

@@ -226,6 +226,13 @@ pub(super) struct OutputArgs {
     #[arg(short = 'k', long)]
     pub(super) keep_order: bool,
 
+    /// Start each line a child writes to stderr with its item's key and a tab, as GNU
+    /// parallel's --tag does, so that the lines of many children can be told apart.
+    ///
+    /// A persistent worker serves many items at once, so its lines pass through as written.
+    #[arg(long)]
+    pub(super) tag: bool,
+
     /// Print the records on stdout even when stdout is a terminal and --cache keeps them.
     ///
     /// By default a terminal gets no records when there is a cache (the summary says where

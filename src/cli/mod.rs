@@ -211,6 +211,7 @@ impl Cli {
             timestamps: stamp_lines(&self.output),
             total: self.output.total,
             keep_order: self.output.keep_order,
+            tag: self.output.tag,
             persistent: self.command.persistent,
             pipeline: self.command.pipeline,
             protocol: self.command.protocol.into(),

@@ -35,6 +35,8 @@ pub struct Job {
     pub env: Vec<(&'static str, String)>,
     /// Bytes written to the child's stdin (then closed); `None` gives it /dev/null.
     pub stdin: Option<Vec<u8>>,
+    /// What each line of its stderr starts with (`--tag`: the key and a tab).
+    pub tag: Option<Vec<u8>>,
 }
 
 /// Limits of one attempt.
@@ -87,6 +89,7 @@ pub async fn run(
         .collect();
     let tail = Mutex::new(Tail::default());
     let mut captured = Captured::default();
+    let tag = job.tag.clone();
     let (ending, status) = {
         let feed = async move {
             if let (Some(mut pipe), Some(bytes)) = (stdin, job.stdin) {
@@ -98,7 +101,7 @@ pub async fn run(
             // Done when all three are, or at once when stdout passes the cap.
             let out = read_capped(stdout, limits.max_output, &mut captured);
             let rest = async {
-                tokio::join!(feed, pump_stderr(stderr, progress, &tail));
+                tokio::join!(feed, pump_stderr(stderr, progress, &tail, tag.as_deref()));
             };
             tokio::pin!(out, rest);
             tokio::select! {

@@ -114,12 +114,15 @@ pub fn lock(tail: &Mutex<Tail>) -> MutexGuard<'_, Tail> {
 /// Passes a child's stderr through to ours as it arrives, whole lines at a time: everything up
 /// to the last newline of each read goes out in one write (a chatty child is not slowed to a
 /// write per line), and a line longer than [`PIECE`] goes out in pieces of that size. Keeps
-/// the tail for failure reports.
+/// the tail for failure reports. With a `tag`, each line starts with it (the tail keeps the
+/// child's own bytes).
 pub async fn pump_stderr(
     mut stderr: impl AsyncRead + Unpin,
     progress: &Progress,
     tail: &Mutex<Tail>,
+    tag: Option<&[u8]>,
 ) {
+    let mut tagged = Tagger::new(tag);
     // Small to start with: a thousand children at once must not cost a thousand big buffers.
     // It grows (to a piece) only for a child that writes long lines.
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -143,7 +146,7 @@ pub async fn pump_stderr(
             while progress.stderr_behind() {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            progress.write_raw(&buf[..cut]);
+            progress.write_raw(tagged.lines(&buf[..cut]));
             lock(tail).push(&buf[..cut]);
             buf.drain(..cut);
         }
@@ -152,8 +155,42 @@ pub async fn pump_stderr(
         // A last line without a newline gets one when the stream ends: the next line, a
         // child's or one of ours with its timestamp, then starts a line of its own.
         buf.push(b'\n');
-        progress.write_raw(&buf);
+        progress.write_raw(tagged.lines(&buf));
         lock(tail).push(&buf);
+    }
+}
+
+/// Puts a tag at the start of every line of a stream cut into pieces: a piece that ends in the
+/// middle of a line leaves the next one without a tag.
+struct Tagger<'a> {
+    tag: Option<&'a [u8]>,
+    at_line_start: bool,
+    out: Vec<u8>,
+}
+
+impl<'a> Tagger<'a> {
+    fn new(tag: Option<&'a [u8]>) -> Tagger<'a> {
+        Tagger {
+            tag,
+            at_line_start: true,
+            out: Vec::new(),
+        }
+    }
+
+    /// `piece` with the tag before each line that starts in it.
+    fn lines<'b>(&'b mut self, piece: &'b [u8]) -> &'b [u8] {
+        let Some(tag) = self.tag else {
+            return piece;
+        };
+        self.out.clear();
+        for line in piece.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start {
+                self.out.extend_from_slice(tag);
+            }
+            self.out.extend_from_slice(line);
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        &self.out
     }
 }
 

@@ -105,7 +105,7 @@ impl Worker {
         let tail = Arc::new(Mutex::new(Tail::default()));
         let stderr_pump = {
             let (progress, tail) = (progress.clone(), tail.clone());
-            tokio::spawn(async move { pipes::pump_stderr(stderr, &progress, &tail).await })
+            tokio::spawn(async move { pipes::pump_stderr(stderr, &progress, &tail, None).await })
         };
         Ok(Worker {
             group,

@@ -123,6 +123,34 @@ pub fn failure_message(item: &FailedItem<'_>, failure: &Failure, input: &str) ->
     msg
 }
 
+/// The stderr line for a failed attempt that will be retried: key, line, attempt `i/N`, the
+/// reason, the last stderr line, and the delay before the next attempt.
+pub fn retry_message(
+    item: &FailedItem<'_>,
+    failure: &Failure,
+    input: &str,
+    of: u32,
+    delay: Duration,
+) -> String {
+    let key = item
+        .key
+        .map_or_else(|| "?".into(), |k| excerpt(&k.to_string()).into_owned());
+    let mut msg = format!(
+        "pararun: item {key} ({input}:{}) attempt {}/{of} failed: {}: {}",
+        item.seq, item.attempts, failure.reason, failure.detail
+    );
+    if let Some(last) = failure
+        .stderr_tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+    {
+        msg += &format!("; stderr ends: {}", escape(last));
+    }
+    msg += &format!("; retrying in {}", super::text::human_duration(delay));
+    msg
+}
+
 /// The `--failures` file: one JSON line appended per item that failed for good.
 ///
 /// After a write fails (a full disk, an I/O error), the log stops writing: the error is

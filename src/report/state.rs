@@ -33,6 +33,23 @@ pub fn path_for(cache: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Who holds the cache, as its state file says: `pid 4242 on node7, started …`; `None` when
+/// the file is missing, unreadable or from a run that finished (the holder has not written
+/// its own yet).
+pub fn holder(cache: &Path) -> Option<String> {
+    let bytes = std::fs::read(path_for(cache)).ok()?;
+    let state: Value = serde_json::from_slice(&bytes).ok()?;
+    if state["finished"] != Value::Bool(false) {
+        return None;
+    }
+    Some(format!(
+        "pid {} on {}, started {}",
+        state["pid"],
+        state["host"].as_str()?,
+        state["started"].as_str()?
+    ))
+}
+
 /// What a run says about itself once, at the start.
 #[derive(Debug, Clone)]
 pub struct RunFacts {

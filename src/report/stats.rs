@@ -79,6 +79,10 @@ impl Stats {
         if other > 0 {
             line += &format!(", {other} other shards");
         }
+        let retries = Self::get(&self.retries);
+        if retries > 0 {
+            line += &format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" });
+        }
         if let Some(path) = records_file {
             line += &format!("; records in {}", path.display());
         }

@@ -10,6 +10,7 @@ use crate::job::{self, Launch};
 use crate::process::pipeline::{AnswerTo, Answered, Pipeline, Request, Settings};
 use crate::process::worker::Reply;
 use crate::process::{self, Finished, Job, Limits};
+use crate::report::failures::retry_message;
 use crate::report::{escape, Failure, Reason, Stats};
 use crate::result::{judge_process, judge_reply, Outcome};
 
@@ -206,6 +207,16 @@ impl Runner<'_> {
                     && self.cause.is_none()
                 {
                     let delay = retry_delay(self.cfg.retry_delay, done.attempt, done.item.seq);
+                    // A retry is never silent: the log says which attempt failed, why, and
+                    // when the next one starts.
+                    let note = retry_message(
+                        &failed_item(&done.item, done.attempt),
+                        &failure,
+                        &self.input_name,
+                        self.cfg.retries + 1,
+                        delay,
+                    );
+                    self.progress.line(note.as_bytes());
                     self.retries.push(Reverse(Pending {
                         due: Instant::now() + delay,
                         ordinal: done.ordinal,
