@@ -8,10 +8,11 @@
 # (munged, slurmctld and slurmd, all on 127.0.0.1), writes ITEMS JSONL items with mixed keys
 # (ints, numeric strings, other strings), and submits one job array whose task I runs
 #
-#   pararun --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -i items.jsonl \
+#   pararun --shard auto -i items.jsonl \
 #           --cache cache-$SLURM_ARRAY_TASK_ID.jsonl -q -- sh -c 'printf ...'
 #
-# Then it checks: every task COMPLETED with exit code 0; `cat cache-*.jsonl` holds every key
+# Then it checks: every task COMPLETED with exit code 0; `pararun status` over the caches, during
+# the array and after (complete, every key done); `pararun merge` of them holds every key
 # exactly once and nothing else; each record sits in its own task's cache; and a plain run over
 # the whole input with the merged cache runs nothing. It prints PASS or FAIL with the figures
 # and exits 0 or 1. The cluster is always stopped on exit; only the daemons it started are
@@ -290,7 +291,7 @@ cat >"$DATA/task.sh" <<EOF
 #!/bin/bash
 set -euo pipefail
 cd "$DATA"
-exec "$PARARUN" --shard "\$SLURM_ARRAY_TASK_ID/\$SLURM_ARRAY_TASK_COUNT" -j 2 -i items.jsonl \\
+exec "$PARARUN" --shard auto -j 2 -i items.jsonl \\
     --cache "cache-\$SLURM_ARRAY_TASK_ID.jsonl" -q \\
     -- sh -c 'printf "{\"task\":%s,\"len\":%s}\n" "\$SLURM_ARRAY_TASK_ID" "\${#1}"' child '<>'
 EOF
@@ -302,8 +303,12 @@ JID=$(cd "$DATA" && sbatch --parsable --array=0-$((TASKS - 1)) -J pararun-shards
 JID=${JID%%;*}
 say "submitted array $JID ($TASKS tasks)"
 deadline=$(($(date +%s) + ARRAY_TIMEOUT))
-# a finished job prints nothing; a purged one makes squeue exit 1: both mean done
+# a finished job prints nothing; a purged one makes squeue exit 1: both mean done. Meanwhile
+# `pararun status` over the shards' caches, as a user on the login node would run it.
+LIVE=
 while squeue -h -j "$JID" -o %i 2>/dev/null | grep -q .; do
+    seen=$(cd "$DATA" && "$PARARUN" status --json 'cache-*.jsonl' -i items.jsonl 2>/dev/null || true)
+    case $seen in *'"running":true'*) LIVE=${LIVE:-$seen} ;; esac
     if [ "$(date +%s)" -gt "$deadline" ]; then
         squeue -j "$JID" >&2 || true
         fail "the array is not done after $ARRAY_TIMEOUT s"
@@ -339,7 +344,17 @@ done
 for ((i = 0; i < TASKS; i++)); do
     [ -f "$DATA/cache-$i.jsonl" ] || fail "task $i left no cache-$i.jsonl"
 done
-(cd "$DATA" && cat cache-*.jsonl >all.jsonl)
+STATUS=$(cd "$DATA" && "$PARARUN" status --json 'cache-*.jsonl' -i items.jsonl) ||
+    fail "pararun status after the array exited $?: $STATUS"
+python3 - "$STATUS" "$ITEMS" "$TASKS" <<'PY' || fail "status after the array: $STATUS"
+import json, sys
+s, items, tasks = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+assert (s["done"], s["failed"], s["remaining"], s["running"]) == (items, 0, 0, False), s
+assert len(s["shards"]) == tasks and sum(r["done"] for r in s["shards"]) == items, s
+PY
+[ -n "$LIVE" ] || say "note: no status poll caught a task running (the array was quick)"
+(cd "$DATA" && "$PARARUN" merge -o all.jsonl -i items.jsonl 'cache-*.jsonl') ||
+    fail "pararun merge found conflicts or missing keys"
 
 SHARDS=$(python3 - "$DATA" "$TASKS" <<'PY'
 import collections, json, sys
@@ -402,5 +417,6 @@ grep -q "ran 0 (0 succeeded, 0 failed), $ITEMS cached" <<<"$RERUN" \
 RESULT="slurm-shards: items      $ITEMS (keys: ints, numeric strings, non-ASCII strings)
 slurm-shards: tasks      $TASKS (array $JID, $ok/$TASKS COMPLETED with ExitCode 0:0)
 slurm-shards: per shard  $SHARDS
+slurm-shards: status     live: ${LIVE:-not caught}; after: $STATUS
 slurm-shards: re-run     ${RERUN##*$'\n'}
 slurm-shards: wall time  array $ARRAY (submit to done), cluster start $START, build $BUILD"
