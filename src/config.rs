@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::report::progress::Display;
-
 /// Everything a run needs to know, decided before the first item is read.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,6 +136,22 @@ impl Config {
             rate: None,
         }
     }
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// A live bar on stderr; `color` unless `NO_COLOR` is set.
+    Bar {
+        /// Whether the bar may use colour.
+        color: bool,
+        /// Whether stderr is not a terminal (`--progress` asked for the bar all the same).
+        forced: bool,
+    },
+    /// A plain line on stderr at this interval.
+    Log(Duration),
+    /// Nothing but the summary.
+    Off,
 }
 
 /// `--shard I/N`: this run owns the keys whose hash is I modulo N.

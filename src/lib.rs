@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod app;
+mod base;
 mod cache;
 pub mod cli;
 pub mod config;

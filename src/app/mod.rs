@@ -16,17 +16,18 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cache::index::KeyIndex;
+use crate::base::index::KeyIndex;
 use crate::cache::{self, CacheWriter, Loaded};
 use crate::cli::{Inspect, Invocation};
 use crate::config::{Config, InputSource};
 use crate::files;
+use crate::filter::given_up;
 use crate::filter::skip_filter;
 use crate::input::{self, InputReader};
 use crate::process::{self, Watchdog};
 use crate::report::progress::{self, Display, Progress};
 use crate::report::state::{RunFacts, StateFile};
-use crate::report::{given_up, human_duration, Exit, FailureLog, Stats};
+use crate::report::{human_duration, Exit, FailureLog, Stats};
 use crate::runner::{Runner, Signals, Stopped};
 
 /// Does what the command line asked for. A subcommand adds its arm here, and its module

@@ -8,12 +8,13 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 
-use super::blocks::{count_lines, middle_line_start, BlockLines, LineRef, Part, ReadAt};
 use super::index::KeyIndex;
-use super::scan;
+use crate::base::blocks::{count_lines, middle_line_start, BlockLines, LineRef, Part, ReadAt};
+use crate::base::depth;
+use crate::base::key::{key_of_object, Key};
+use crate::base::line::human_size;
+use crate::base::scan;
 use crate::files;
-use crate::input::line::human_size;
-use crate::input::{depth, key_of_object, Key};
 
 /// What loading the cache found.
 #[derive(Debug, Default)]

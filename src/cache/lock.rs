@@ -29,7 +29,7 @@ impl fmt::Display for Busy {
             write!(
                 f,
                 " after waiting {} (--lock-wait)",
-                crate::report::human_duration(self.waited)
+                crate::base::text::human_duration(self.waited)
             )?;
         }
         Ok(())

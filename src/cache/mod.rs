@@ -7,12 +7,11 @@
 //! stops a write of several pages at a SIGKILL; the next run cuts it off). The cache never
 //! schedules: it is told what to write.
 
-pub(crate) mod blocks;
-pub mod index;
 pub mod load;
 pub mod lock;
 pub mod reader;
-pub(crate) mod scan;
+
+pub use crate::base::index;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::base::line::{CappedLines, Line};
 use crate::files;
-use crate::input::line::{CappedLines, Line};
 
 /// The records of a pararun cache, in file order, read lazily with bounded memory.
 ///

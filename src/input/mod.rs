@@ -12,12 +12,10 @@ use serde_json::Value;
 
 use crate::config::Format;
 
-pub mod depth;
 pub mod feed;
-mod key;
-pub mod line;
 
-pub use key::{key_of_object, Key};
+pub use crate::base::key::{key_of_object, Key};
+pub use crate::base::{depth, line};
 use line::{exact_size, human_size, CappedLines, Line, KEPT};
 
 /// One unit of work.
@@ -244,12 +242,12 @@ fn parse_json_item(
     if line.as_bytes().trim_ascii().starts_with(b"{") {
         // Most keys are plain (an integer, a decimal, a string without escapes): the cache's
         // scanner checks the line and finds the key's text without building the object.
-        let plain = crate::cache::scan::key_text(line.as_bytes(), key_field);
+        let plain = crate::base::scan::key_text(line.as_bytes(), key_field);
         let key = match plain.map(Key::from_plain_text) {
             Some(key) => key,
             None => match key_of_object(line, key_field) {
                 Ok(Some(value)) => Key::new(value),
-                Ok(None) => return Err(key::missing_key(line, key_field)),
+                Ok(None) => return Err(crate::base::key::missing_key(line, key_field)),
                 Err(e) => return Err(depth::describe("invalid JSON", &e)),
             },
         };

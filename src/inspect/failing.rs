@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::base::key::Key;
+use crate::base::line::{CappedLines, Line};
 use crate::files;
-use crate::input::line::{CappedLines, Line};
-use crate::input::Key;
 
 /// The latest failure of one item, with the attempts of all its failure lines.
 #[derive(Debug, Clone)]

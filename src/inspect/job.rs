@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::cache::index::KeyIndex;
+use crate::base::index::KeyIndex;
 use crate::cache::load_read_only;
 use crate::files;
 use crate::report::state;

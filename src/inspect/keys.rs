@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::job::Shard;
 use super::status::StatusOptions;
-use crate::cache::index::KeyIndex;
+use crate::base::index::KeyIndex;
 use crate::config::{parse_shard, Format};
 use crate::files;
 use crate::input::{InputEvent, InputReader, Key};

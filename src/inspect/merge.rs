@@ -185,7 +185,7 @@ fn missing_keys(input: &Path, chosen: &Chosen, opts: &MergeOptions) -> Result<Ve
         opts.max_line,
     );
     let mut missing = Vec::new();
-    let mut seen = crate::cache::index::KeyIndex::with_capacity(1 << 16);
+    let mut seen = crate::base::index::KeyIndex::with_capacity(1 << 16);
     let mut check = |key: &Key| {
         if seen.insert(key) && !chosen.contains_key(&key.hash) {
             missing.push(key.text.clone());

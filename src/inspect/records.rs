@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::base::key::Key;
+use crate::base::line::{CappedLines, Line};
 use crate::files;
-use crate::input::line::{CappedLines, Line};
-use crate::input::Key;
 
 /// What one non-blank line is.
 pub enum Entry<'a> {

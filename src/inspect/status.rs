@@ -165,7 +165,7 @@ fn owns(i: usize, shards: &[Shard], failing: &Failing, hash_key: &Value) -> bool
         if hash_key.is_null() {
             return false;
         }
-        return crate::input::Key::new(hash_key.clone()).shard(spec.count) == spec.index;
+        return crate::base::key::Key::new(hash_key.clone()).shard(spec.count) == spec.index;
     }
     shards.len() == 1
 }

@@ -8,14 +8,14 @@
 
 pub mod clock;
 pub mod failures;
-pub mod given_up;
 pub mod output;
 pub mod progress;
 pub mod repeats;
 pub mod state;
 pub mod stats;
 mod stderr;
-pub mod text;
+
+pub use crate::base::text;
 
 pub use failures::{failure_message, FailedItem, Failure, FailureLog, Reason};
 pub use stats::Stats;

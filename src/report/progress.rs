@@ -15,21 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use super::stderr::Sink;
 use crate::report::{clock, human_duration, Stats};
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
-    /// A live bar on stderr; `color` unless `NO_COLOR` is set.
-    Bar {
-        /// Whether the bar may use colour.
-        color: bool,
-        /// Whether stderr is not a terminal (`--progress` asked for the bar all the same).
-        forced: bool,
-    },
-    /// A plain line on stderr at this interval.
-    Log(Duration),
-    /// Nothing but the summary.
-    Off,
-}
+pub use crate::config::Display;
 
 /// The stderr writer and progress display of one run. Cheap to clone.
 #[derive(Clone)]

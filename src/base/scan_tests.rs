@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::{key_hash, plain_run};
-use crate::input::{key_of_object, Key};
+use crate::base::key::{key_of_object, Key};
 
 /// The key hash by the full parse, as a cache load computes it; `None` for a damaged line.
 fn full(line: &[u8], field: &str) -> Option<u128> {
@@ -140,7 +140,7 @@ fn nesting_past_the_bound_takes_the_full_parse() {
     assert_eq!(fast(&deep(super::MAX_DEPTH as usize)), None);
     // The full parse applies pararun's one nesting limit (`input::depth`), fields skipped
     // or not: 127 levels counting the record itself.
-    let limit = crate::input::depth::MAX_DEPTH;
+    let limit = crate::base::depth::MAX_DEPTH;
     assert!(full(deep(limit - 1).as_bytes(), "id").is_some());
     assert_eq!(full(deep(limit).as_bytes(), "id"), None);
     assert_eq!(full(deep(500).as_bytes(), "id"), None);

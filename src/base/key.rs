@@ -280,7 +280,7 @@ mod tests {
             after in r#"(, *"y" *: *\{"id": *2\})?"#,
         ) {
             let line = format!("{{{before}\"id\" : {key}{after}}}");
-            if let Some(text) = crate::cache::scan::key_text(line.as_bytes(), "id") {
+            if let Some(text) = crate::base::scan::key_text(line.as_bytes(), "id") {
                 let parsed = Key::new(key_of_object(&line, "id").unwrap().unwrap());
                 let plain = Key::from_plain_text(text);
                 proptest::prop_assert_eq!(&plain.value, &parsed.value);

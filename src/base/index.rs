@@ -5,7 +5,7 @@
 //! bytes a key. A general-purpose hash map would add a control byte a slot and round its size
 //! up to a power of two, up to twice the memory.
 
-use crate::input::Key;
+use crate::base::key::Key;
 
 /// The most a table is filled before it grows.
 const MAX_LOAD: f64 = 0.85;

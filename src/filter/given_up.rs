@@ -12,11 +12,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::cache::blocks::count_lines;
-use crate::cache::index::KeyIndex;
+use crate::base::blocks::count_lines;
+use crate::base::depth;
+use crate::base::index::KeyIndex;
+use crate::base::key::Key;
+use crate::base::line::{CappedLines, Line};
 use crate::files;
-use crate::input::line::{CappedLines, Line};
-use crate::input::{depth, Key};
 
 /// What reading the failures file found.
 #[derive(Debug, Default)]

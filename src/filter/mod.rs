@@ -1,9 +1,11 @@
 //! The skip filter: which items run. It sees each key before the item is fully parsed.
 
+pub mod given_up;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cache::index::KeyIndex;
+use crate::base::index::KeyIndex;
 use crate::config::Config;
 use crate::input::{self, Key};
 use crate::report::Stats;

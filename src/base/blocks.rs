@@ -1,6 +1,6 @@
 //! A cache's lines read in big blocks and lent out in place.
 //!
-//! [`CappedLines`](crate::input::line::CappedLines) copies every line into the caller's
+//! [`CappedLines`](crate::base::line::CappedLines) copies every line into the caller's
 //! buffer, which is the right trade for the input (a pipe, lines of any length). A cache load
 //! reads tens of millions of short lines from a file, so this reader reads 1 MiB at a time and
 //! hands out each line as a slice of its block. The lines are the same: the same cap (a line

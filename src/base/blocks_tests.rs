@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read};
 use proptest::prelude::*;
 
 use super::{count_lines, middle_line_start, BlockLines, LineRef, Part, BLOCK};
-use crate::input::line::{CappedLines, Line};
+use crate::base::line::{CappedLines, Line};
 
 /// A reader that hands out its bytes in reads of the given sizes, in turn.
 struct Trickle<'a> {

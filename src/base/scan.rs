@@ -3,7 +3,7 @@
 //! Parsing every record with serde_json, building the key's `Value` and printing it back took
 //! most of a cache load. Most records are plain: a flat object whose key is an integer, a
 //! decimal or a string without escapes, and then the key's canonical text (what
-//! [`Key::new`](crate::input::Key::new) hashes) is the bytes of the line as written. This
+//! [`Key::new`](crate::base::key::Key::new) hashes) is the bytes of the line as written. This
 //! scanner checks the whole line's syntax (a damaged line must still count as damaged), finds
 //! the top-level key field and hashes its text.
 //!
@@ -29,7 +29,7 @@ pub fn key_hash(line: &[u8], field: &str) -> Option<u128> {
 /// line, or `None` when the line needs the full parse. A `Some` is the text [`Key::new`]
 /// gives for the key the full parse reads, and the full parse of the line would succeed.
 ///
-/// [`Key::new`]: crate::input::Key::new
+/// [`Key::new`]: crate::base::key::Key::new
 pub fn key_text<'a>(line: &'a [u8], field: &str) -> Option<&'a [u8]> {
     // The full parse reads a `&str`: a line that is not UTF-8 is damage, and only it says so.
     // Outside strings the scanner takes ASCII bytes only, so inside them this check suffices.
