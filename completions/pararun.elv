@@ -26,7 +26,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --shard 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)'
             cand -j 'Children running at once [default: the number of CPUs]'
             cand --jobs 'Children running at once [default: the number of CPUs]'
-            cand --pipeline 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time, and an ordered worker only about 20 ms of work ahead (by its measured time per item), so slow items are not queued behind one another; items sent while quick ones came stay with their worker, so give 1 when item times vary widely in no known order'
+            cand --pipeline 'With --persistent: how many items each worker holds at once, sent and not yet answered; 1 waits for each answer (give 1 when item times vary widely in no known order)'
             cand --protocol 'With --persistent: `ordered` answers one line per request line, in order; `concurrent` wraps each item as {"pararun_id": N, "item": ITEM} and takes answers {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order (an async program)'
             cand --rate 'Start at most N items per second, minute or hour (`10/s`, `100/m`, `5000/h`), evenly spaced; retries count too'
             cand --burst 'With --rate: how many items may start back to back after a pause'

@@ -1,5 +1,4 @@
-//! The pararun binary: parse the command line, do what it asks, map the outcome to an exit
-//! code.
+//! The pararun binary: parse the command line, do what it asks, map the outcome to an exit code.
 
 use std::process::ExitCode;
 
@@ -22,10 +21,8 @@ fn fail(err: &anyhow::Error, timestamps: bool) -> ExitCode {
     ExitCode::from(pararun::Exit::Error.code())
 }
 
-/// Whether stdout was closed at start (`>&-`) is visible only before `main`: by then Rust's
-/// runtime has opened `/dev/null` on the closed descriptor, which would pass for a
-/// `> /dev/null` and throw the records away without a word. This runs from `.init_array`,
-/// before that.
+/// Whether stdout was closed at start (`>&-`) is visible only before `main` (`.init_array`):
+/// Rust's runtime then opens `/dev/null` there, which would pass for a `> /dev/null`.
 extern "C" fn see_closed_stdout() {
     // SAFETY: fcntl(F_GETFD) on a descriptor number only reads its flags (EBADF when it is
     // closed); it touches no memory and changes nothing.
@@ -38,7 +35,6 @@ extern "C" fn see_closed_stdout() {
 #[link_section = ".init_array"]
 static SEE_CLOSED_STDOUT: extern "C" fn() = see_closed_stdout;
 
-/// Items' strings are made on one thread and freed on another; mimalloc's per-thread heaps
-/// keep those threads from queueing on one allocator lock (see Cargo.toml).
+/// mimalloc's per-thread heaps keep the threads from queueing on one allocator (Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

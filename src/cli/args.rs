@@ -76,12 +76,13 @@ pub(super) struct CommandArgs {
     #[arg(long)]
     pub(super) persistent: bool,
 
-    /// With --persistent: how many items each worker holds at once, sent and not yet answered
-    /// (it still reads one line and answers one line, in order). 1 sends the next item only
-    /// after the last answer. A worker whose answers do not echo the key gets one at a time,
-    /// and an ordered worker only about 20 ms of work ahead (by its measured time per item),
-    /// so slow items are not queued behind one another; items sent while quick ones came
-    /// stay with their worker, so give 1 when item times vary widely in no known order.
+    /// With --persistent: how many items each worker holds at once, sent and not yet answered;
+    /// 1 waits for each answer (give 1 when item times vary widely in no known order).
+    ///
+    /// The worker still reads one line and answers one line, in order. A worker whose answers
+    /// do not echo the key gets one at a time, and an ordered worker only about 20 ms of work
+    /// ahead (by its measured time per item), so slow items are not queued behind one
+    /// another; items sent while quick ones came stay with their worker.
     #[arg(hide_short_help = true, long, value_name = "K", default_value_t = crate::config::DEFAULT_PIPELINE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from), requires = "persistent")]
     pub(super) pipeline: usize,
 
@@ -230,7 +231,7 @@ pub(super) struct OutputArgs {
     /// parallel's --tag does, so that the lines of many children can be told apart.
     ///
     /// A persistent worker serves many items at once, so its lines pass through as written.
-    #[arg(long)]
+    #[arg(hide_short_help = true, long)]
     pub(super) tag: bool,
 
     /// Print the records on stdout even when stdout is a terminal and --cache keeps them.

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 
 use anyhow::{bail, Result};
-use clap::{Parser, ValueHint};
+use clap::{CommandFactory, Parser, ValueHint};
 
 use crate::config::{Config, InputSource, Rate};
 pub use manual::{EXAMPLES, EXIT_STATUS};
@@ -65,12 +65,40 @@ impl Invocation {
 /// `Err`.
 pub fn parse() -> Result<Invocation> {
     let raw: Vec<OsString> = std::env::args_os().collect();
+    if asks_for_full_help(&raw) {
+        print!("{}", full_help());
+        std::process::exit(0);
+    }
     let mut cli = Cli::parse_from(&raw);
     if let Some(sub) = cli.sub.take() {
         return Ok(Invocation::Inspect(sub.into_inspect()));
     }
     check_reserved(&raw, &cli.cmd)?;
     Ok(Invocation::Run(Box::new(cli.into_config()?)))
+}
+
+/// Whether the command line asks for the run's `--help` (not a subcommand's, and not a
+/// `--help` that belongs to the command after `--`).
+fn asks_for_full_help(raw: &[OsString]) -> bool {
+    let before_command = raw.iter().skip(1).take_while(|a| *a != "--");
+    let mut words = before_command.clone();
+    let subcommand = words.next().is_some_and(|first| {
+        Cli::command()
+            .get_subcommands()
+            .any(|s| first == s.get_name())
+            || first == "help"
+    });
+    !subcommand && before_command.into_iter().any(|a| a == "--help")
+}
+
+/// `--help`: every option with the first paragraph of its text (the rest is in the man page
+/// and `docs/`), then the examples. `-h` is the same without the less used options and the
+/// examples.
+pub fn full_help() -> String {
+    let mut cmd = Cli::command()
+        .mut_args(|arg| arg.hide_short_help(false))
+        .after_help(manual::examples_help());
+    cmd.render_help().to_string()
 }
 
 /// Refuses a reserved name as the command's first word unless `--` stands right before it.
@@ -137,8 +165,8 @@ pub struct Cli {
     /// instead. With no placeholder and no --stdin the item is appended as the last argument,
     /// as xargs does. A program that reads its argument as code (`python3 -c`, `awk`, `jq`)
     /// runs a value put into that code: pass values to it as arguments or on stdin. The names
-    /// cache, check, completions, help, man, merge, stats and status are kept for subcommands:
-    /// as the command's first word they must come after `--`.
+    /// cache, check, completions, failures, help, man, merge, stats and status are kept for
+    /// subcommands: as the command's first word they must come after `--`.
     #[arg(
         help_heading = "Command",
         required = true,

@@ -62,27 +62,8 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
         .iter()
         .map(|p| Shard::open(p, opts.key_field.as_deref(), opts.max_line))
         .collect::<Result<_>>()?;
-    let mut failure_files = expand(&opts.failures, "failures file")?;
-    for shard in &shards {
-        if let Some(path) = shard.live.text("failures") {
-            failure_files.push(PathBuf::from(path));
-        }
-    }
-    dedupe(&mut failure_files);
-    let history = FailureHistory::read(&failure_files, opts.max_line)?;
-    let limit = opts.give_up_after.or_else(|| {
-        let limits = shards.iter().filter_map(|s| s.live.get("give_up_after"));
-        limits.filter_map(Value::as_u64).min().map(|n| n as u32)
-    });
-    let in_cache = |hash: u128| shards.iter().any(|s| s.index.contains_hash(hash));
-    // Failing now: a failure line and no record since; given up past the limit.
-    let mut failing: Vec<(u128, &Failing, bool)> = history
-        .by_key
-        .iter()
-        .filter(|(hash, _)| !in_cache(**hash))
-        .map(|(hash, f)| (*hash, f, limit.is_some_and(|n| f.attempts >= u64::from(n))))
-        .collect();
-    failing.sort_by(|a, b| a.1.at.cmp(&b.1.at));
+    let history = FailureHistory::read(&failure_files(opts, &shards)?, opts.max_line)?;
+    let failing = failing_now(opts, &shards, &history);
     let classes: HashMap<u128, Class> = failing
         .iter()
         .map(|(hash, _, given_up)| {
@@ -106,12 +87,10 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
         .map(|(i, shard)| shard_row(i, shard, &shards, &failing, counted.as_ref()))
         .collect();
     let mut total = total_row(&rows, &failing, counted.as_ref(), opts.total);
-    if total.remaining.is_none()
-        && !shards.is_empty()
-        && shards.iter().all(|s| s.live.finished_ok())
-    {
-        // Every run read its whole input and ended with exit 0: nothing is left, though
-        // how much there was is not known here.
+    // Every run read its whole input and ended with exit 0: nothing is left, though how much
+    // there was is not known here.
+    let all_ok = !shards.is_empty() && shards.iter().all(|s| s.live.finished_ok());
+    if total.remaining.is_none() && all_ok {
         total.live = Some("every run finished with exit 0".into());
     }
     for row in rows.iter_mut().chain([&mut total]) {
@@ -120,11 +99,7 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
             _ => None,
         };
     }
-    let complete = total.failed == 0
-        && match total.remaining {
-            Some(left) => left == 0,
-            None => !shards.is_empty() && shards.iter().all(|s| s.live.finished_ok()),
-        };
+    let complete = total.failed == 0 && total.remaining.map_or(all_ok, |left| left == 0);
     if opts.json {
         let mut object = row_json(&total);
         object["shards"] = rows.iter().map(row_json).collect();
@@ -137,6 +112,40 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
     } else {
         Exit::ItemsFailed
     })
+}
+
+/// The failures files: those given, and those the runs' state files name, each once.
+fn failure_files(opts: &StatusOptions, shards: &[Shard]) -> Result<Vec<PathBuf>> {
+    let mut files = expand(&opts.failures, "failures file")?;
+    for shard in shards {
+        if let Some(path) = shard.live.text("failures") {
+            files.push(PathBuf::from(path));
+        }
+    }
+    dedupe(&mut files);
+    Ok(files)
+}
+
+/// The items failing now (a failure line and no record since), oldest first, each marked
+/// given up when it has `--give-up-after` attempts or more.
+fn failing_now<'a>(
+    opts: &StatusOptions,
+    shards: &[Shard],
+    history: &'a FailureHistory,
+) -> Vec<(u128, &'a Failing, bool)> {
+    let limit = opts.give_up_after.or_else(|| {
+        let limits = shards.iter().filter_map(|s| s.live.get("give_up_after"));
+        limits.filter_map(Value::as_u64).min().map(|n| n as u32)
+    });
+    let in_cache = |hash: u128| shards.iter().any(|s| s.index.contains_hash(hash));
+    let mut failing: Vec<(u128, &Failing, bool)> = history
+        .by_key
+        .iter()
+        .filter(|(hash, _)| !in_cache(**hash))
+        .map(|(hash, f)| (*hash, f, limit.is_some_and(|n| f.attempts >= u64::from(n))))
+        .collect();
+    failing.sort_by(|a, b| a.1.at.cmp(&b.1.at));
+    failing
 }
 
 fn dedupe(paths: &mut Vec<PathBuf>) {
