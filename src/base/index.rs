@@ -38,14 +38,7 @@ impl KeyIndex {
             return false;
         }
         let hash = stored(hash);
-        let mut i = self.home(hash);
-        loop {
-            match self.slots[i] {
-                0 => return false,
-                h if h == hash => return true,
-                _ => i = (i + 1) % self.slots.len(),
-            }
-        }
+        self.slots[probe(&self.slots, hash)] == hash
     }
 
     /// Adds the key; false if it was there already.
@@ -96,24 +89,15 @@ impl KeyIndex {
         self.len
     }
 
-    /// The slot a hash starts probing at: a multiply-shift of its low half onto the table,
-    /// which needs no power-of-two size.
     fn home(&self, hash: u128) -> usize {
-        ((u128::from(hash as u64) * self.slots.len() as u128) >> 64) as usize
+        home(&self.slots, hash)
     }
 
     fn put(&mut self, hash: u128) -> bool {
-        let mut i = self.home(hash);
-        loop {
-            match self.slots[i] {
-                0 => {
-                    self.slots[i] = hash;
-                    return true;
-                }
-                h if h == hash => return false,
-                _ => i = (i + 1) % self.slots.len(),
-            }
-        }
+        let i = probe(&self.slots, hash);
+        let new = self.slots[i] == 0;
+        self.slots[i] = hash;
+        new
     }
 
     fn grow(&mut self) {
@@ -122,6 +106,53 @@ impl KeyIndex {
             self.put(hash);
         }
     }
+}
+
+/// A count per key hash, for `--give-up-after`'s tally of failed attempts: the same table as
+/// [`KeyIndex`], with a `u32` beside each slot (20 bytes a slot), sized once for a number of
+/// keys that is never exceeded (a failures file has no more keys than lines), so it never
+/// grows and never rehashes its counts.
+#[derive(Debug)]
+pub struct KeyTally {
+    slots: Vec<u128>,
+    counts: Vec<u32>,
+}
+
+impl KeyTally {
+    /// A tally with room for `keys` keys.
+    pub fn with_capacity(keys: usize) -> KeyTally {
+        let slots = slots_for(keys + 1);
+        KeyTally {
+            slots: table(slots),
+            counts: vec![0; slots],
+        }
+    }
+
+    /// Adds `n` to the key's count; returns its new total. Panics past the capacity, which a
+    /// caller sizes from an upper bound.
+    pub fn add(&mut self, hash: u128, n: u32) -> u32 {
+        let hash = stored(hash);
+        let i = probe(&self.slots, hash);
+        self.slots[i] = hash;
+        self.counts[i] = self.counts[i].saturating_add(n);
+        self.counts[i]
+    }
+}
+
+/// The slot a hash starts probing at: a multiply-shift of its low half onto the table, which
+/// needs no power-of-two size.
+fn home(slots: &[u128], hash: u128) -> usize {
+    ((u128::from(hash as u64) * slots.len() as u128) >> 64) as usize
+}
+
+/// The slot that holds `hash`, or else the empty slot where it would go (linear probing; a
+/// table is never full).
+fn probe(slots: &[u128], hash: u128) -> usize {
+    let mut i = home(slots, hash);
+    while slots[i] != hash && slots[i] != 0 {
+        i = (i + 1) % slots.len();
+    }
+    i
 }
 
 /// A table of empty slots. Each insert lands on a random page of it, and a big table on 4 KiB

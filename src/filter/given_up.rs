@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::base::blocks::count_lines;
 use crate::base::depth;
-use crate::base::index::KeyIndex;
+use crate::base::index::{KeyIndex, KeyTally};
 use crate::base::key::Key;
 use crate::base::line::{CappedLines, Line};
 use crate::files;
@@ -69,7 +69,7 @@ pub fn load(path: &Path, limit: u32, max_line: usize) -> Result<GivenUp> {
     file.rewind().with_context(|| context(0))?;
     let mut reader = CappedLines::new(BufReader::new(file), max_line);
     // A last line without a newline is one more than the count.
-    let mut tally = Tally::with_capacity(lines + 1);
+    let mut tally = KeyTally::with_capacity(lines + 1);
     let mut given_up = GivenUp::default();
     let (mut buf, mut seq) = (Vec::new(), 0u64);
     loop {
@@ -113,38 +113,6 @@ fn entry(line: &[u8]) -> Result<Option<(Key, u32)>, String> {
     Ok(Some((Key::new(key.clone()), attempts)))
 }
 
-/// Failed attempts per key hash: open addressing over two flat vectors (20 bytes a slot),
-/// sized for a number of keys that is never exceeded (a file has no more keys than lines),
-/// so it never grows. Hash 0 marks an empty slot; a hash of 0 is stored as 1, as in
-/// [`KeyIndex`].
-struct Tally {
-    hashes: Vec<u128>,
-    counts: Vec<u32>,
-}
-
-impl Tally {
-    fn with_capacity(keys: usize) -> Tally {
-        let slots = (keys + 1 + keys / 4).max(16);
-        Tally {
-            hashes: vec![0; slots],
-            counts: vec![0; slots],
-        }
-    }
-
-    /// Adds `attempts` to the key's tally; returns its new total.
-    fn add(&mut self, hash: u128, attempts: u32) -> u32 {
-        let hash = hash.max(1);
-        let len = self.hashes.len();
-        let mut i = ((u128::from(hash as u64) * len as u128) >> 64) as usize;
-        while self.hashes[i] != hash && self.hashes[i] != 0 {
-            i = (i + 1) % len;
-        }
-        self.hashes[i] = hash;
-        self.counts[i] = self.counts[i].saturating_add(attempts);
-        self.counts[i]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_full_tally_still_finds_every_key() {
-        let mut tally = Tally::with_capacity(100);
+        let mut tally = KeyTally::with_capacity(100);
         for round in 1..=3 {
             for k in 0..100u128 {
                 assert_eq!(tally.add(k * 0x9e37_79b9_7f4a_7c15, 1), round);
