@@ -7,6 +7,7 @@
 
 mod checks;
 mod dry_run;
+mod limits;
 mod notes;
 
 use std::io::Read;
@@ -50,7 +51,18 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let template = checks::command_template(cfg)?;
     // Before the progress display exists (nothing to clear), and before anything is read:
     // a terminal read from would otherwise look like a hang.
-    for note in notes::stdin_notes(cfg) {
+    // Raised before -j is fitted to it, and before anything is opened.
+    process::sys::raise_open_file_limit();
+    let (jobs, jobs_note) = match cfg.dry_run {
+        true => (cfg.jobs, None),
+        false => limits::jobs_that_fit(cfg)?,
+    };
+    let fitted = Config {
+        jobs,
+        ..cfg.clone()
+    };
+    let cfg = &fitted;
+    for note in notes::stdin_notes(cfg).into_iter().chain(jobs_note) {
         match cfg.timestamps {
             true => eprintln!("{} {note}", crate::report::clock::now()),
             false => eprintln!("{note}"),
@@ -98,7 +110,6 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let given_up = load_given_up(cfg, &progress)?;
     let failures = cfg.failures.as_deref().map(FailureLog::open).transpose()?;
     process::sys::survive_file_size_limit();
-    process::sys::raise_open_file_limit();
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let batch = input::feed::BATCH_ITEMS;
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
