@@ -14,6 +14,7 @@ mod first_contact;
 mod fiu;
 mod generated;
 mod lifecycle;
+mod limits;
 mod order;
 mod persistent;
 mod pipeline;
