@@ -5,7 +5,7 @@ lines\t'Each line is an item, keyed by itself'"
 complete -c pararun -l key-field -d 'The top-level field that keys a JSON item and every cache record' -r
 complete -c pararun -l max-line-bytes -d 'The longest line read from the input or the cache, and the longest record written' -r
 complete -c pararun -l shard -d 'Run only shard I of N: the items whose key hashes to I modulo N (0 <= I < N)' -r
-complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]' -r
+complete -c pararun -s j -l jobs -d 'Children running at once [default: the number of CPUs]. Cut, with a warning, to what the open-file limit holds (4 descriptors a child; see `ulimit -Hn`)' -r
 complete -c pararun -l pipeline -d 'With --persistent: how many items each worker holds at once, sent and not yet answered (it still reads one line and answers one line, in order). 1 sends the next item only after the last answer. A worker whose answers do not echo the key gets one at a time, and an ordered worker only about 20 ms of work ahead (by its measured time per item), so slow items are not queued behind one another; items sent while quick ones came stay with their worker, so give 1 when item times vary widely in no known order' -r
 complete -c pararun -l protocol -d 'With --persistent: `ordered` answers one line per request line, in order; `concurrent` wraps each item as {"pararun_id": N, "item": ITEM} and takes answers {"pararun_id": N, "result": R} (or "error": MESSAGE) in any order (an async program)' -r -f -a "ordered\t'One answer line per request line, in order'
 concurrent\t'Requests and answers carry a pararun_id; answers in any order'"
