@@ -43,6 +43,19 @@ fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Kills pararun if the test fails before it was reaped, so that a hang does not outlive the
+/// test (SIGTERM did not end the hang this file was written for).
+struct KillOnPanic(i32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: a plain kill(2); the pid is still our unreaped child while we panic.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 /// From the issue: `ulimit -n 48` with `-j 64` hung for good after 52 "spawner thread is gone"
 /// failures. -j is now cut to what the limit holds, with a warning, and every item runs.
 #[test]
@@ -91,7 +104,8 @@ fn an_open_file_limit_with_no_room_for_a_child_is_a_setup_error() {
 /// whose pipes then cannot be received (the case that hung).
 fn out_of_descriptors_mid_run(jobs: usize) {
     let env = TestEnv::new();
-    let total = 200;
+    // Few enough that their failures fit in the stderr pipe, which is read only at the end.
+    let total = 80;
     let running = env
         .cmd()
         .args([
@@ -106,6 +120,7 @@ fn out_of_descriptors_mid_run(jobs: usize) {
         .stdin(numbers(total))
         .spawn();
     let pid = running.pid();
+    let _kill = KillOnPanic(pid);
     wait_until(Duration::from_secs(10), "the first children", || {
         children(pid).len() >= jobs.min(8) && open_fds(pid) >= 2 * jobs.min(8) + 8
     });
@@ -162,6 +177,7 @@ fn sigterm_ends_a_run_that_ran_out_of_descriptors() {
         .stdin(numbers(300))
         .spawn();
     let pid = running.pid();
+    let _kill = KillOnPanic(pid);
     wait_until(Duration::from_secs(10), "the first children", || {
         children(pid).len() >= 4
     });
@@ -217,4 +233,22 @@ fn shell_mode_without_sh_on_path_is_one_setup_error() {
         .stderr_has("PATH");
     assert!(!out.stderr.contains("item"), "{}", out.report());
     assert!(out.stdout.is_empty(), "{}", out.report());
+}
+
+/// docs/limits.md's shell examples parse (`bash -n`).
+#[test]
+fn the_limits_doc_examples_parse() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/limits.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let blocks: Vec<&str> = doc.split("```bash\n").skip(1).collect();
+    assert!(!blocks.is_empty(), "no ```bash block in docs/limits.md");
+    for block in blocks {
+        let script = block.split("```").next().unwrap();
+        let out = std::process::Command::new("bash")
+            .args(["-n", "-c", script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "bash -n: {err}\n{script}");
+    }
 }

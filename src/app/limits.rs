@@ -16,10 +16,28 @@ use crate::process::sys::{open_file_limit, DESCRIPTORS_PER_CHILD};
 /// input on a thread of its own.
 const RESERVED: u64 = 16;
 
+/// Raises the open-file limit (before anything is opened) and returns `cfg` with `-j` cut to
+/// what it holds, and the warning to print when it was cut. A dry run starts no child and
+/// keeps its `-j`. `Err` when not even one child fits.
+pub(super) fn fit_jobs(cfg: &Config) -> Result<(Config, Option<String>)> {
+    let (jobs, warning) = match cfg.dry_run {
+        true => (cfg.jobs, None),
+        false => {
+            crate::process::sys::raise_open_file_limit();
+            jobs_that_fit(cfg)?
+        }
+    };
+    let fitted = Config {
+        jobs,
+        ..cfg.clone()
+    };
+    Ok((fitted, warning))
+}
+
 /// How many children may run at once under the open-file limit, and the warning to print when
 /// that is fewer than `-j`. Call it after the limit was raised (`sys::raise_open_file_limit`).
 /// `Err` when not even one fits.
-pub(super) fn jobs_that_fit(cfg: &Config) -> Result<(usize, Option<String>)> {
+fn jobs_that_fit(cfg: &Config) -> Result<(usize, Option<String>)> {
     let Some(limit) = open_file_limit() else {
         return Ok((cfg.jobs, None));
     };

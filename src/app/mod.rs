@@ -51,16 +51,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let template = checks::command_template(cfg)?;
     // Before the progress display exists (nothing to clear), and before anything is read:
     // a terminal read from would otherwise look like a hang.
-    // Raised before -j is fitted to it, and before anything is opened.
-    process::sys::raise_open_file_limit();
-    let (jobs, jobs_note) = match cfg.dry_run {
-        true => (cfg.jobs, None),
-        false => limits::jobs_that_fit(cfg)?,
-    };
-    let fitted = Config {
-        jobs,
-        ..cfg.clone()
-    };
+    let (fitted, jobs_note) = limits::fit_jobs(cfg)?;
     let cfg = &fitted;
     for note in notes::stdin_notes(cfg).into_iter().chain(jobs_note) {
         match cfg.timestamps {
