@@ -13,7 +13,7 @@ pub fn raise_open_file_limit() {
             current: Some(target),
             maximum: limit.maximum,
         };
-        // Staying at the old limit is not an error: a high -j may then fail to spawn, and says so.
+        // Staying at the old limit is not an error: -j is then fitted to it (`app/limits.rs`).
         let _ = setrlimit(Resource::Nofile, raised);
     }
 }
