@@ -15,6 +15,7 @@ mod first_contact;
 mod fiu;
 mod generated;
 mod lifecycle;
+mod limits;
 mod log;
 mod merge;
 mod order;

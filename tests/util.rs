@@ -53,7 +53,20 @@ impl TestEnv {
     }
 
     pub fn cmd(&self) -> Cmd {
-        let mut command = Command::new(BIN);
+        self.cmd_under(&[])
+    }
+
+    /// The binary run by a wrapper: `wrapper` then pararun's path then the args (e.g.
+    /// `sh -c 'ulimit -n 48; exec "$0" "$@"'`, for limits that must hold from its start).
+    pub fn cmd_under(&self, wrapper: &[&str]) -> Cmd {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .current_dir(self.dir.path())
             .env_remove("NO_COLOR")

@@ -6,11 +6,11 @@ use anyhow::{bail, Result};
 use crate::config::{Config, Format};
 use crate::input::InputReader;
 use crate::process;
-use crate::template::Template;
+use crate::template::{Mode, Template};
 
 /// Parses the command template and checks it fits the mode: a refused quoting context, a
 /// per-item placeholder with `--persistent`, or a program that does not exist or cannot be
-/// started (no execute bit, no `#!` line, a missing interpreter).
+/// started (no execute bit, no `#!` line, a missing interpreter; in shell mode, `sh`).
 pub(super) fn command_template(cfg: &Config) -> Result<Template> {
     let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent)
         .map_err(anyhow::Error::new)?;
@@ -21,6 +21,18 @@ pub(super) fn command_template(cfg: &Config) -> Result<Template> {
                  stdin, one per line; only <%> or {{%}} (the slot) may appear in the command"
             );
         }
+    }
+    if template.mode() == Mode::Shell {
+        // Every item would fail to start alike: one setup error instead.
+        process::program::check("sh").map_err(|why| {
+            let path = std::env::var("PATH").unwrap_or_default();
+            anyhow::anyhow!(
+                "shell mode (one word after --, or --shell) runs the command with sh -c, and sh \
+                 cannot be started: {why}. Put the directory that holds sh (usually /bin) on \
+                 PATH (now {path:?}), or give the command as separate words after -- to run it \
+                 without a shell"
+            )
+        })?;
     }
     if let Some(program) = template.literal_program() {
         // Once here rather than as a failure of every item.

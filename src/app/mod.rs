@@ -7,6 +7,7 @@
 
 mod checks;
 mod dry_run;
+mod limits;
 mod notes;
 
 use std::io::Read;
@@ -56,7 +57,9 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let template = checks::command_template(cfg)?;
     // Before the progress display exists (nothing to clear), and before anything is read:
     // a terminal read from would otherwise look like a hang.
-    for note in notes::stdin_notes(cfg) {
+    let (fitted, jobs_note) = limits::fit_jobs(cfg)?;
+    let cfg = &fitted;
+    for note in notes::stdin_notes(cfg).into_iter().chain(jobs_note) {
         match cfg.timestamps {
             true => eprintln!("{} {note}", crate::report::clock::now()),
             false => eprintln!("{note}"),
@@ -119,7 +122,6 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let failures = open_failures(cfg, &mut seen)?;
     let given_up = load_given_up(cfg, &progress)?;
     process::sys::survive_file_size_limit();
-    process::sys::raise_open_file_limit();
     if cfg.timestamps && !cfg.quiet {
         progress.line(start_line(cfg, index.len()).as_bytes());
     }

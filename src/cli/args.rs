@@ -54,6 +54,9 @@ pub(super) struct InputArgs {
 #[command(next_help_heading = "Command")]
 pub(super) struct CommandArgs {
     /// Children running at once [default: the number of CPUs].
+    ///
+    /// Cut, with a warning, to what the open-file limit holds (4 descriptors a child; see
+    /// `ulimit -Hn`).
     // Hidden aliases: --workers, and --n-workers as the Python library spells it.
     #[arg(short, long, value_name = "N", aliases = ["workers", "n-workers"])]
     pub(super) jobs: Option<NonZeroUsize>,

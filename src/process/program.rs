@@ -118,6 +118,10 @@ pub fn spawn_hint(program: &str, err: &std::io::Error) -> String {
              (-- {} {program})",
             interpreter_for(program)
         ),
+        Some(libc::EMFILE) => format!("; {}", super::sys::out_of_descriptors()),
+        Some(libc::ENFILE) => "; the system is out of file descriptors (ENFILE, fs.file-max): \
+             lower -j, or raise the system's limit (sysctl fs.file-max)"
+            .to_owned(),
         _ => String::new(),
     }
 }

@@ -48,7 +48,9 @@ pub struct Spawner {
     replies: tokio::task::JoinHandle<()>,
 }
 
-type Waiting = HashMap<u64, oneshot::Sender<io::Result<Spawned>>>;
+/// The spawns waiting for their reply; `None` once the replies can no longer be read, so that a
+/// spawn asked for after that fails at once instead of waiting for a reply that never comes.
+type Waiting = Option<HashMap<u64, oneshot::Sender<io::Result<Spawned>>>>;
 
 impl Drop for Spawner {
     fn drop(&mut self) {
@@ -109,7 +111,7 @@ impl Spawner {
         // SAFETY: an OwnedFd is a valid open descriptor that keeps naming the same socket until
         // the AsyncFd that owns it is dropped.
         let socket = unsafe { AsyncFd::register_with_interest(ours, Interest::READABLE) }?;
-        let waiting = Arc::new(Mutex::new(HashMap::new()));
+        let waiting = Arc::new(Mutex::new(Some(HashMap::new())));
         Ok(Spawner {
             orders,
             replies: tokio::spawn(hand_out(socket, waiting.clone())),
@@ -128,24 +130,29 @@ impl Spawner {
     ) -> io::Result<Spawned> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, replied) = oneshot::channel();
-        lock(&self.waiting).insert(id, reply);
+        let gone = || io::Error::other("the spawner thread is gone");
+        match lock(&self.waiting).as_mut() {
+            Some(waiting) => waiting.insert(id, reply),
+            None => return Err(gone()),
+        };
         let order = Order {
             id,
             argv: argv.to_vec(),
             env: env.to_vec(),
             pipe_stdin,
         };
-        let gone = || io::Error::other("the spawner thread is gone");
         if self.orders.send(order).is_err() {
-            lock(&self.waiting).remove(&id);
+            lock(&self.waiting).as_mut().map(|w| w.remove(&id));
             return Err(gone());
         }
         replied.await.unwrap_or_else(|_| Err(gone()))
     }
 }
 
-/// Reads the spawner thread's replies as they come and hands each to its spawn. Ends when the
-/// thread is gone; the spawns still waiting then fail.
+/// Reads the spawner thread's replies as they come and hands each to its spawn. Ends only when
+/// the socket fails (the thread is gone); the spawns still waiting then fail, and so does every
+/// later one. A reply whose pipes could not be received (no descriptor free here) fails that
+/// spawn alone.
 async fn hand_out(socket: AsyncFd<OwnedFd>, waiting: Arc<Mutex<Waiting>>) {
     loop {
         let Ok(mut guard) = socket.readable().await else {
@@ -153,7 +160,7 @@ async fn hand_out(socket: AsyncFd<OwnedFd>, waiting: Arc<Mutex<Waiting>>) {
         };
         match guard.try_io(|socket| receive(socket.get_ref())) {
             Ok(Ok((id, spawned))) => {
-                if let Some(reply) = lock(&waiting).remove(&id) {
+                if let Some(reply) = lock(&waiting).as_mut().and_then(|w| w.remove(&id)) {
                     let _ = reply.send(spawned);
                 }
             }
@@ -161,7 +168,8 @@ async fn hand_out(socket: AsyncFd<OwnedFd>, waiting: Arc<Mutex<Waiting>>) {
             Err(_would_block) => {}
         }
     }
-    lock(&waiting).clear();
+    // Dropping the senders fails the spawns waiting; `None` fails those asked for later.
+    lock(&waiting).take();
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -293,6 +301,7 @@ fn receive(socket: &OwnedFd) -> io::Result<(u64, io::Result<Spawned>)> {
     if got.bytes != bytes.len() {
         return Err(io::Error::other("a short message from the spawner thread"));
     }
+    let truncated = got.flags.contains(rustix::net::ReturnFlags::CTRUNC);
     let mut fds = Vec::with_capacity(3);
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(rights) = message {
@@ -305,8 +314,12 @@ fn receive(socket: &OwnedFd) -> io::Result<(u64, io::Result<Spawned>)> {
         return Ok((id, Err(io::Error::from_raw_os_error(-code))));
     };
     let mut fds = fds.into_iter();
-    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
-        return Err(io::Error::other("the spawner thread sent too few pipes"));
+    let (Some(stdout), Some(stderr), false) = (fds.next(), fds.next(), truncated) else {
+        // The kernel could not install the pipes here (EMFILE: this table is full, though the
+        // spawner's own had room) and closed them: the child runs with nobody at the other end.
+        // It goes, reaped by its group in the background; this spawn fails, the next may not.
+        drop(super::group::Group::of_raw(pid, None));
+        return Ok((id, Err(io::Error::from_raw_os_error(libc::EMFILE))));
     };
     let stdin = fds.next();
     Ok((

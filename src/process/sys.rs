@@ -13,7 +13,7 @@ pub fn raise_open_file_limit() {
             current: Some(target),
             maximum: limit.maximum,
         };
-        // Staying at the old limit is not an error: a high -j may then fail to spawn, and says so.
+        // Staying at the old limit is not an error: -j is then fitted to it (`app/limits.rs`).
         let _ = setrlimit(Resource::Nofile, raised);
     }
 }
@@ -32,4 +32,24 @@ pub fn survive_file_size_limit() {
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGXFSZ, &action, std::ptr::null_mut());
     }
+}
+
+/// The descriptors pararun holds for each running child: the parent's ends of its stdout and
+/// stderr pipes, of its stdin pipe (`--stdin`, a worker), and its pidfd.
+pub const DESCRIPTORS_PER_CHILD: u64 = 4;
+
+/// The open-file limit now (the soft one, which is the one enforced), if there is one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// What went wrong and what to do when pararun ran out of descriptors (EMFILE) starting a
+/// child, naming the limit.
+pub fn out_of_descriptors() -> String {
+    let limit = open_file_limit().map_or_else(|| "none".to_owned(), |n| n.to_string());
+    format!(
+        "pararun is out of file descriptors (open-file limit {limit}, `ulimit -n`; each running \
+         child holds {DESCRIPTORS_PER_CHILD}): lower -j, or raise the hard limit (`ulimit -Hn`, \
+         LimitNOFILE= in a systemd unit, nofile in /etc/security/limits.conf)"
+    )
 }

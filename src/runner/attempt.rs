@@ -135,6 +135,10 @@ impl Runner<'_> {
     /// none; the answer comes back on the runner's answer channel.
     fn start_on_worker(&mut self, started: Started, request: Vec<u8>) {
         let slot = started.slot;
+        // Grown as slots are first used, like the seats: memory follows the workers started.
+        if self.pipelines.len() <= slot {
+            self.pipelines.resize_with(slot + 1, || None);
+        }
         let pipeline = self.pipelines[slot].get_or_insert_with(|| {
             let settings = Settings::new(
                 self.cfg,

@@ -78,7 +78,8 @@ pub struct Runner<'a> {
     /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
     /// number): a start is allowed once it is within `burst - 1` intervals of now.
     rate_tat: Instant,
-    /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot).
+    /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot; grown as
+    /// slots are first used).
     pipelines: Vec<Option<Pipeline>>,
     /// Items sent to a worker and not answered yet, by ordinal.
     on_workers: HashMap<u64, attempt::Started, BuildHasherDefault<OrdinalHasher>>,
@@ -149,7 +150,7 @@ impl<'a> Runner<'a> {
             write_failed: false,
             watchdog: watchdog.map(Arc::new),
             rate_tat: Instant::now(),
-            pipelines: (0..=cfg.jobs).map(|_| None).collect(),
+            pipelines: Vec::new(),
             on_workers: HashMap::default(),
             spawner: None,
             answers_tx,

@@ -28,9 +28,16 @@ pub struct Seats {
     /// The slots with room for another item, by items held, then slot: the next item goes
     /// to the slot holding fewest, so a run's items (and the slow ones among them, which
     /// nothing can tell apart before they run) spread evenly over the workers.
+    /// Only slots already used are here: a fresh slot holds nothing and comes after them all,
+    /// so it is taken only when none of them is empty ([`Seats::take`]).
     open: BTreeSet<(usize, usize)>,
-    /// Per slot (index: slot; 0 unused).
+    /// Per slot used so far (index: slot; 0 unused). It grows as slots fill, so that memory
+    /// follows the items running, not `-j`.
     slots: Vec<Slot>,
+    /// How many slots there are (`-j`).
+    jobs: usize,
+    /// A slot as it is first used.
+    fresh: Slot,
     /// Whether allowances follow the measured time per item.
     adaptive: bool,
     depth: usize,
@@ -65,11 +72,11 @@ impl Seats {
             allowed,
             ..Slot::default()
         };
-        let mut slots = vec![slot; cfg.jobs + 1];
-        slots[0] = Slot::default();
         Seats {
-            open: (1..=cfg.jobs).map(|slot| (0, slot)).collect(),
-            slots,
+            open: BTreeSet::new(),
+            slots: vec![Slot::default()],
+            jobs: cfg.jobs,
+            fresh: slot,
             adaptive,
             depth,
         }
@@ -77,12 +84,23 @@ impl Seats {
 
     /// Whether a slot may take an item now.
     pub fn any(&self) -> bool {
-        !self.open.is_empty()
+        !self.open.is_empty() || self.slots.len() <= self.jobs
     }
 
     /// Takes a seat: the slot the next item goes to.
     pub fn take(&mut self) -> Option<usize> {
-        let (_, slot) = *self.open.first()?;
+        // Every used slot is numbered below a fresh one: an empty used slot comes first.
+        let slot = match self.open.first() {
+            Some(&(0, slot)) => slot,
+            _ if self.slots.len() <= self.jobs => {
+                let slot = self.slots.len();
+                self.slots.push(self.fresh.clone());
+                self.open.insert((0, slot));
+                slot
+            }
+            Some(&(_, slot)) => slot,
+            None => return None,
+        };
         self.change(slot, |s| s.held += 1);
         Some(slot)
     }

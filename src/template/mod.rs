@@ -96,7 +96,6 @@ impl Template {
         })
     }
 
-    #[cfg(test)]
     /// How the command is started.
     pub fn mode(&self) -> Mode {
         self.mode
