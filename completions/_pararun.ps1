@@ -76,9 +76,10 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             break
         }
         'pararun;status' {
-            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'Failures files, besides those the runs'' state files name (globs expanded)')
-            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains')
-            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains')
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'A failures file, besides those the runs'' state files name (a glob is expanded; give the flag once per file)')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains [default: the runs'' own, when it is a file]')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'The job''s input, to count what remains [default: the runs'' own, when it is a file]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to read the input [default: as the runs did]')
             [CompletionResult]::new('--total', '--total', [CompletionResultType]::ParameterName, 'The input''s item count, when the input is not at hand')
             [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
             [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
@@ -89,7 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             break
         }
         'pararun;failures' {
-            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'The failures files [default: those the caches'' runs name]')
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'A failures file [default: those the caches'' runs name]; give the flag once per file')
             [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
             [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'Print only the failing items'' input lines, one per line')
@@ -104,6 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--prefer', '--prefer', [CompletionResultType]::ParameterName, 'Which record of a conflicting key to keep')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Report the keys of this input that are in no cache')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Report the keys of this input that are in no cache')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to read the input [default: as the runs did]')
             [CompletionResult]::new('--key-field', '--key-field', [CompletionResultType]::ParameterName, 'The field that keys items and records [default: the run''s own, else `id`]')
             [CompletionResult]::new('--max-line-bytes', '--max-line-bytes', [CompletionResultType]::ParameterName, 'The longest line read')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -362,7 +362,7 @@ _pararun() {
             return 0
             ;;
         pararun__subcmd__merge)
-            opts="-o -i -h --output --prefer --input --key-field --max-line-bytes --help"
+            opts="-o -i -h --output --prefer --input --format --key-field --max-line-bytes --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +432,10 @@ _pararun() {
                     fi
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto jsonl lines" -- "${cur}"))
+                    return 0
+                    ;;
                 --key-field)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -448,7 +452,7 @@ _pararun() {
             return 0
             ;;
         pararun__subcmd__status)
-            opts="-i -h --failures --input --total --key-field --max-line-bytes --give-up-after --json --help"
+            opts="-i -h --failures --input --format --total --key-field --max-line-bytes --give-up-after --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,6 +501,10 @@ _pararun() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto jsonl lines" -- "${cur}"))
                     return 0
                     ;;
                 --total)

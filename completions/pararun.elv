@@ -72,9 +72,10 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'pararun;status'= {
-            cand --failures 'Failures files, besides those the runs'' state files name (globs expanded)'
-            cand -i 'The job''s input, to count what remains'
-            cand --input 'The job''s input, to count what remains'
+            cand --failures 'A failures file, besides those the runs'' state files name (a glob is expanded; give the flag once per file)'
+            cand -i 'The job''s input, to count what remains [default: the runs'' own, when it is a file]'
+            cand --input 'The job''s input, to count what remains [default: the runs'' own, when it is a file]'
+            cand --format 'How to read the input [default: as the runs did]'
             cand --total 'The input''s item count, when the input is not at hand'
             cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
             cand --max-line-bytes 'The longest line read'
@@ -84,7 +85,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'pararun;failures'= {
-            cand --failures 'The failures files [default: those the caches'' runs name]'
+            cand --failures 'A failures file [default: those the caches'' runs name]; give the flag once per file'
             cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
             cand --max-line-bytes 'The longest line read'
             cand --items 'Print only the failing items'' input lines, one per line'
@@ -98,6 +99,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --prefer 'Which record of a conflicting key to keep'
             cand -i 'Report the keys of this input that are in no cache'
             cand --input 'Report the keys of this input that are in no cache'
+            cand --format 'How to read the input [default: as the runs did]'
             cand --key-field 'The field that keys items and records [default: the run''s own, else `id`]'
             cand --max-line-bytes 'The longest line read'
             cand -h 'Print help (see more with ''--help'')'

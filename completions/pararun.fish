@@ -76,15 +76,18 @@ complete -c pararun -n "__fish_pararun_needs_command" -a "failures" -d 'The item
 complete -c pararun -n "__fish_pararun_needs_command" -a "merge" -d 'Merges caches into one (OUT): one record per key, whole records only'
 complete -c pararun -n "__fish_pararun_needs_command" -a "check" -d 'What a cache holds that a run would skip or warn about'
 complete -c pararun -n "__fish_pararun_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pararun -n "__fish_pararun_using_subcommand status" -l failures -d 'Failures files, besides those the runs\' state files name (globs expanded)' -r -F
-complete -c pararun -n "__fish_pararun_using_subcommand status" -s i -l input -d 'The job\'s input, to count what remains' -r -F
+complete -c pararun -n "__fish_pararun_using_subcommand status" -l failures -d 'A failures file, besides those the runs\' state files name (a glob is expanded; give the flag once per file)' -r -F
+complete -c pararun -n "__fish_pararun_using_subcommand status" -s i -l input -d 'The job\'s input, to count what remains [default: the runs\' own, when it is a file]' -r -F
+complete -c pararun -n "__fish_pararun_using_subcommand status" -l format -d 'How to read the input [default: as the runs did]' -r -f -a "auto\t'jsonl when the first non-blank line starts with `{`, else lines'
+jsonl\t'One JSON value per line'
+lines\t'Each line is an item, keyed by itself'"
 complete -c pararun -n "__fish_pararun_using_subcommand status" -l total -d 'The input\'s item count, when the input is not at hand' -r
 complete -c pararun -n "__fish_pararun_using_subcommand status" -l key-field -d 'The field that keys items and records [default: the run\'s own, else `id`]' -r
 complete -c pararun -n "__fish_pararun_using_subcommand status" -l max-line-bytes -d 'The longest line read' -r
 complete -c pararun -n "__fish_pararun_using_subcommand status" -l give-up-after -d 'Items with N failed attempts count as given up [default: the runs\' own]' -r
 complete -c pararun -n "__fish_pararun_using_subcommand status" -l json -d 'Print one JSON object: done, failed, given_up, remaining, in_flight, running, rate_per_s, eta_s, reasons, and shards (one object per cache with the same fields)'
 complete -c pararun -n "__fish_pararun_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pararun -n "__fish_pararun_using_subcommand failures" -l failures -d 'The failures files [default: those the caches\' runs name]' -r -F
+complete -c pararun -n "__fish_pararun_using_subcommand failures" -l failures -d 'A failures file [default: those the caches\' runs name]; give the flag once per file' -r -F
 complete -c pararun -n "__fish_pararun_using_subcommand failures" -l key-field -d 'The field that keys items and records [default: the run\'s own, else `id`]' -r
 complete -c pararun -n "__fish_pararun_using_subcommand failures" -l max-line-bytes -d 'The longest line read' -r
 complete -c pararun -n "__fish_pararun_using_subcommand failures" -l items -d 'Print only the failing items\' input lines, one per line'
@@ -94,6 +97,9 @@ complete -c pararun -n "__fish_pararun_using_subcommand merge" -s o -l output -d
 complete -c pararun -n "__fish_pararun_using_subcommand merge" -l prefer -d 'Which record of a conflicting key to keep' -r -f -a "first\t''
 last\t''"
 complete -c pararun -n "__fish_pararun_using_subcommand merge" -s i -l input -d 'Report the keys of this input that are in no cache' -r -F
+complete -c pararun -n "__fish_pararun_using_subcommand merge" -l format -d 'How to read the input [default: as the runs did]' -r -f -a "auto\t'jsonl when the first non-blank line starts with `{`, else lines'
+jsonl\t'One JSON value per line'
+lines\t'Each line is an item, keyed by itself'"
 complete -c pararun -n "__fish_pararun_using_subcommand merge" -l key-field -d 'The field that keys items and records [default: the run\'s own, else `id`]' -r
 complete -c pararun -n "__fish_pararun_using_subcommand merge" -l max-line-bytes -d 'The longest line read' -r
 complete -c pararun -n "__fish_pararun_using_subcommand merge" -s h -l help -d 'Print help (see more with \'--help\')'

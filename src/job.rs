@@ -68,9 +68,14 @@ pub(crate) fn prepare(
         line.push(b'\n');
         line
     });
-    let tag = cfg
-        .tag
-        .then(|| format!("{}\t", crate::report::excerpt(key)).into_bytes());
+    // A key that holds a tab or a line break would break the line it tags: it is escaped.
+    let tag = cfg.tag.then(|| {
+        let text = match key.contains(|c: char| c.is_control()) {
+            true => crate::report::escape(key),
+            false => key.to_owned(),
+        };
+        format!("{}\t", crate::report::excerpt(&text)).into_bytes()
+    });
     Ok(Launch::Process(Job {
         argv,
         env,

@@ -178,3 +178,144 @@ fn repair_refuses_while_a_run_holds_the_cache() {
     run.signal(libc::SIGTERM);
     run.wait();
 }
+
+#[test]
+fn merge_over_a_cache_a_run_holds_is_refused_and_loses_nothing() {
+    let env = TestEnv::new();
+    env.write("extra.jsonl", "{\"id\":\"x\"}\n");
+    let run = env
+        .cmd()
+        .args(["-j", "2", "--cache", "live.jsonl", "-q", "--"])
+        .args(["sh", "-c", "[ \"$1\" = 1 ] || sleep 30; echo '{}'", "sh"])
+        .stdin("1\n2\n")
+        .spawn();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(10),
+        "the first record",
+        || env.read("live.jsonl").contains("\"1\""),
+    );
+    let out = env
+        .cmd()
+        .args(["merge", "-o", "live.jsonl", "live.jsonl", "extra.jsonl"])
+        .run();
+    out.code(2)
+        .stderr_has("live.jsonl is in use by a running pararun");
+    run.signal(libc::SIGTERM);
+    run.wait();
+    assert!(env.read("live.jsonl").contains("\"1\""));
+}
+
+#[test]
+fn a_run_waiting_for_the_lock_writes_into_the_file_that_replaced_the_cache() {
+    let env = TestEnv::new();
+    env.write("c.jsonl", "{\"id\":\"old\"}\n");
+    env.write("new.jsonl", "{\"id\":\"old\"}\n");
+    // Holds the cache's lock, replaces the file under it (as check --repair and merge -o do),
+    // then lets go.
+    let holder = std::process::Command::new("flock")
+        .args(["c.jsonl", "sh", "-c", "sleep 1; mv new.jsonl c.jsonl"])
+        .current_dir(env.path("."))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    env.cmd()
+        .args([
+            "--cache",
+            "c.jsonl",
+            "--lock-wait",
+            "20s",
+            "-q",
+            "--capture",
+            "text",
+            "--",
+            "echo",
+        ])
+        .stdin("fresh\n")
+        .run()
+        .success();
+    let mut holder = holder;
+    holder.wait().unwrap();
+    let cache = env.read("c.jsonl");
+    assert!(
+        cache.contains("fresh"),
+        "the record went to the unlinked file: {cache:?}"
+    );
+}
+
+#[test]
+fn check_and_merge_read_the_cache_with_the_runs_key_field() {
+    let env = TestEnv::new();
+    env.write("items.jsonl", "{\"name\":\"a\"}\n{\"name\":\"b\"}\n");
+    // Each child prints its item back (--stdin, cat): the records are keyed by "name".
+    env.cmd()
+        .args([
+            "-i",
+            "items.jsonl",
+            "--key-field",
+            "name",
+            "--cache",
+            "c.jsonl",
+            "-q",
+        ])
+        .args(["--stdin", "--", "cat"])
+        .run()
+        .success();
+    assert_eq!(env.read("c.jsonl").lines().count(), 2);
+    let out = env.cmd().args(["check", "c.jsonl"]).run();
+    assert!(out.success().stdout.contains("clean"), "{}", out.report());
+    env.cmd()
+        .args(["check", "--repair", "c.jsonl"])
+        .run()
+        .success();
+    assert_eq!(
+        env.read("c.jsonl").lines().count(),
+        2,
+        "repair kept the records"
+    );
+    let out = env.cmd().args(["merge", "-o", "m.jsonl", "c.jsonl"]).run();
+    out.success().stderr_has("merged 2 records");
+}
+
+#[test]
+fn repair_and_merge_keep_the_files_mode_and_field_order_is_no_conflict() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let cache = env.write(
+        "c.jsonl",
+        "{\"id\":1,\"a\":1,\"b\":2}\n{\"id\":1,\"a\":1,\"b\":2}\n",
+    );
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.cmd()
+        .args(["check", "--repair", "c.jsonl"])
+        .run()
+        .success();
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "repair made a private cache readable: {mode:o}"
+    );
+    env.write("d.jsonl", "{\"id\":1,\"b\":2,\"a\":1}\n");
+    env.cmd()
+        .args(["merge", "-o", "c.jsonl", "c.jsonl", "d.jsonl"])
+        .run()
+        .success()
+        .stderr_has("1 duplicate records with the same content dropped");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "merge made a private cache readable: {mode:o}");
+}
+
+#[test]
+fn a_cache_named_like_a_glob_is_itself() {
+    let env = TestEnv::new();
+    env.write("out[1].jsonl", "{\"id\":1}\n");
+    env.write("out[1].jsonl.state", "");
+    let out = env
+        .cmd()
+        .args(["status", "--json", "out[1].jsonl", "--total", "1"])
+        .run();
+    out.success();
+    env.cmd()
+        .args(["merge", "-o", "m.jsonl", "out[1].jsonl"])
+        .run()
+        .success();
+}

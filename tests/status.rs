@@ -78,11 +78,39 @@ fn status_sees_a_live_run_from_another_process_and_its_end() {
     assert_eq!(counts, [16, 4, 0, 0, 0], "{s}");
     assert_eq!(s["reasons"][0]["reason"], "exit", "{s}");
     assert_eq!(s["reasons"][0]["count"], 4, "{s}");
-    // Without the input, remaining is unknown, never a guess.
+    // Without -i, the run's own input file counts what remains.
     let (_, s) = status_json(&env, &["c.jsonl"]);
-    assert_eq!(s["remaining"], Value::Null, "{s}");
+    assert_eq!(s["remaining"], 0, "{s}");
     let (_, s) = status_json(&env, &["c.jsonl", "--total", "25"]);
     assert_eq!(s["remaining"], 5, "{s}");
+    assert_eq!(
+        s["shards"][0]["remaining"], 5,
+        "one cache is the whole job: {s}"
+    );
+}
+
+#[test]
+fn without_an_input_file_remaining_is_unknown_and_the_job_not_complete() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args([
+            "--cache",
+            "c.jsonl",
+            "--capture",
+            "text",
+            "-q",
+            "--",
+            "echo",
+        ])
+        .stdin("a\nb\n")
+        .run()
+        .success();
+    // The run read stdin: nothing says how much there was. Unknown, never a guess; not 0.
+    let (code, s) = status_json(&env, &["c.jsonl"]);
+    assert_eq!((code, s["done"].as_u64()), (Some(1), Some(2)), "{s}");
+    assert_eq!(s["remaining"], Value::Null, "{s}");
+    let (code, _) = status_json(&env, &["c.jsonl", "--total", "2"]);
+    assert_eq!(code, Some(0));
 }
 
 #[test]
@@ -261,4 +289,47 @@ fn help_names_the_subcommands() {
     );
     // A program of that name still runs after --.
     env.cmd().args(["--", "status"]).stdin("1\n").run().code(2);
+}
+
+#[test]
+fn failures_files_are_one_per_flag_and_a_missing_one_is_an_error() {
+    let env = TestEnv::new();
+    env.write(
+        "f.jsonl",
+        "{\"key\":1,\"item\":\"{\\\"id\\\":1}\",\"reason\":\"exit\",\"attempts\":1}\n\
+         {\"key\":2,\"item\":\"{\\\"id\\\":2}\",\"reason\":\"exit\",\"attempts\":1}\n",
+    );
+    env.write("c.jsonl", "{\"id\":1}\n");
+    let out = env
+        .cmd()
+        .args(["failures", "--items", "--failures", "f.jsonl", "c.jsonl"])
+        .run();
+    assert_eq!(out.stdout, "{\"id\":2}\n", "{}", out.report());
+    let (_, s) = status_json(&env, &["--failures", "f.jsonl", "c.jsonl", "--total", "2"]);
+    assert_eq!(
+        (s["done"].as_u64(), s["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    env.cmd()
+        .args(["failures", "--failures", "nope.jsonl", "c.jsonl"])
+        .run()
+        .code(2);
+}
+
+#[test]
+fn a_fifo_for_a_state_file_does_not_hang_status() {
+    let env = TestEnv::new();
+    env.write("c.jsonl", "{\"id\":1}\n");
+    let fifo = env.path("c.jsonl.state");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    env.cmd()
+        .args(["status", "c.jsonl", "--total", "1"])
+        .spawn()
+        .wait_within(Duration::from_secs(10))
+        .success();
 }

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use crate::base::index::KeyIndex;
 use crate::cache::{self, CacheWriter, Loaded};
 use crate::cli::{Inspect, Invocation};
-use crate::config::{Config, InputSource};
+use crate::config::{Config, Format, InputSource};
 use crate::files;
 use crate::filter::given_up;
 use crate::filter::skip_filter;
@@ -30,6 +30,7 @@ use crate::report::progress::{self, Display, Progress};
 use crate::report::state::{RunFacts, StateFile};
 use crate::report::{human_duration, Exit, FailureLog, Stats};
 use crate::runner::{Runner, Signals, Stopped};
+use crate::template::Template;
 
 /// Does what the command line asked for. A subcommand adds its arm here, and its module
 /// beside this one.
@@ -84,17 +85,60 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     // Whichever way the run returns, what it queued for stderr goes out first (another clone
     // of the display, the background count's, may outlive this function).
     let _flush = FlushOnReturn(progress.clone());
-    if cfg.dry_run {
-        dry_run::claim_files(cfg, &mut seen)?;
-        let loaded = match &cfg.cache {
-            Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
-            None => Loaded::default(),
-        };
-        warn_cache(&loaded, cfg, &progress);
-        let given_up = load_given_up(cfg, &progress)?;
-        let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats.clone());
-        return dry_run::print(cfg, &template, reader, keep, &progress, &stats);
+    let setup = Setup {
+        template,
+        reader,
+        sized,
+        stats,
+        progress,
+        seen,
+    };
+    match cfg.dry_run {
+        true => dry(cfg, setup),
+        false => run_job(cfg, setup, watchdog, started),
     }
+}
+
+/// What setup has opened and checked, handed to the run or the dry run.
+struct Setup {
+    template: Template,
+    reader: InputReader,
+    /// The input's path when it is a regular file (see [`open_input`]).
+    sized: Option<PathBuf>,
+    stats: Arc<Stats>,
+    progress: Progress,
+    seen: files::Seen,
+}
+
+/// `--dry-run`: the commands that would run, with nothing locked, written or run.
+fn dry(cfg: &Config, mut setup: Setup) -> Result<Exit> {
+    dry_run::claim_files(cfg, &mut setup.seen)?;
+    let loaded = match &cfg.cache {
+        Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
+        None => Loaded::default(),
+    };
+    let Setup {
+        template,
+        reader,
+        sized,
+        stats,
+        progress,
+        ..
+    } = setup;
+    warn_cache(&loaded, cfg, &progress);
+    let given_up = load_given_up(cfg, &progress)?;
+    let keep = skip_filter(cfg, sized.as_deref(), loaded.index, given_up, stats.clone());
+    dry_run::print(cfg, &template, reader, keep, &progress, &stats)
+}
+
+/// The run itself: the runtime and signals, the cache (locked and loaded), the failures file,
+/// the reader thread, the state file and the scheduler.
+fn run_job(
+    cfg: &Config,
+    mut setup: Setup,
+    watchdog: Option<Watchdog>,
+    started: Instant,
+) -> Result<Exit> {
     // The runtime and the signal handlers come before the cache is loaded, which can take
     // seconds: a Ctrl-C meanwhile is then a clean stop (the runner sees it first thing),
     // not a silent death.
@@ -103,28 +147,28 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         let _enter = runtime.enter();
         Signals::install().context("cannot install signal handlers")?
     };
+    let progress = setup.progress.clone();
     // A signal during `--lock-wait` ends the wait at once, with its own status.
     let nap = |gap| Ok(signals.nap(&runtime, gap)?);
-    let (cache, index) = match open_cache(cfg, &progress, nap, &mut seen) {
-        Err(e) => {
-            if let Some(busy) = e.downcast_ref::<cache::Busy>() {
-                return Ok(cache_busy(cfg, busy, &progress));
-            }
-            match e.downcast::<Stopped>() {
-                Ok(stopped) => return Ok(stopped_waiting(cfg, &stopped, &progress)),
-                Err(e) => return Err(e),
-            }
-        }
+    let (cache, index) = match open_cache(cfg, &progress, nap, &mut setup.seen) {
+        Err(e) => return refused_cache(cfg, e, &progress),
         Ok(opened) => opened,
     };
     // Read once the cache is ours: a run that skips a busy cache reads nothing. Opened (and
     // its torn end repaired) before it is read back for --give-up-after.
-    let failures = open_failures(cfg, &mut seen)?;
+    let failures = open_failures(cfg, &mut setup.seen)?;
     let given_up = load_given_up(cfg, &progress)?;
     process::sys::survive_file_size_limit();
     if cfg.timestamps && !cfg.quiet {
         progress.line(start_line(cfg, index.len()).as_bytes());
     }
+    let Setup {
+        template,
+        reader,
+        sized,
+        stats,
+        ..
+    } = setup;
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let batch = input::feed::BATCH_ITEMS;
     let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
@@ -138,6 +182,18 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         state.finish(exit.code());
     }
     Ok(exit)
+}
+
+/// The cache could not be had: busy (another run holds it), a signal during `--lock-wait`, or
+/// an error.
+fn refused_cache(cfg: &Config, e: anyhow::Error, progress: &Progress) -> Result<Exit> {
+    if let Some(busy) = e.downcast_ref::<cache::Busy>() {
+        return Ok(cache_busy(cfg, busy, progress));
+    }
+    match e.downcast::<Stopped>() {
+        Ok(stopped) => Ok(stopped_waiting(cfg, &stopped, progress)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The line a logged run starts with: where its items come from, `-j`, and the cache with how
@@ -171,6 +227,12 @@ fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
         shard: cfg.shard.map(|s| format!("{}/{}", s.index, s.count)),
         failures: cfg.failures.as_deref().map(absolute),
         give_up_after: cfg.give_up_after,
+        // `auto` is decided on the reader thread; `status` decides it again the same way.
+        format: match cfg.format {
+            Format::Auto => "auto",
+            Format::Jsonl => "jsonl",
+            Format::Lines => "lines",
+        },
     };
     StateFile::start(cache, facts, stats.clone())
 }

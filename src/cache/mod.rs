@@ -63,23 +63,19 @@ impl CacheWriter {
         wait: lock::Wait<impl FnOnce(), impl FnMut(Duration) -> Result<()>>,
         check: impl FnOnce(&File) -> Result<()>,
     ) -> Result<(CacheWriter, Loaded)> {
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create_new(true);
-        let mut created = true;
-        let file = match files::open_regular(path, &options) {
-            Err(e) if e.io_kind() == Some(io::ErrorKind::AlreadyExists) => {
-                created = false;
-                files::open_regular(path, options.create_new(false))
-            }
-            other => other,
-        }
-        .map_err(|e| {
-            e.describe(files::CACHE, path, || {
-                format!("open cache {} for appending", path.display())
-            })
-        })?;
+        let (mut file, mut created) = open_file(path)?;
         check(&file)?;
-        lock::lock(&file, path, wait.limit, wait.note, wait.pause)?;
+        let mut pause = wait.pause;
+        lock::lock(&file, path, wait.limit, wait.note, &mut pause)?;
+        // While this run waited for the lock, `check --repair` or `merge -o` may have renamed a
+        // new file over the path: the records belong in that one, not in the one now unlinked.
+        for _ in 0..3 {
+            if same_file(&file, path) {
+                break;
+            }
+            (file, created) = open_file(path)?;
+            lock::lock(&file, path, wait.limit, || {}, &mut pause)?;
+        }
         if created && fsync != Fsync::Never {
             sync_parent_dir(path)?;
         }
@@ -173,6 +169,35 @@ impl CacheWriter {
 
 /// How often `--fsync batch` syncs at most.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Opens (creating) the cache for reading and appending; whether it was created.
+fn open_file(path: &Path) -> Result<(File, bool)> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create_new(true);
+    let mut created = true;
+    let file = match files::open_regular(path, &options) {
+        Err(e) if e.io_kind() == Some(io::ErrorKind::AlreadyExists) => {
+            created = false;
+            files::open_regular(path, options.create_new(false))
+        }
+        other => other,
+    }
+    .map_err(|e| {
+        e.describe(files::CACHE, path, || {
+            format!("open cache {} for appending", path.display())
+        })
+    })?;
+    Ok((file, created))
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => true,
+    }
+}
 
 /// Makes a newly created file's directory entry durable.
 fn sync_parent_dir(path: &Path) -> Result<()> {

@@ -112,8 +112,9 @@ fn check_reserved(raw: &[OsString], cmd: &[String]) -> Result<()> {
         return Ok(());
     }
     bail!(
-        "{first:?} is reserved for a pararun subcommand; to run a program named {first}, put \
-         it after --: pararun [OPTIONS] -- {first} ..."
+        "{first:?} is a name kept for a future pararun subcommand (there is none yet; see \
+         pararun help); to run a program named {first}, put it after --: pararun [OPTIONS] -- \
+         {first} ..."
     )
 }
 

@@ -62,16 +62,25 @@ pub fn resolve(arg: ShardArg, var: impl Fn(&str) -> Option<String>) -> Result<Sh
             None => {
                 let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
                 let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-                let count = match number("SLURM_ARRAY_TASK_COUNT")? {
-                    Some(n) => n,
-                    None => match number("SLURM_ARRAY_TASK_MAX")? {
-                        Some(max) => max.saturating_sub(min) / step + 1,
-                        None => bail!(
-                            "--shard auto: SLURM_ARRAY_TASK_ID is set but neither \
+                let span =
+                    number("SLURM_ARRAY_TASK_MAX")?.map(|max| max.saturating_sub(min) / step + 1);
+                let count = match (number("SLURM_ARRAY_TASK_COUNT")?, span) {
+                    // A resubmitted part (`--array=1,3`) has fewer tasks than its range holds:
+                    // its tasks' numbers no longer say which shard of how many they are.
+                    (Some(n), Some(span)) if n != span => bail!(
+                        "--shard auto: this array's {n} tasks do not fill its range of ids \
+                         ({min} to {}), as a resubmitted part (--array=1,3) does not; pin the \
+                         count with --shard auto/N, and each task runs shard \
+                         SLURM_ARRAY_TASK_ID/N",
+                        min + (span - 1) * step
+                    ),
+                    (Some(n), _) => n,
+                    (None, Some(span)) => span,
+                    (None, None) => bail!(
+                        "--shard auto: SLURM_ARRAY_TASK_ID is set but neither \
                              SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is; give the \
                              count: --shard auto/N"
-                        ),
-                    },
+                    ),
                 };
                 (
                     id.saturating_sub(min) / step,

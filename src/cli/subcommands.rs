@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueHint};
 
+use super::args::FormatArg;
 use crate::config::{parse_size, DEFAULT_MAX_LINE};
 use crate::inspect::{CheckOptions, FailuresOptions, MergeOptions, StatusOptions};
 
@@ -50,12 +51,16 @@ pub(super) struct StatusArgs {
     /// The caches: one per shard. A quoted glob (`'out.*.jsonl'`) is expanded by pararun.
     #[arg(required = true, value_name = "CACHE", value_hint = ValueHint::FilePath)]
     caches: Vec<PathBuf>,
-    /// Failures files, besides those the runs' state files name (globs expanded).
-    #[arg(long, value_name = "FILE", num_args = 1.., value_hint = ValueHint::FilePath)]
+    /// A failures file, besides those the runs' state files name (a glob is expanded; give
+    /// the flag once per file).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, value_hint = ValueHint::FilePath)]
     failures: Vec<PathBuf>,
-    /// The job's input, to count what remains.
+    /// The job's input, to count what remains [default: the runs' own, when it is a file].
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     input: Option<PathBuf>,
+    /// How to read the input [default: as the runs did].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<FormatArg>,
     /// The input's item count, when the input is not at hand.
     #[arg(long, value_name = "N", conflicts_with = "input")]
     total: Option<u64>,
@@ -75,8 +80,8 @@ pub(super) struct FailuresArgs {
     /// The caches: an item with a record in one of them is not failing.
     #[arg(value_name = "CACHE", value_hint = ValueHint::FilePath)]
     caches: Vec<PathBuf>,
-    /// The failures files [default: those the caches' runs name].
-    #[arg(long, value_name = "FILE", num_args = 1.., value_hint = ValueHint::FilePath)]
+    /// A failures file [default: those the caches' runs name]; give the flag once per file.
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, value_hint = ValueHint::FilePath)]
     failures: Vec<PathBuf>,
     /// Print only the failing items' input lines, one per line.
     #[arg(long, conflicts_with = "json")]
@@ -102,6 +107,9 @@ pub(super) struct MergeArgs {
     /// Report the keys of this input that are in no cache.
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     input: Option<PathBuf>,
+    /// How to read the input [default: as the runs did].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<FormatArg>,
     #[command(flatten)]
     common: Common,
 }
@@ -144,7 +152,6 @@ pub enum Inspect {
 
 impl Sub {
     pub(super) fn into_inspect(self) -> Inspect {
-        let field = |c: &Common| c.key_field.clone().unwrap_or_else(|| "id".into());
         match self {
             Sub::Status(a) => Inspect::Status(StatusOptions {
                 caches: a.caches,
@@ -154,6 +161,7 @@ impl Sub {
                 key_field: a.common.key_field,
                 give_up_after: a.give_up_after,
                 json: a.json,
+                format: a.format.map(Into::into),
                 max_line: a.common.max_line_bytes,
             }),
             Sub::Failures(a) => Inspect::Failures(FailuresOptions {
@@ -165,7 +173,8 @@ impl Sub {
                 max_line: a.common.max_line_bytes,
             }),
             Sub::Merge(a) => Inspect::Merge(MergeOptions {
-                key_field: field(&a.common),
+                key_field: a.common.key_field,
+                format: a.format.map(Into::into),
                 caches: a.caches,
                 output: a.output,
                 prefer_last: a.prefer == "last",
@@ -173,7 +182,7 @@ impl Sub {
                 max_line: a.common.max_line_bytes,
             }),
             Sub::Check(a) => Inspect::Check(CheckOptions {
-                key_field: field(&a.common),
+                key_field: a.common.key_field,
                 cache: a.cache,
                 repair: a.repair,
                 max_line: a.common.max_line_bytes,

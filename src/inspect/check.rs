@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::job::key_field_of;
 use super::records::{scan, Entry};
 use crate::files;
 use crate::report::{excerpt, Exit};
@@ -19,8 +20,8 @@ pub struct CheckOptions {
     pub cache: PathBuf,
     /// Write a clean copy and rename it into place.
     pub repair: bool,
-    /// The key field.
-    pub key_field: String,
+    /// The key field; `None`: the run's own, else `id`.
+    pub key_field: Option<String>,
     /// The longest line read.
     pub max_line: usize,
 }
@@ -39,6 +40,8 @@ struct Findings {
 /// would skip or warn about.
 pub fn check(opts: &CheckOptions) -> Result<Exit> {
     let path = &opts.cache;
+    let field = key_field_of(opts.key_field.as_deref(), std::slice::from_ref(path));
+    let field = field.as_str();
     // Held for a repair, so that no run starts on the file while it is replaced.
     let lock = match opts.repair {
         true => Some(lock_for_repair(path)?),
@@ -46,29 +49,24 @@ pub fn check(opts: &CheckOptions) -> Result<Exit> {
     };
     let mut findings = Findings::default();
     let mut first: HashMap<u128, (u64, u64)> = HashMap::new();
-    scan(
-        path,
-        &opts.key_field,
-        opts.max_line,
-        |line, entry| match entry {
-            Entry::Record { key, content, .. } => {
-                findings.records += 1;
-                match first.get(&key.hash) {
-                    None => {
-                        first.insert(key.hash, (line, content));
-                    }
-                    Some(&(at, seen)) => {
-                        findings
-                            .duplicates
-                            .push((key.text, at, line, seen == content))
-                    }
+    scan(path, field, opts.max_line, |line, entry| match entry {
+        Entry::Record { key, content, .. } => {
+            findings.records += 1;
+            match first.get(&key.hash) {
+                None => {
+                    first.insert(key.hash, (line, content));
+                }
+                Some(&(at, seen)) => {
+                    findings
+                        .duplicates
+                        .push((key.text, at, line, seen == content))
                 }
             }
-            Entry::NoKey => findings.no_key.push(line),
-            Entry::Damaged(why) => findings.damaged.push((line, why)),
-        },
-    )?;
-    print_findings(path, opts, &findings);
+        }
+        Entry::NoKey => findings.no_key.push(line),
+        Entry::Damaged(why) => findings.damaged.push((line, why)),
+    })?;
+    print_findings(path, field, &findings);
     let clean =
         findings.damaged.is_empty() && findings.no_key.is_empty() && findings.duplicates.is_empty();
     if clean || !opts.repair {
@@ -79,7 +77,7 @@ pub fn check(opts: &CheckOptions) -> Result<Exit> {
         });
     }
     let kept: HashMap<u128, u64> = first.into_iter().map(|(k, (line, _))| (k, line)).collect();
-    repair(path, opts, &kept)?;
+    repair(path, field, opts.max_line, &kept)?;
     drop(lock);
     Ok(Exit::Success)
 }
@@ -105,7 +103,7 @@ fn lock_for_repair(path: &Path) -> Result<File> {
     }
 }
 
-fn print_findings(path: &Path, opts: &CheckOptions, f: &Findings) {
+fn print_findings(path: &Path, field: &str, f: &Findings) {
     let name = path.display();
     println!(
         "{name}: {} records, {} distinct keys",
@@ -123,7 +121,7 @@ fn print_findings(path: &Path, opts: &CheckOptions, f: &Findings) {
         println!(
             "{name}: {} records without the {:?} field (--key-field), lines {}{}",
             f.no_key.len(),
-            opts.key_field,
+            field,
             lines.join(", "),
             if f.no_key.len() > 10 { ", …" } else { "" }
         );
@@ -154,7 +152,7 @@ fn print_findings(path: &Path, opts: &CheckOptions, f: &Findings) {
 /// later copies of a key and records without the key field stay out, so that the result checks
 /// clean); keeps the original as CACHE.bak (a hard link, so the cache's name is never missing)
 /// and renames the copy over it.
-fn repair(path: &Path, opts: &CheckOptions, kept: &HashMap<u128, u64>) -> Result<()> {
+fn repair(path: &Path, field: &str, max_line: usize, kept: &HashMap<u128, u64>) -> Result<()> {
     let with = |suffix: &str| {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
@@ -162,9 +160,10 @@ fn repair(path: &Path, opts: &CheckOptions, kept: &HashMap<u128, u64>) -> Result
     };
     let (tmp, bak) = (with(".repair.tmp"), with(".bak"));
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    super::merge::keep_mode(path, &file);
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut result = Ok(());
-    scan(path, &opts.key_field, opts.max_line, |line, entry| {
+    scan(path, field, max_line, |line, entry| {
         let bytes = match entry {
             Entry::Record { key, bytes, .. } if kept.get(&key.hash) == Some(&line) => bytes,
             _ => return,

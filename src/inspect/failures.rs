@@ -37,6 +37,7 @@ pub fn failures(opts: &FailuresOptions) -> Result<Exit> {
         .map(|p| Shard::open(p, opts.key_field.as_deref(), opts.max_line))
         .collect::<Result<_>>()?;
     let mut files = expand(&opts.failures, "failures file")?;
+    super::job::all_exist(&files, "failures file")?;
     if files.is_empty() {
         files.extend(
             shards
@@ -51,13 +52,33 @@ pub fn failures(opts: &FailuresOptions) -> Result<Exit> {
         );
     }
     let history = FailureHistory::read(&files, opts.max_line)?;
+    // Lines the run could not read have no key and run nowhere: they are counted, not listed
+    // (piped back, they would only fail again).
+    let bad_lines = history.by_key.values().filter(|f| f.key.is_null()).count();
     let mut failing: Vec<&Failing> = history
         .by_key
         .iter()
-        .filter(|(hash, _)| !shards.iter().any(|s| s.index.contains_hash(**hash)))
+        .filter(|(hash, f)| {
+            !f.key.is_null() && !shards.iter().any(|s| s.index.contains_hash(**hash))
+        })
         .map(|(_, f)| f)
         .collect();
     failing.sort_by(|a, b| a.at.cmp(&b.at));
+    if bad_lines > 0 {
+        eprintln!(
+            "pararun: {bad_lines} input lines could not be read as items (bad-input) and are not \
+             listed: fix them in the input"
+        );
+    }
+    let lines_input = caches
+        .iter()
+        .any(|c| super::job::run_fact(c, "format").as_deref() == Some("lines"));
+    if opts.items && lines_input && failing.iter().any(|f| f.item.trim_start().starts_with('{')) {
+        eprintln!(
+            "pararun: note: the run read plain lines (--format lines); give --format lines to the \
+             run these are piped into, or it takes them for JSON"
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for f in &failing {

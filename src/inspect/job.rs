@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::base::index::KeyIndex;
 use crate::cache::load_read_only;
+use crate::config::Format;
 use crate::files;
 use crate::report::state;
 
@@ -21,7 +22,8 @@ pub fn expand(patterns: &[PathBuf], what: &str) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for pattern in patterns {
         let text = pattern.to_string_lossy();
-        if !text.contains(['*', '?', '[']) {
+        // A file that exists is itself, whatever its name holds (`out[1].jsonl`).
+        if !text.contains(['*', '?', '[']) || pattern.symlink_metadata().is_ok() {
             paths.push(pattern.clone());
             continue;
         }
@@ -35,6 +37,15 @@ pub fn expand(patterns: &[PathBuf], what: &str) -> Result<Vec<PathBuf>> {
         paths.extend(found);
     }
     Ok(paths)
+}
+
+/// Refuses a file given by name that does not exist: a typo, far more often than a job that
+/// has not failed yet (a run creates its failures file at start).
+pub fn all_exist(paths: &[PathBuf], what: &str) -> Result<()> {
+    match paths.iter().find(|p| p.symlink_metadata().is_err()) {
+        Some(missing) => bail!("{what} {} does not exist", missing.display()),
+        None => Ok(()),
+    }
 }
 
 /// What the live part of `status` knows of a run from its state file.
@@ -57,11 +68,12 @@ impl Live {
         self.get(name)?.as_str()
     }
 
-    /// Whether the last run ended by itself with exit status 0.
-    pub fn finished_ok(&self) -> bool {
-        !self.running
-            && self.get("finished") == Some(&Value::Bool(true))
-            && self.get("exit_code").and_then(Value::as_u64) == Some(0)
+    /// The live run's state: only while the lock is held and the state file says its run has
+    /// not finished (a lock held by `check --repair`, or by a run that has not written its
+    /// state yet, has no live figures).
+    pub fn live_state(&self) -> Option<&serde_json::Map<String, Value>> {
+        let state = self.state.as_ref()?;
+        (self.running && state.get("finished") == Some(&Value::Bool(false))).then_some(state)
     }
 }
 
@@ -80,7 +92,7 @@ impl Shard {
     /// `key_field` is the flag's, else the state file's, else `id`.
     pub fn open(path: &Path, key_field: Option<&str>, max_line: usize) -> Result<Shard> {
         let live = Live {
-            state: read_state(&state::path_for(path)),
+            state: read_state(path),
             running: locked(path)?,
         };
         let field = key_field
@@ -96,14 +108,47 @@ impl Shard {
     }
 }
 
-/// The state file at `path`, if it exists and is a JSON object (a reader sees whole versions
-/// only: each is renamed into place).
-fn read_state(path: &Path) -> Option<serde_json::Map<String, Value>> {
-    let bytes = std::fs::read(path).ok()?;
+/// The state file of the cache at `cache`, if it is a regular file holding a JSON object (a
+/// reader sees whole versions only: each is renamed into place). It sits beside the cache's
+/// real path, so a symlink to the cache finds it too; anything but a regular file (a FIFO put
+/// there) is passed over without blocking.
+pub fn read_state(cache: &Path) -> Option<serde_json::Map<String, Value>> {
+    let path = state::path_for(&std::fs::canonicalize(cache).ok()?);
+    let mut file = files::open_regular(&path, OpenOptions::new().read(true)).ok()?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 1 << 20), &mut bytes).ok()?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(state)) => Some(state),
         _ => None,
     }
+}
+
+/// What the last run on `cache` said of itself: its key field and input format, for the
+/// subcommands that read the cache as that run did.
+pub fn run_fact(cache: &Path, name: &str) -> Option<String> {
+    read_state(cache)?.get(name)?.as_str().map(str::to_owned)
+}
+
+/// The key field to read the caches with: the flag's, else the first cache's run's, else `id`.
+pub fn key_field_of(flag: Option<&str>, caches: &[PathBuf]) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| caches.iter().find_map(|c| run_fact(c, "key_field")))
+        .unwrap_or_else(|| "id".into())
+}
+
+/// How to read an input: the flag's format, else the run's (`--format` as it was given),
+/// else `auto`, which decides from the first line as the run did.
+pub fn format_of(flag: Option<Format>, caches: &[PathBuf]) -> Format {
+    let run = || {
+        caches
+            .iter()
+            .find_map(|c| match run_fact(c, "format")?.as_str() {
+                "jsonl" => Some(Format::Jsonl),
+                "lines" => Some(Format::Lines),
+                _ => None,
+            })
+    };
+    flag.or_else(run).unwrap_or(Format::Auto)
 }
 
 /// Whether a run holds the cache's lock. A lock held on this machine shows in `/proc/locks`,

@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::job::Shard;
 use super::status::StatusOptions;
 use crate::base::index::KeyIndex;
-use crate::config::{parse_shard, Format};
+use crate::config::parse_shard;
 use crate::files;
 use crate::input::{InputEvent, InputReader, Key};
 
@@ -65,7 +65,9 @@ pub fn input_keys(
         .or_else(|| shards.iter().find_map(|s| s.live.text("key_field")))
         .unwrap_or("id");
     let name = input.display().to_string();
-    let mut reader = InputReader::new(source, &name, Format::Auto, field, opts.max_line);
+    let paths: Vec<_> = shards.iter().map(|s| s.path.clone()).collect();
+    let format = super::job::format_of(opts.format, &paths);
+    let mut reader = InputReader::new(source, &name, format, field, opts.max_line);
     // Which part of the key space each shard owns, when its run said so.
     let specs: Vec<Option<crate::config::Shard>> = shards
         .iter()

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::job::{expand, locked};
+use super::job::{format_of, key_field_of};
 use super::records::{scan, Entry};
 use crate::config::Format;
 use crate::files;
@@ -31,8 +32,10 @@ pub struct MergeOptions {
     pub prefer_last: bool,
     /// An input whose keys are checked against the merge: those in no cache are reported.
     pub input: Option<PathBuf>,
-    /// The key field.
-    pub key_field: String,
+    /// The key field; `None`: the runs' own, else `id`.
+    pub key_field: Option<String>,
+    /// How to read the input; `None`: as the runs did.
+    pub format: Option<Format>,
     /// The longest line read.
     pub max_line: usize,
 }
@@ -55,6 +58,10 @@ struct Found {
 /// merge; 1 when there were conflicts or missing keys (the merge is written all the same).
 pub fn merge(opts: &MergeOptions) -> Result<Exit> {
     let caches = expand(&opts.caches, "cache")?;
+    // OUT's own lock, held until the merge is renamed over it: a run on OUT would append to
+    // the file the rename unlinks, and lose those records.
+    let _out_lock = lock_out(&opts.output)?;
+    let field = key_field_of(opts.key_field.as_deref(), &caches);
     let mut chosen = Chosen::new();
     let mut found = Found::default();
     for (i, path) in caches.iter().enumerate() {
@@ -65,7 +72,7 @@ pub fn merge(opts: &MergeOptions) -> Result<Exit> {
                 path.display()
             );
         }
-        scan(path, &opts.key_field, opts.max_line, |line, entry| {
+        scan(path, &field, opts.max_line, |line, entry| {
             choose(
                 &mut chosen,
                 &mut found,
@@ -75,12 +82,15 @@ pub fn merge(opts: &MergeOptions) -> Result<Exit> {
             )
         })?;
     }
-    let written = write(&caches, &chosen, opts)?;
+    let written = write(&caches, &chosen, &field, opts)?;
     let missing = match &opts.input {
-        Some(input) => missing_keys(input, &chosen, opts)?,
+        Some(input) => {
+            let format = format_of(opts.format, &caches);
+            missing_keys(input, &chosen, &field, format, opts.max_line)?
+        }
         None => Vec::new(),
     };
-    report(opts, &caches, written, &found, &missing);
+    report(opts, &caches, written, &found, &missing, &field);
     let clean = found.conflict_count == 0 && missing.is_empty();
     Ok(if clean {
         Exit::Success
@@ -132,18 +142,19 @@ fn choose(
 }
 
 /// The second pass: the chosen lines into a temporary file, synced, renamed over OUT.
-fn write(caches: &[PathBuf], chosen: &Chosen, opts: &MergeOptions) -> Result<u64> {
+fn write(caches: &[PathBuf], chosen: &Chosen, field: &str, opts: &MergeOptions) -> Result<u64> {
     let out = &opts.output;
     let mut tmp_name = out.as_os_str().to_owned();
     tmp_name.push(format!(".merge-{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
     let file = File::create(&tmp)
         .with_context(|| format!("cannot create {} to write the merge", tmp.display()))?;
+    keep_mode(out, &file);
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let mut written = 0;
     let mut result = Ok(());
     for (i, path) in caches.iter().enumerate() {
-        scan(path, &opts.key_field, opts.max_line, |line, entry| {
+        scan(path, field, opts.max_line, |line, entry| {
             if let (Entry::Record { key, bytes, .. }, true) = (entry, result.is_ok()) {
                 if chosen
                     .get(&key.hash)
@@ -173,17 +184,44 @@ fn write(caches: &[PathBuf], chosen: &Chosen, opts: &MergeOptions) -> Result<u64
     Ok(written)
 }
 
+/// Takes OUT's lock when OUT exists; a run holding it is a refusal.
+fn lock_out(out: &Path) -> Result<Option<File>> {
+    let file = match File::open(out) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", out.display())),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by a running pararun: merging over it would lose the records it \
+             writes; merge into another file, or once the run has ended",
+            out.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", out.display()))
+        }
+    }
+}
+
+/// Gives a file that replaces `old` the mode `old` had (a private cache stays private).
+pub(super) fn keep_mode(old: &Path, new: &File) {
+    if let Ok(meta) = std::fs::metadata(old) {
+        let _ = new.set_permissions(meta.permissions());
+    }
+}
+
 /// The input's keys that no cache holds (the first 10, and how many).
-fn missing_keys(input: &Path, chosen: &Chosen, opts: &MergeOptions) -> Result<Vec<String>> {
+fn missing_keys(
+    input: &Path,
+    chosen: &Chosen,
+    field: &str,
+    format: Format,
+    max_line: usize,
+) -> Result<Vec<String>> {
     let file = files::open_input(input)?.0;
     let name = input.display().to_string();
-    let mut reader = InputReader::new(
-        Box::new(file),
-        &name,
-        Format::Auto,
-        &opts.key_field,
-        opts.max_line,
-    );
+    let mut reader = InputReader::new(Box::new(file), &name, format, field, max_line);
     let mut missing = Vec::new();
     let mut seen = crate::base::index::KeyIndex::with_capacity(1 << 16);
     let mut check = |key: &Key| {
@@ -202,6 +240,7 @@ fn report(
     written: u64,
     found: &Found,
     missing: &[String],
+    field: &str,
 ) {
     eprintln!(
         "pararun: merged {written} records from {} caches into {}; {} duplicate records with \
@@ -220,7 +259,7 @@ fn report(
     if found.no_key > 0 {
         eprintln!(
             "pararun: skipped {} records without the {:?} field (--key-field)",
-            found.no_key, opts.key_field
+            found.no_key, field
         );
     }
     if found.conflict_count > 0 {

@@ -71,8 +71,7 @@ pub fn scan(
                 Some(key) => {
                     let key = Key::new(key.clone());
                     record.remove(key_field);
-                    let content =
-                        xxhash_rust::xxh3::xxh3_64(Value::Object(record).to_string().as_bytes());
+                    let content = content_hash(&Value::Object(record));
                     Entry::Record {
                         key,
                         content,
@@ -90,4 +89,41 @@ pub fn scan(
         };
         each(seq, entry);
     }
+}
+
+/// A hash of a JSON value that is the same however its objects' fields are ordered or its
+/// text spaced: two machines whose programs write fields in another order agree.
+fn content_hash(value: &Value) -> u64 {
+    fn canonical(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut fields: Vec<(&String, &Value)> = map.iter().collect();
+                fields.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (name, field)) in fields.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(name.clone()).to_string());
+                    out.push(':');
+                    canonical(field, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    canonical(value, &mut text);
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }

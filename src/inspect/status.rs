@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::failing::{Failing, FailureHistory};
 use super::job::{expand, Shard};
 use super::keys::{input_keys, Class};
-use crate::config::parse_shard;
+use crate::config::{parse_shard, Format};
 use crate::report::{excerpt, human_duration, Exit};
 
 /// What `pararun status` was asked. Plain data: the CLI fills it in.
@@ -34,6 +34,8 @@ pub struct StatusOptions {
     pub give_up_after: Option<u32>,
     /// Print one JSON object instead of a table.
     pub json: bool,
+    /// How to read the input; `None`: as the runs did.
+    pub format: Option<Format>,
     /// The longest line read.
     pub max_line: usize,
 }
@@ -77,7 +79,13 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
             )
         })
         .collect();
-    let counted = match &opts.input {
+    // Without -i or --total, the runs' own input, when they all read the same regular file.
+    let input = match (&opts.input, opts.total) {
+        (Some(input), _) => Some(input.clone()),
+        (None, None) => runs_input(&shards),
+        (None, Some(_)) => None,
+    };
+    let counted = match &input {
         Some(input) => Some(input_keys(input, &shards, &classes, opts)?),
         None => None,
     };
@@ -87,11 +95,13 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
         .map(|(i, shard)| shard_row(i, shard, &shards, &failing, counted.as_ref()))
         .collect();
     let mut total = total_row(&rows, &failing, counted.as_ref(), opts.total);
-    // Every run read its whole input and ended with exit 0: nothing is left, though how much
-    // there was is not known here.
-    let all_ok = !shards.is_empty() && shards.iter().all(|s| s.live.finished_ok());
-    if total.remaining.is_none() && all_ok {
-        total.live = Some("every run finished with exit 0".into());
+    if let [row] = &mut rows[..] {
+        // One cache is the whole job: its row is the total.
+        (row.done, row.failed, row.given_up) = (total.done, total.failed, total.given_up);
+        row.remaining = total.remaining;
+    }
+    if let (Some(input), None) = (&input, &opts.input) {
+        total.live = Some(format!("counted from the runs' input, {}", input.display()));
     }
     for row in rows.iter_mut().chain([&mut total]) {
         row.eta = match (row.remaining, row.rate) {
@@ -99,7 +109,9 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
             _ => None,
         };
     }
-    let complete = total.failed == 0 && total.remaining.map_or(all_ok, |left| left == 0);
+    // Complete only when nothing is known to remain: without an input or a total, how much
+    // there was is not known, and exit 0 would be a guess.
+    let complete = total.failed == 0 && total.remaining == Some(0);
     if opts.json {
         let mut object = row_json(&total);
         object["shards"] = rows.iter().map(row_json).collect();
@@ -117,6 +129,7 @@ pub fn status(opts: &StatusOptions) -> Result<Exit> {
 /// The failures files: those given, and those the runs' state files name, each once.
 fn failure_files(opts: &StatusOptions, shards: &[Shard]) -> Result<Vec<PathBuf>> {
     let mut files = expand(&opts.failures, "failures file")?;
+    super::job::all_exist(&files, "failures file")?;
     for shard in shards {
         if let Some(path) = shard.live.text("failures") {
             files.push(PathBuf::from(path));
@@ -138,14 +151,25 @@ fn failing_now<'a>(
         limits.filter_map(Value::as_u64).min().map(|n| n as u32)
     });
     let in_cache = |hash: u128| shards.iter().any(|s| s.index.contains_hash(hash));
+    // A line the run could not read has no key: it is failing only while it is in the input,
+    // which the input's own pass counts (and the failures file cannot tell).
     let mut failing: Vec<(u128, &Failing, bool)> = history
         .by_key
         .iter()
-        .filter(|(hash, _)| !in_cache(**hash))
+        .filter(|(hash, f)| !f.key.is_null() && !in_cache(**hash))
         .map(|(hash, f)| (*hash, f, limit.is_some_and(|n| f.attempts >= u64::from(n))))
         .collect();
     failing.sort_by(|a, b| a.1.at.cmp(&b.1.at));
     failing
+}
+
+/// The input every cache's last run read, when that is one regular file.
+fn runs_input(shards: &[Shard]) -> Option<PathBuf> {
+    let mut inputs = shards.iter().map(|s| s.live.text("input"));
+    let first = inputs.next()??;
+    let same = inputs.all(|i| i == Some(first));
+    let path = PathBuf::from(first);
+    (same && first != "-" && path.metadata().is_ok_and(|m| m.is_file())).then_some(path)
 }
 
 fn dedupe(paths: &mut Vec<PathBuf>) {
@@ -191,7 +215,6 @@ fn shard_row(
         .filter(|(_, f, _)| owns(i, shards, f, &f.key))
         .collect();
     let live = &shard.live;
-    let get = |name: &str| live.get(name).and_then(Value::as_u64).unwrap_or(0);
     let mut row = Row {
         name: shard.path.display().to_string(),
         done: shard.index.len() as u64,
@@ -206,30 +229,41 @@ fn shard_row(
         row.done = shard_counts.done;
         row.remaining = shard_counts.remaining;
     }
-    if live.running {
-        row.in_flight = get("in_flight");
-        row.rate = live.get("rate_per_s").and_then(Value::as_f64);
-        row.live = Some(format!(
-            "running: pid {} on {}, started {}, -j {}{}",
-            get("pid"),
-            live.text("host").unwrap_or("?"),
-            live.text("started").unwrap_or("?"),
-            get("jobs"),
-            match live.get("limit").and_then(Value::as_u64) {
-                Some(limit) => format!(" (limit now {limit})"),
-                None => String::new(),
-            }
-        ));
-    } else {
-        row.live = Some(match (live.get("finished"), live.get("exit_code")) {
-            (Some(Value::Bool(true)), Some(code)) => {
-                format!("not running; the last run exited {code}")
-            }
-            (Some(_), _) => "not running; the last run did not finish (killed?)".into(),
-            _ => "not running".into(),
-        });
+    row.live = Some(live_text(live));
+    if let Some(state) = live.live_state() {
+        row.in_flight = state.get("in_flight").and_then(Value::as_u64).unwrap_or(0);
+        row.rate = state.get("rate_per_s").and_then(Value::as_f64);
     }
     row
+}
+
+/// What a shard's run is doing: its pid, host, start and `-j` while it runs, how it ended
+/// otherwise.
+fn live_text(live: &super::job::Live) -> String {
+    if let Some(state) = live.live_state() {
+        let get = |name: &str| state.get(name).and_then(Value::as_u64).unwrap_or(0);
+        let text = |name: &str| state.get(name).and_then(Value::as_str).unwrap_or("?");
+        let limit = match state.get("limit").and_then(Value::as_u64) {
+            Some(limit) => format!(" (limit now {limit})"),
+            None => String::new(),
+        };
+        return format!(
+            "running: pid {} on {}, started {}, -j {}{limit}",
+            get("pid"),
+            text("host"),
+            text("started"),
+            get("jobs")
+        );
+    }
+    if live.running {
+        // A run that has not written its state yet, or `check --repair`.
+        return "running: another process holds the cache's lock (no live figures yet)".into();
+    }
+    match (live.get("finished"), live.get("exit_code")) {
+        (Some(Value::Bool(true)), Some(code)) => format!("not running; the last run exited {code}"),
+        (Some(_), _) => "not running; the last run did not finish (killed?)".into(),
+        _ => "not running".into(),
+    }
 }
 
 fn total_row(

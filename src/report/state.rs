@@ -26,7 +26,8 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// The window of the rate: the items settled over the last minute.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// The state file of the cache at `cache`: its path with `.state` added.
+/// The state file of the cache at `cache`: its path with `.state` added. Give the cache's
+/// canonical path, so that every name of the cache (a symlink, `./`) finds the same file.
 pub fn path_for(cache: &Path) -> PathBuf {
     let mut name = cache.as_os_str().to_owned();
     name.push(".state");
@@ -37,7 +38,12 @@ pub fn path_for(cache: &Path) -> PathBuf {
 /// the file is missing, unreadable or from a run that finished (the holder has not written
 /// its own yet).
 pub fn holder(cache: &Path) -> Option<String> {
-    let bytes = std::fs::read(path_for(cache)).ok()?;
+    let cache = std::fs::canonicalize(cache).ok()?;
+    let path = path_for(&cache);
+    let mut file =
+        crate::files::open_regular(&path, std::fs::OpenOptions::new().read(true)).ok()?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
     let state: Value = serde_json::from_slice(&bytes).ok()?;
     if state["finished"] != Value::Bool(false) {
         return None;
@@ -65,6 +71,8 @@ pub struct RunFacts {
     pub failures: Option<PathBuf>,
     /// `--give-up-after`.
     pub give_up_after: Option<u32>,
+    /// `--format`: `auto`, `jsonl` or `lines`.
+    pub format: &'static str,
 }
 
 /// The thread that keeps the state file; [`StateFile::finish`] writes the last version.
@@ -91,11 +99,12 @@ impl StateFile {
     /// worth failing a run for: the thread stops trying after the first error, which `status`
     /// then sees as a stale file.
     pub fn start(cache: &Path, facts: RunFacts, stats: Arc<Stats>) -> StateFile {
+        let cache = std::fs::canonicalize(cache).unwrap_or_else(|_| cache.to_owned());
         let shared = Arc::new(Shared {
             control: Mutex::new(Control::default()),
             wake: Condvar::new(),
         });
-        let mut keeper = Keeper::new(path_for(cache), facts, stats);
+        let mut keeper = Keeper::new(path_for(&cache), facts, stats);
         let inner = shared.clone();
         let thread = std::thread::Builder::new()
             .name("pararun-state".into())
@@ -230,6 +239,7 @@ impl Keeper {
             "shard": self.facts.shard,
             "failures": self.facts.failures.as_ref().map(|p| p.display().to_string()),
             "give_up_after": self.facts.give_up_after,
+            "format": self.facts.format,
             "succeeded": succeeded,
             "failed": failed,
             "cached": get(&s.cached),
