@@ -27,3 +27,4 @@ mod slurm;
 mod terminal;
 mod throughput;
 mod unattended;
+mod worker_lies;
