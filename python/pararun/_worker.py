@@ -9,7 +9,6 @@ the protocol keeps a descriptor of its own.
 import json
 import os
 import sys
-import time
 import traceback
 
 from . import _codec
@@ -103,9 +102,8 @@ class Core:
         return self.result(rid, key, result)
 
     def escaped(self, rid, exc):
-        """The error answer for SystemExit or KeyboardInterrupt raised in func: they fail that
-        item alone, like any exception (ending the worker would lose nothing pararun could not
-        redo, but would blame the item, and cost a new worker, for a call the item made)."""
+        """The error answer for SystemExit or KeyboardInterrupt raised in func: the item's own
+        doing, so it fails that item alone, like any exception, and the worker goes on."""
         if isinstance(exc, SystemExit):
             what = f"func raised SystemExit (sys.exit({exc.code!r}))"
         else:
@@ -136,7 +134,6 @@ class Core:
         # "reason" makes pararun record the failure as a timeout, not as an error.
         message = f"timed out after {self.timeout:g}s (timeout={self.timeout:g})"
         return _dumps({"pararun_id": rid, "error": message, "reason": "timeout"}) + "\n"
-
 
 
 def _private_stdio():
@@ -170,10 +167,9 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
     """Concurrent protocol (or serve's ordered one), one item at a time. Each answer is written
     before the next item starts, so that an item which ends the process (`os._exit`, a crash)
     cannot take the answers before it along: pararun has read them all when it sees the worker
-    die, and fails the item that was running, not one that had finished. (One write per item
-    costs little beside the rest of an item's round trip; a thread gathering answers into
-    fewer writes lost them at such an exit.) On SIGTERM (pararun stopping) the worker exits at
-    once: pararun reads no more answers then, and runs the items in flight again next time."""
+    die, and fails the item that was running, not one that had finished (a thread gathering
+    answers into fewer writes lost them then). On SIGTERM (pararun stopping) the worker exits
+    at once: pararun reads no more answers, and runs the items in flight again next time."""
     import signal
 
     if answer is None and core.timeout:
@@ -303,9 +299,8 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
 
 
 class _Escaped(Exception):
-    """SystemExit or KeyboardInterrupt (its `__cause__`) that a coroutine raised, carried as
-    an ordinary exception: asyncio lets those two out of a task, ending the loop and with it
-    every item in flight."""
+    """SystemExit or KeyboardInterrupt (its `__cause__`) from a coroutine: asyncio lets those
+    out of a task, which would end the loop and every item in flight."""
 
 
 async def _guarded(coro):
