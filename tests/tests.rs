@@ -34,3 +34,4 @@ mod stopped;
 mod terminal;
 mod throughput;
 mod unattended;
+mod worker_lies;

@@ -286,23 +286,25 @@ async def _afeed(run, aiterable, key_field):
         return last
 
     try:
-        async for item in aiterable:
-            if broken:
-                break
-            parts.append(_run.encode(item, key_field))
-            size += len(parts[-1])
-            if size >= _run._BATCH_BYTES:
-                await flush()
-            elif timer is None:
-                timer = loop.call_later(_run._BATCH_SECONDS, flush)
+        try:
+            async for item in aiterable:
+                if broken:
+                    break
+                parts.append(_run.encode(item, key_field))
+                size += len(parts[-1])
+                if size >= _run._BATCH_BYTES:
+                    await flush()
+                elif timer is None:
+                    timer = loop.call_later(_run._BATCH_SECONDS, flush)
+        except _asyncio.CancelledError:
+            raise
+        except BaseException as e:
+            # The iterable raised, or an item is not JSON: the items it gave before still
+            # run, and aio_map raises `e` once they are done.
+            run.error = e
         pending = flush()
         if pending is not None:
             await pending
-    except _asyncio.CancelledError:
-        raise
-    except BaseException as e:
-        run.error = e
-        run.terminate()
     finally:
         if timer is not None:
             timer.cancel()

@@ -223,14 +223,18 @@ class Run:
         try:
             batch.start_ticker()
             push = batch.push
-            for item in iterable:
-                push(encode(item, key_field))
+            try:
+                for item in iterable:
+                    push(encode(item, key_field))
+            except BaseException as e:
+                if batch.failed is not None:
+                    raise  # the write to pararun failed, not the iterable
+                # The iterable raised, or an item is not JSON: the items it gave before
+                # still run (the end of stdin tells pararun there are no more), and the run
+                # raises `e` once they are done.
+                self.error = e
             batch.close()
-        except BrokenPipeError:  # pararun stopped reading: it is stopping, and says why
-            batch.abandon()
-        except BaseException as e:  # the iterable raised, or an item is not JSON
-            self.error = e
-            self.terminate()
+        except OSError:  # pararun stopped reading: it is stopping, and says why
             batch.abandon()
         finally:
             self.close_stdin()

@@ -9,15 +9,20 @@ the protocol keeps a descriptor of its own.
 import json
 import os
 import sys
-import time
 import traceback
 
 from . import _codec
-from ._outbox import Outbox, write_all as _write_all
 from ._state import ENV, WRAP
 
 _dumps = _codec.dumps
 _loads = json.loads
+
+
+def _write_all(fd, data):
+    """Writes all of `data` to `fd`."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _tail(exc, limit=2000):
@@ -92,7 +97,19 @@ class Core:
             result = self.func(item)
         except Exception as e:
             return self.error(rid, e)
+        except (SystemExit, KeyboardInterrupt) as e:
+            return self.escaped(rid, e)
         return self.result(rid, key, result)
+
+    def escaped(self, rid, exc):
+        """The error answer for SystemExit or KeyboardInterrupt raised in func: the item's own
+        doing, so it fails that item alone, like any exception, and the worker goes on."""
+        if isinstance(exc, SystemExit):
+            what = f"func raised SystemExit (sys.exit({exc.code!r}))"
+        else:
+            what = "func raised KeyboardInterrupt"
+        return self.error_text(
+            rid, f"{what}: that fails this item alone, and the worker goes on\n{_tail(exc)}")
 
     def timed_answer(self, request):
         """answer, with the item's timeout enforced by SIGALRM."""
@@ -107,6 +124,8 @@ class Core:
             return self.timed_out(rid)
         except Exception as e:
             return self.error(rid, e)
+        except (SystemExit, KeyboardInterrupt) as e:
+            return self.escaped(rid, e)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         return self.result(rid, key, result)
@@ -115,7 +134,6 @@ class Core:
         # "reason" makes pararun record the failure as a timeout, not as an error.
         message = f"timed out after {self.timeout:g}s (timeout={self.timeout:g})"
         return _dumps({"pararun_id": rid, "error": message, "reason": "timeout"}) + "\n"
-
 
 
 def _private_stdio():
@@ -146,10 +164,12 @@ class _Stopped(BaseException):
 
 
 def run_sync(core, rfd, wfd, rest=b"", answer=None):
-    """Concurrent protocol, one item at a time: answers go out through an `Outbox`, those that
-    finish together in one write and none held back more than about 2 ms, whatever the next
-    item does. On SIGTERM (pararun stopping) the answers done so far go out before the worker
-    exits."""
+    """Concurrent protocol (or serve's ordered one), one item at a time. Each answer is written
+    before the next item starts, so that an item which ends the process (`os._exit`, a crash)
+    cannot take the answers before it along: pararun has read them all when it sees the worker
+    die, and fails the item that was running, not one that had finished (a thread gathering
+    answers into fewer writes lost them then). On SIGTERM (pararun stopping) the worker exits
+    at once: pararun reads no more answers, and runs the items in flight again next time."""
     import signal
 
     if answer is None and core.timeout:
@@ -163,14 +183,12 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
     def on_term(signum, frame):
         raise _Stopped()
 
-    outbox = Outbox(wfd)
     signal.signal(signal.SIGTERM, on_term)
     try:
         buf = rest
         while True:
             end = buf.rfind(b"\n")
             if end < 0:
-                outbox.flush()
                 chunk = os.read(rfd, 1 << 20)
                 if chunk:
                     buf += chunk
@@ -181,11 +199,13 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
                 continue
             body, buf = buf[:end], buf[end + 1:]
             for request in _parse(body):
-                outbox.put(answer(request))
+                data = answer(request).encode()
+                try:
+                    _write_all(wfd, data)
+                except BrokenPipeError:
+                    return  # pararun is gone
     except (_Stopped, _Exit) as e:
-        outbox.close()
         os._exit(1 if isinstance(e, _Exit) else 0)
-    outbox.close()
 
 
 async def run_async(core, rfd, wfd, threads, rest=b""):
@@ -214,6 +234,12 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
             result = fut.result()
         except asyncio.TimeoutError as e:
             pending.append(core.timed_out(rid) if timeout else core.error(rid, e))
+            return
+        except _Escaped as e:  # a coroutine's, see _guarded
+            pending.append(core.escaped(rid, e.__cause__))
+            return
+        except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
+            pending.append(core.escaped(rid, e))
             return
         except (Exception, asyncio.CancelledError) as e:
             pending.append(core.error(rid, e))
@@ -249,7 +275,7 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
             item, key = core.unwrap(request["item"])
             try:
                 if is_async:
-                    coro = func(item)
+                    coro = _guarded(func(item))
                     if timeout:
                         coro = asyncio.wait_for(coro, timeout)
                     fut = loop.create_task(coro)
@@ -270,6 +296,19 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
         flush()
     if pool is not None:
         pool.shutdown(wait=False)
+
+
+class _Escaped(Exception):
+    """SystemExit or KeyboardInterrupt (its `__cause__`) from a coroutine: asyncio lets those
+    out of a task, which would end the loop and every item in flight."""
+
+
+async def _guarded(coro):
+    """Runs a coroutine of func's, turning SystemExit and KeyboardInterrupt into `_Escaped`."""
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as e:
+        raise _Escaped() from e
 
 
 def main():

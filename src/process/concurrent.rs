@@ -13,7 +13,13 @@
 //!   shows the worker out of step: the item it names (else its oldest item) fails, the worker
 //!   is replaced and its other items are resent on the same attempt, so a worker that is always
 //!   out of step costs one attempt of one item each time and cannot resend items for ever;
-//! - a worker that dies or answers past `--max-output-bytes` fails its oldest item likewise;
+//! - an answer past `--max-output-bytes` that starts with its id (`{"pararun_id": 17, ...`, as
+//!   pararun's Python worker writes it) fails that item alone: the rest of the line is dropped
+//!   unread, and the worker keeps its other items, since the next line is the next answer
+//!   (unless the rest goes on for as much again as the cap: then the worker is replaced and
+//!   its other items are resent on the same attempt);
+//! - a worker that dies, or answers past `--max-output-bytes` with no id first, fails its
+//!   oldest item likewise;
 //! - `--timeout` counts per item from when its request was sent; an item past it fails alone
 //!   and the worker keeps the others (an async worker is slow on one request, not stuck), its
 //!   late answer being dropped. A worker holding more expired items than `--pipeline` is
@@ -126,6 +132,24 @@ impl Protocol for Concurrent {
         }
     }
 
+    /// An over-long answer goes to the item its leading id names, if that is in flight (or
+    /// expired: a late answer, dropped); any other shows nothing about whose answer it is.
+    fn oversized(&mut self, head: &[u8], s: &Settings, worker: Option<&Worker>) -> bool {
+        let Some(id) = leading_id(head) else {
+            return false;
+        };
+        if let Some(sent) = self.flight.remove(&id) {
+            answer(
+                worker,
+                sent.request,
+                sent.at,
+                Reply::Oversized(s.max_output),
+            );
+            return true;
+        }
+        self.expired.remove(&id)
+    }
+
     fn take_all(&mut self, mut each: impl FnMut(Request, Instant)) {
         for (_, sent) in std::mem::take(&mut self.flight) {
             each(sent.request, sent.at);
@@ -230,6 +254,29 @@ fn plain_result(capture: Capture, line: &[u8]) -> Option<(u64, Reply)> {
     Some((id, Reply::Result(answer)))
 }
 
+/// The id of an answer that starts `{"pararun_id": N,` (JSON whitespace allowed between the
+/// tokens), read from the first bytes of a line too long to parse; `None` for any other start.
+fn leading_id(head: &[u8]) -> Option<u64> {
+    fn ws(rest: &[u8]) -> &[u8] {
+        let n = rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .count();
+        &rest[n..]
+    }
+    let rest = ws(head).strip_prefix(b"{")?;
+    let rest = ws(rest).strip_prefix(b"\"pararun_id\"")?;
+    let rest = ws(rest).strip_prefix(b":")?;
+    let rest = ws(rest);
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // JSON writes no leading zeros: "017" is not a number serde_json would read.
+    if digits == 0 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    ws(&rest[digits..]).strip_prefix(b",")?;
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
 /// An error message as text: a string as it is, anything else as its JSON.
 fn text_of(error: Value) -> String {
     match error {
@@ -280,6 +327,24 @@ mod tests {
                 plain_result(Capture::Json, line.as_bytes()).is_none(),
                 "{line}"
             );
+        }
+    }
+
+    #[test]
+    fn an_over_long_answer_is_named_only_by_a_leading_id() {
+        assert_eq!(leading_id(br#"{"pararun_id":17,"result":"xxxx"#), Some(17));
+        assert_eq!(leading_id(b" {\n \"pararun_id\" : 0 , \"re"), Some(0));
+        for head in [
+            &br#"{"result":"x","pararun_id":17,"#[..],
+            br#"{"pararun_id":017,"#,
+            br#"{"pararun_id":17.5,"#,
+            br#"{"pararun_id":-1,"#,
+            br#"{"pararun_id":"17","#,
+            br#"{"pararun_id":99999999999999999999,"#,
+            br#"{"pararun_id":17"#,
+            br#"["pararun_id",17,"#,
+        ] {
+            assert_eq!(leading_id(head), None, "{}", String::from_utf8_lossy(head));
         }
     }
 

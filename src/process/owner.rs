@@ -42,6 +42,13 @@ pub(super) trait Protocol {
     /// `--timeout` ran out on the clock [`Protocol::clock`] gave.
     fn overdue(&mut self, s: &Settings, worker: Option<&Worker>) -> Overdue;
 
+    /// An answer line passed `--max-output-bytes`; `head` is its first bytes. `true` when the
+    /// item it answers is known from them, and was failed alone: the rest of the line is then
+    /// dropped and the worker kept. `false` (the default) replaces the worker.
+    fn oversized(&mut self, _head: &[u8], _s: &Settings, _worker: Option<&Worker>) -> bool {
+        false
+    }
+
     /// Takes every item in flight to `each`, oldest first, with the start of its clock.
     fn take_all(&mut self, each: impl FnMut(Request, Instant));
 
@@ -73,6 +80,9 @@ pub(super) struct Owner<P> {
     waiting: VecDeque<Request>,
     /// The answer being read.
     line: Vec<u8>,
+    /// While the rest of an over-long answer, whose item has failed, is being dropped (the
+    /// worker's next answer starts after its newline): how many more bytes of it may be.
+    skipping: Option<u64>,
     /// The protocol, with the items in flight.
     p: P,
 }
@@ -101,6 +111,7 @@ impl<P: Protocol> Owner<P> {
             worker: None,
             waiting: VecDeque::new(),
             line: Vec::new(),
+            skipping: None,
             p,
         }
     }
@@ -116,11 +127,14 @@ impl<P: Protocol> Owner<P> {
             let clock = self.s.timeout.zip(self.p.clock());
             let deadline = clock.map(|(timeout, since)| (since + timeout).into());
             let cap = self.cap();
-            let listen = self.p.in_flight() > 0;
+            // The rest of an over-long answer is read even with nothing in flight: a worker
+            // blocked writing it could not answer the next item.
+            let listen = self.p.in_flight() > 0 || self.skipping.is_some();
+            let skip = self.skipping.as_mut();
             let event = tokio::select! {
                 biased;
                 _ = reached(&mut self.stop, Stop::Graceful), if !self.stopped => Event::Stopped,
-                heard = next(&mut self.worker, cap, &mut self.line, deadline), if listen => {
+                heard = next(&mut self.worker, cap, &mut self.line, deadline, skip), if listen => {
                     Event::Heard(heard)
                 }
                 request = self.rx.recv(), if self.open => match request {
@@ -129,6 +143,11 @@ impl<P: Protocol> Owner<P> {
                 },
             };
             self.handle(event).await;
+        }
+        if self.skipping.is_some() {
+            // Mid-way through an over-long answer, owing nothing: it is not worth reading the
+            // rest (which might never end) to let it exit on its own; dropping it kills it.
+            self.worker = None;
         }
         if let Some(worker) = self.worker.take() {
             let stray = worker.shutdown(self.s.kill_after, self.stop.clone()).await;
@@ -158,6 +177,7 @@ impl<P: Protocol> Owner<P> {
                 if self.p.in_flight() == 0 {
                     // It exited with nothing owed; the next item starts a new one.
                     self.worker = None;
+                    self.skipping = None;
                 } else {
                     self.lost().await;
                 }
@@ -174,8 +194,12 @@ impl<P: Protocol> Owner<P> {
     /// What reading an answer line came to.
     async fn on_read(&mut self, read: io::Result<Line>) {
         match read {
+            // The over-long answer's newline: the worker is in step again.
+            Ok(Line::Whole) if self.skipping.is_some() => self.skipping = None,
+            // It goes on and on: the worker is replaced (its other items go to the next one).
+            Ok(Line::OverCap) if self.skipping.is_some() => self.replace_worker(None),
             Ok(Line::Whole) => self.answered_all(),
-            Ok(Line::OverCap) => self.replace_worker(Some(Reply::TooLong(self.s.max_output))),
+            Ok(Line::OverCap) => self.over_cap(),
             _ => self.lost().await,
         }
     }
@@ -259,11 +283,27 @@ impl<P: Protocol> Owner<P> {
         }
         if self.worker.is_none() {
             self.p.new_worker();
+            self.skipping = None;
             let (argv, slot) = (&self.s.argv, self.s.slot);
             let watchdog = self.s.watchdog.clone();
             self.worker = Some(Worker::spawn(argv, slot, &self.s.progress, watchdog)?);
         }
         Ok(())
+    }
+
+    /// The answer being read passed `--max-output-bytes`. If its start names its item, that
+    /// item alone fails and the rest of the line is dropped as it comes; otherwise nothing
+    /// shows whose answer it is, and the worker is replaced.
+    fn over_cap(&mut self) {
+        // Taken, not cleared: the cap's worth of bytes is freed now, not kept for the next.
+        let head = std::mem::take(&mut self.line);
+        if self.p.oversized(&head, &self.s, self.worker.as_ref()) {
+            // As much again as the cap: a result a little too big costs no new worker, and
+            // output that never ends costs a bounded read.
+            self.skipping = Some(self.s.max_output.max(1));
+        } else {
+            self.replace_worker(Some(Reply::TooLong(self.s.max_output)));
+        }
     }
 
     /// An answer line has been read: the protocol hands it out.
@@ -291,6 +331,15 @@ impl<P: Protocol> Owner<P> {
     /// After the worker exited: answers it wrote before are still in the pipe.
     async fn drain(&mut self) {
         let cap = self.cap();
+        if let Some(budget) = &mut self.skipping {
+            let Some(worker) = &mut self.worker else {
+                return;
+            };
+            match tokio::time::timeout(DRAIN, worker.skip_answer(budget)).await {
+                Ok(Ok(Line::Whole)) => self.skipping = None,
+                _ => return,
+            }
+        }
         while self.p.in_flight() > 0 {
             let Some(worker) = &mut self.worker else {
                 return;
@@ -318,6 +367,7 @@ impl<P: Protocol> Owner<P> {
     /// scheduler, to be sent again on the same attempt.
     fn replace_worker(&mut self, mut oldest: Option<Reply>) {
         self.line.clear();
+        self.skipping = None;
         let worker = self.worker.as_ref();
         self.p.take_all(|request, since| {
             let reply = oldest.take().unwrap_or(Reply::Resend);
@@ -336,6 +386,7 @@ impl<P: Protocol> Owner<P> {
             worker.terminate(self.s.kill_after, &mut self.stop).await;
         }
         self.worker = None;
+        self.skipping = None;
         let stopped = |request, since| answer(None, request, since, Reply::Stopped);
         self.p.take_all(stopped);
     }

@@ -82,6 +82,35 @@ pub async fn read_line_capped(
     }
 }
 
+/// Reads and drops the rest of a line that passed the cap, through its newline, holding none
+/// of it and at most `budget` bytes of it (less what it drops): `Whole` once the newline is
+/// consumed, `OverCap` when the budget runs out first, `Eof` if the stream ends first.
+/// Cancel-safe: what was dropped stays dropped, and the next call goes on from there.
+pub async fn skip_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    budget: &mut u64,
+) -> std::io::Result<Line> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (used, done) = match memchr::memchr(b'\n', available) {
+            Some(nl) => (nl + 1, true),
+            None => (available.len(), false),
+        };
+        let used64 = used as u64;
+        if used64 > *budget {
+            return Ok(Line::OverCap);
+        }
+        *budget -= used64;
+        reader.consume(used);
+        if done {
+            return Ok(Line::Whole);
+        }
+    }
+}
+
 /// The last lines of a child's stderr, for failure reports.
 #[derive(Debug, Default)]
 pub struct Tail(Vec<u8>);
@@ -226,6 +255,25 @@ mod tests {
             Line::Eof
         );
         assert_eq!(out, b"xy");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_rest_of_a_long_line_is_skipped_to_its_newline() {
+        let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\nxy\nlast"[..]);
+        let mut budget = 11;
+        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::Whole);
+        assert_eq!(budget, 0);
+        let mut out = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut r, 5, &mut out).await.unwrap(),
+            Line::Whole
+        );
+        assert_eq!(out, b"xy");
+        let mut budget = 100;
+        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::Eof);
+        let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\n"[..]);
+        let mut budget = 10;
+        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::OverCap);
     }
 
     #[tokio::test(flavor = "current_thread")]

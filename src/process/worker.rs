@@ -47,6 +47,10 @@ pub enum Reply {
     Extra(Vec<u8>),
     /// The answer line passed `--max-output` bytes; the worker was killed.
     TooLong(u64),
+    /// With `--protocol concurrent`: this item's answer passed `--max-output` bytes (the id at
+    /// its start named the item); the rest of the line was dropped unread and the worker keeps
+    /// its other items.
+    Oversized(u64),
     /// The worker exited before answering.
     Died(io::Result<ExitStatus>),
     /// `--timeout` ran out; the worker was killed.
@@ -193,20 +197,36 @@ impl Worker {
     }
 
     /// Waits for the next answer line (at most `cap` bytes, gathered in `line`), the worker's
-    /// exit, or `deadline`. Cancel-safe: what was read stays in `line` for the next call.
+    /// exit, or `deadline`; with `skip`, for the end of the over-long line being dropped
+    /// instead, within the bytes it holds (see [`pipes::skip_line`]). Cancel-safe: what was
+    /// read stays in `line` for the next call.
     pub async fn next(
         &mut self,
         cap: usize,
         line: &mut Vec<u8>,
         deadline: Option<tokio::time::Instant>,
+        skip: Option<&mut u64>,
     ) -> Heard {
+        let stdout = &mut self.stdout;
+        let read = async move {
+            if let Some(budget) = skip {
+                pipes::skip_line(stdout, budget).await
+            } else {
+                pipes::read_line_capped(stdout, cap, line).await
+            }
+        };
         tokio::select! {
-            read = pipes::read_line_capped(&mut self.stdout, cap, line) => Heard::Read(read),
+            read = read => Heard::Read(read),
             // A worker can exit while something it started still holds its stdout open (a
             // background job): its exit, not an EOF that may never come, ends the wait.
             _ = self.group.exited() => Heard::Exited,
             _ = super::sleep_until(deadline) => Heard::TimedOut,
         }
+    }
+
+    /// Drops the rest of an answer line that passed the cap, through its newline.
+    pub async fn skip_answer(&mut self, budget: &mut u64) -> io::Result<Line> {
+        pipes::skip_line(&mut self.stdout, budget).await
     }
 
     /// Reads the next answer line, at most `cap` bytes, into `line`.
@@ -328,9 +348,10 @@ pub async fn next(
     cap: usize,
     line: &mut Vec<u8>,
     deadline: Option<tokio::time::Instant>,
+    skip: Option<&mut u64>,
 ) -> Heard {
     match worker {
-        Some(worker) => worker.next(cap, line, deadline).await,
+        Some(worker) => worker.next(cap, line, deadline, skip).await,
         None => std::future::pending().await,
     }
 }

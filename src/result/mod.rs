@@ -148,6 +148,16 @@ pub fn judge_reply(
             too_much_output(cap) + "; the worker is restarted",
             None,
         ),
+        Reply::Oversized(cap) => failure(
+            Reason::BadOutput,
+            format!(
+                "the worker's answer passed {} (--max-output-bytes), so it was dropped and \
+                 the worker goes on with its other items; raise --max-output-bytes, or write \
+                 big results to a file and return its path",
+                human_size(cap)
+            ),
+            None,
+        ),
         // The runner sends a resent item back before judging; were one judged, it would run
         // again next time rather than count against its attempts.
         Reply::Stopped | Reply::Resend => Outcome::Unfinished,
