@@ -24,7 +24,9 @@ pub(super) fn command_template(cfg: &Config) -> Result<Template> {
     }
     if template.mode() == Mode::Shell {
         // Every item would fail to start alike: one setup error instead.
-        process::program::check("sh").map_err(|why| {
+        // Found and executable is all a shell needs (no `#!` line to read): it is not opened,
+        // which would add an open(2) before the cache's.
+        process::program::check_found("sh").map_err(|why| {
             let path = std::env::var("PATH").unwrap_or_default();
             anyhow::anyhow!(
                 "shell mode (one word after --, or --shell) runs the command with sh -c, and sh \

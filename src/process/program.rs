@@ -47,6 +47,15 @@ pub fn check(program: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `program` is found as `execvp` would find it and may be executed, without opening
+/// it (for `sh`, which is no script to check the `#!` line of). `Err` says which.
+pub fn check_found(program: &str) -> Result<(), String> {
+    let path = find(program)
+        .ok_or_else(|| format!("command not found: {program:?} (not a file, and not on PATH)"))?;
+    rustix::fs::access(&path, Access::EXEC_OK)
+        .map_err(|_| format!("{} is not executable", path.display()))
+}
+
 /// Checks the interpreter a `#!` line names, and the program `#!/usr/bin/env NAME` looks up.
 fn check_shebang(program: &str, line: &str) -> Result<(), String> {
     let mut words = line.split_whitespace();

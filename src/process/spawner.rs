@@ -160,8 +160,15 @@ async fn hand_out(socket: AsyncFd<OwnedFd>, waiting: Arc<Mutex<Waiting>>) {
         };
         match guard.try_io(|socket| receive(socket.get_ref())) {
             Ok(Ok((id, spawned))) => {
-                if let Some(reply) = lock(&waiting).as_mut().and_then(|w| w.remove(&id)) {
-                    let _ = reply.send(spawned);
+                let reply = lock(&waiting).as_mut().and_then(|w| w.remove(&id));
+                let unclaimed = match reply {
+                    Some(reply) => reply.send(spawned).err(),
+                    None => Some(spawned),
+                };
+                // Its spawn was given up (the task cancelled): the child must not outlive that
+                // unreaped, so it goes, reaped by its group in the background.
+                if let Some(Ok(orphan)) = unclaimed {
+                    drop(super::group::Group::of_raw(orphan.pid, None));
                 }
             }
             Ok(Err(_)) => break,

@@ -206,6 +206,17 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_made_as_they_fill_not_for_every_job() {
+        // Were a slot made for each of -j, this would ask for exabytes.
+        let mut seats = Seats::new(&config(usize::MAX - 1, 1, false, Protocol::Ordered));
+        assert_eq!([seats.take(), seats.take()], [Some(1), Some(2)]);
+        seats.done(1, None);
+        assert_eq!([seats.take(), seats.take()], [Some(1), Some(3)]);
+        assert_eq!(seats.slots.len(), 4);
+        assert!(seats.any());
+    }
+
+    #[test]
     fn a_concurrent_worker_gets_its_whole_pipeline_at_once() {
         let mut seats = Seats::new(&config(2, 3, true, Protocol::Concurrent));
         assert_eq!(drain(&mut seats), [1, 2, 1, 2, 1, 2]);
