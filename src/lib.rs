@@ -34,6 +34,11 @@
 //! limit, SIGXFSZ gets a no-op handler, the `console` crate's colour switch for stdout is set
 //! from stderr's when a progress bar is shown (the bar draws through it), and SIGINT, SIGTERM, SIGHUP and SIGTSTP are handled
 //! through tokio (whose handlers stay installed once the run returns).
+//!
+//! While a run goes on, the calling program must not change the process environment
+//! (`std::env::set_var`) from another thread: the timestamps of log lines read `TZ` through
+//! libc's `localtime_r`, as every C library caller does, and glibc's environment is not
+//! guarded against a concurrent write.
 
 #![deny(missing_docs)]
 

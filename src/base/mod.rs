@@ -8,6 +8,8 @@
 //! - [`line`]: lines read with a byte cap (input, failures file, a cache read line by line).
 //! - [`blocks`]: a file's lines read 1 MiB at a time, for loading a cache in parallel.
 //! - [`index`]: the flat table of 128-bit key hashes (the cache's index, the given-up keys).
+//! - [`record`]: the cache record, the key field first.
+//! - [`stdout`]: a child's stdout (or an answer line) read as its result.
 //! - [`text`]: durations, sizes, counts and excerpts as people read them.
 
 pub mod blocks;
@@ -15,5 +17,7 @@ pub mod depth;
 pub mod index;
 pub mod key;
 pub mod line;
+pub mod record;
 pub mod scan;
+pub mod stdout;
 pub mod text;

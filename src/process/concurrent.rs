@@ -30,11 +30,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::answer::{raw_fields, Answer};
 use super::owner::{Overdue, Protocol};
 use super::pipeline::{answer, Request, Settings};
 use super::worker::{Reply, Worker};
 use crate::config::Capture;
-use crate::result::{raw_fields, Answer};
 
 /// The field that carries a request's id, both ways: named so that no user's key field is
 /// likely to be called the same.

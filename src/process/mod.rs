@@ -17,6 +17,7 @@
 //! have been recycled), and the watchdog's table entry is cleared before the reap; nothing an
 //! item started outlives the run.
 
+pub mod answer;
 pub mod child;
 pub mod concurrent;
 pub mod group;

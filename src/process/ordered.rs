@@ -16,11 +16,12 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::answer::echo::{parse_echo, Echo, Parsed};
+use super::answer::Answer;
 use super::owner::{Overdue, Protocol};
 use super::pipeline::{answer, Request, Settings};
 use super::worker::{Reply, Worker};
 use crate::report::escape;
-use crate::result::{parse_echo, Answer, Echo, Parsed};
 
 /// The ordered protocol's state for one slot.
 pub(super) struct Ordered {

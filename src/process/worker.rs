@@ -2,9 +2,9 @@
 //! on its stdin, answering one JSON line per item on its stdout. [`super::owner`] decides how
 //! many items it holds at once, and its protocol in what order they are answered.
 //!
-//! A worker that exits, or whose item times out, is gone: the runner drops it (which kills its
-//! group, see [`Group`]) and starts a new one for the next item in that slot. Its stderr passes
-//! through like any child's.
+//! A worker that exits, times out or gets out of step is gone: its slot's owner
+//! ([`super::owner`]) drops it, which kills its group (see [`Group`]), and starts a new one for
+//! the items it still has. Its stderr passes through like any child's.
 
 use std::future::Future;
 use std::io;
@@ -42,7 +42,7 @@ pub enum Reply {
     Answer(Vec<u8>),
     /// The worker answered with this result, already parsed as the item's result (so it is
     /// not parsed twice); any key it echoes is still checked against the item's.
-    Result(crate::result::Answer),
+    Result(super::answer::Answer),
     /// The worker answered, but more output followed at once: it is out of step.
     Extra(Vec<u8>),
     /// The answer line passed `--max-output` bytes; the worker was killed.
@@ -63,8 +63,9 @@ pub enum Reply {
     /// With `--protocol concurrent`: the worker answered this item with an error message;
     /// `true` when it says the item timed out (`"reason": "timeout"`).
     Refused(String, bool),
-    /// With `--protocol concurrent`: the worker answered an id it was not asked (or twice), so
-    /// nothing shows which item its answers belong to; this, its oldest item, fails.
+    /// The worker is out of step: with `--protocol concurrent` it answered an id it was not
+    /// asked (or twice); with the ordered protocol an answer named another item. Nothing shows
+    /// which item its answers belong to, so this, the item the answer is taken for, fails.
     OutOfStep(String),
     /// The worker was lost while an older item was in flight: this item was never answered
     /// and goes to a fresh worker, on the same attempt.

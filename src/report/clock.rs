@@ -28,8 +28,10 @@ pub fn now() -> String {
 /// The broken-down local time of `secs` since the epoch.
 fn local(secs: libc::time_t) -> Option<libc::tm> {
     let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
-    // SAFETY: localtime_r writes only into `tm`, which outlives the call, and is thread-safe;
-    // it reads the TZ variable, which pararun never changes.
+    // SAFETY: localtime_r writes only into `tm`, which outlives the call. It also reads the
+    // environment (TZ), which is sound as long as no thread changes the environment at the
+    // same time: pararun never does, and `pararun::run` documents the same duty for a program
+    // that calls it (no setenv while a run goes on).
     let filled = unsafe { !libc::localtime_r(&secs, tm.as_mut_ptr()).is_null() };
     // SAFETY: zeroed is a valid `tm` (integers and a null pointer), and filled is more so.
     filled.then(|| unsafe { tm.assume_init() })

@@ -6,8 +6,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::config::Config;
 use crate::input::line::{exact_size, human_size};
 use crate::input::Item;
@@ -15,18 +13,12 @@ use crate::process::worker::Reply;
 use crate::process::{Ending, Finished};
 use crate::report::{escape, human_duration, Failure, Reason};
 
-mod answer;
-mod echo;
-mod flat;
-mod stdout;
-
-pub use answer::{raw_fields, Answer};
-use echo::{loose_key, same_key};
-pub use echo::{parse_echo, Echo, Parsed};
+use crate::process::answer::echo::{loose_key, same_key};
+use crate::process::answer::Answer;
 
 #[cfg(test)]
-use stdout::parse_result;
-use stdout::result_of;
+use crate::base::record::make_record;
+use crate::base::stdout::result_of;
 
 /// The verdict on one attempt.
 pub enum Outcome {
@@ -238,39 +230,6 @@ fn record_of(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String
     Ok(record)
 }
 
-/// The cache record: the result object with the key field first, set to the item's key; any
-/// other result is wrapped as `{"<key-field>": KEY, "result": VALUE}`.
-pub fn make_record(key_field: &str, key: &Value, result: Value) -> String {
-    // Written field by field rather than through a new map: the same compact JSON (the key
-    // first, the result's other fields in their order), without copying every field.
-    let mut out = Vec::with_capacity(128);
-    out.push(b'{');
-    put_json(&mut out, key_field);
-    out.push(b':');
-    put_json(&mut out, key);
-    match &result {
-        Value::Object(fields) => {
-            for (name, value) in fields.iter().filter(|(name, _)| *name != key_field) {
-                out.push(b',');
-                put_json(&mut out, name);
-                out.push(b':');
-                put_json(&mut out, value);
-            }
-        }
-        other => {
-            out.extend_from_slice(b",\"result\":");
-            put_json(&mut out, other);
-        }
-    }
-    out.push(b'}');
-    String::from_utf8(out).expect("serde_json writes UTF-8")
-}
-
-/// Appends `value` to `out` as compact JSON.
-fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(&mut *out, value).expect("writing JSON to memory cannot fail");
-}
-
 fn signal_name(sig: i32) -> String {
     let name = match sig {
         libc::SIGHUP => "SIGHUP",
@@ -292,7 +251,9 @@ fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::stdout::parse_result;
     use serde_json::json;
+    use serde_json::Value;
 
     #[test]
     fn records_put_the_key_first() {
@@ -304,15 +265,6 @@ mod tests {
             make_record("k", &json!("x"), json!([1])),
             r#"{"k":"x","result":[1]}"#
         );
-    }
-
-    fn config(args: &[&str]) -> Config {
-        use clap::Parser;
-        let argv = [&["pararun"][..], args, &["--", "true"]].concat();
-        crate::cli::Cli::try_parse_from(argv)
-            .unwrap()
-            .into_config()
-            .unwrap()
     }
 
     fn item(key: Value) -> Item {
@@ -338,7 +290,9 @@ mod tests {
 
     #[test]
     fn a_record_over_the_line_cap_fails() {
-        let cfg = config(&["--max-line-bytes", "30"]);
+        // The engine's own Config, as a Rust caller builds it: no command line involved.
+        let mut cfg = Config::new(vec!["true".into()]);
+        cfg.max_line_bytes = 30;
         assert_eq!(
             record_of(&cfg, &item(json!(1)), Answer::from_value(json!("short"))).unwrap(),
             r#"{"id":1,"result":"short"}"#.to_owned()

@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
+use crate::base::depth;
+use crate::base::text::escape;
 use crate::config::Capture;
-use crate::input::depth;
-use crate::report::escape;
 
 /// A child's result from its stdout, as `--capture` says.
-pub(super) fn result_of(capture: Capture, stdout: &[u8]) -> Result<Value, String> {
+pub fn result_of(capture: Capture, stdout: &[u8]) -> Result<Value, String> {
     match capture {
         Capture::Text => {
             // Text is kept exactly or not at all: a JSON string can only hold UTF-8.

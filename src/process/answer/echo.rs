@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::stdout::result_of;
 use super::Answer;
+use crate::base::stdout::result_of;
 use crate::config::Capture;
 
 /// Which item a worker's answer says it answers, decided as the answer is read: in a pipeline
@@ -72,7 +72,7 @@ pub fn parse_echo(capture: Capture, key_field: &str, key: &Value, line: Vec<u8>)
 /// given the line `5` may well answer `"id": 5`. Numbers also by their value as doubles, since
 /// many JSON libraries read numbers as doubles: such a worker echoes
 /// `123456789012345678901234567890` as `1.2345678901234568e+29`, and `1.0` as `1`.
-pub(super) fn same_key(answered: &Value, key: &Value) -> bool {
+pub fn same_key(answered: &Value, key: &Value) -> bool {
     // The usual case, an exact echo, needs no text made.
     if answered == key || loose_key(answered) == loose_key(key) {
         return true;
@@ -106,7 +106,7 @@ fn is_integer(n: &serde_json::Number) -> bool {
 }
 
 /// A key as text: a string bare, anything else as its JSON.
-pub(super) fn loose_key(key: &Value) -> String {
+pub fn loose_key(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
         other => other.to_string(),

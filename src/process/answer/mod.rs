@@ -14,6 +14,9 @@
 //! any nested array or object (the `Value` path merges a nested field named twice and
 //! enforces serde_json's nesting limit; copied raw, neither would hold).
 
+pub mod echo;
+mod flat;
+
 use std::borrow::Cow;
 use std::fmt;
 
@@ -21,7 +24,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::flat::{scalar_fields, Field};
+use crate::base::record::{make_record, put_json};
+use flat::{scalar_fields, Field};
 
 /// Objects with more fields take the `Value` path (telling duplicates apart is quadratic here).
 const MAX_FLAT: usize = 16;
@@ -123,12 +127,12 @@ impl Answer {
     /// `key_text` is the key's compact JSON.
     pub fn record(self, key_field: &str, key: &Value, key_text: &str) -> String {
         let fields = match self.form {
-            Form::Value(value) => return super::make_record(key_field, key, value),
+            Form::Value(value) => return make_record(key_field, key, value),
             Form::Flat(fields) => fields,
         };
         let mut out = Vec::with_capacity(self.line.len() + key_text.len() + 32);
         out.push(b'{');
-        super::put_json(&mut out, key_field);
+        put_json(&mut out, key_field);
         out.push(b':');
         out.extend_from_slice(key_text.as_bytes());
         for field in fields {
@@ -230,7 +234,7 @@ mod tests {
 
     fn by_value(line: &str, key: &Value) -> String {
         let value: Value = serde_json::from_str(line).unwrap();
-        super::super::make_record("id", key, value)
+        make_record("id", key, value)
     }
 
     fn flat(line: &str) -> Answer {
