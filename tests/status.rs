@@ -198,8 +198,10 @@ fn a_killed_run_is_not_running() {
             work.as_str(),
         ])
         .spawn();
+    // Live, with its state written: the lock is held and the state says it has not finished.
     wait_until(Duration::from_secs(20), "the run to be live", || {
         status_json(&env, &["c.jsonl"]).1["running"] == true
+            && env.read("c.jsonl.state").contains("\"finished\":false")
     });
     run.signal(libc::SIGKILL);
     run.wait();

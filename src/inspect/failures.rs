@@ -70,18 +70,25 @@ pub fn failures(opts: &FailuresOptions) -> Result<Exit> {
              listed: fix them in the input"
         );
     }
-    let lines_input = caches
-        .iter()
-        .any(|c| super::job::run_fact(c, "format").as_deref() == Some("lines"));
-    if opts.items && lines_input && failing.iter().any(|f| f.item.trim_start().starts_with('{')) {
+    // A plain line that starts with `{` would be taken for JSON by a run that reads `auto`.
+    let looks_like_json = |item: &str| {
+        item.trim_start().starts_with('{')
+            && !matches!(serde_json::from_str(item), Ok(serde_json::Value::Object(_)))
+    };
+    if opts.items && failing.iter().any(|f| looks_like_json(&f.item)) {
         eprintln!(
-            "pararun: note: the run read plain lines (--format lines); give --format lines to the \
-             run these are piped into, or it takes them for JSON"
+            "pararun: note: these are plain lines, some starting with '{{': give --format lines \
+             to the run they are piped into, or it takes them for JSON"
         );
     }
+    print(opts, &failing)
+}
+
+/// Prints the failing items, one per line; 0 when there are none, 1 when there are some.
+fn print(opts: &FailuresOptions, failing: &[&Failing]) -> Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for f in &failing {
+    for f in failing {
         let line = if opts.items {
             f.item.clone()
         } else if opts.json {
