@@ -31,7 +31,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::answer::{raw_fields, Answer};
-use super::owner::{Overdue, Protocol};
+use super::owner::{Overdue, Wire};
 use super::pipeline::{answer, Request, Settings};
 use super::worker::{Reply, Worker};
 use crate::config::Capture;
@@ -58,7 +58,7 @@ pub(super) struct Concurrent {
     expired: HashSet<u64>,
 }
 
-impl Protocol for Concurrent {
+impl Wire for Concurrent {
     // A worker may answer an expired item late, with nothing else in flight: its id, not the
     // timing, shows the answer is stray.
     const IDLE_IS_SILENT: bool = false;

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::answer::echo::{parse_echo, Echo, Parsed};
 use super::answer::Answer;
-use super::owner::{Overdue, Protocol};
+use super::owner::{Overdue, Wire};
 use super::pipeline::{answer, Request, Settings};
 use super::worker::{Reply, Worker};
 use crate::report::escape;
@@ -44,7 +44,7 @@ impl Ordered {
     }
 }
 
-impl Protocol for Ordered {
+impl Wire for Ordered {
     // One line per item: an idle worker owes nothing, and whatever it printed is stray.
     const IDLE_IS_SILENT: bool = true;
 

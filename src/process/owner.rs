@@ -1,7 +1,7 @@
 //! The task per slot that owns the slot's persistent worker: it keeps up to `--pipeline` items
 //! in flight on it, hands out answers as they are read, and replaces a worker that is lost or
 //! out of step. What a request and an answer look like and when an item times out are the
-//! [`Protocol`]'s ([`super::ordered`], [`super::concurrent`]); the task is generic over it, so
+//! [`Wire`]'s ([`super::ordered`], [`super::concurrent`]); the task is generic over it, so
 //! the per-item path (`fill`, `answered_all`) makes direct calls.
 
 use std::collections::VecDeque;
@@ -17,7 +17,7 @@ use super::{reached, Stop, DRAIN};
 use crate::report::escape;
 
 /// One worker protocol's rules, and the items in flight under them.
-pub(super) trait Protocol {
+pub(super) trait Wire {
     /// Whether a worker with nothing in flight owes no output, so that anything it printed
     /// answers no item and it is replaced before it gets another.
     const IDLE_IS_SILENT: bool;
@@ -39,7 +39,7 @@ pub(super) trait Protocol {
     /// step, to be replaced.
     fn answered(&mut self, line: Vec<u8>, s: &Settings, worker: Option<&Worker>) -> bool;
 
-    /// `--timeout` ran out on the clock [`Protocol::clock`] gave.
+    /// `--timeout` ran out on the clock [`Wire::clock`] gave.
     fn overdue(&mut self, s: &Settings, worker: Option<&Worker>) -> Overdue;
 
     /// An answer line passed `--max-output-bytes`; `head` is its first bytes. `true` when the
@@ -94,7 +94,7 @@ enum Event {
     Heard(Heard),
 }
 
-impl<P: Protocol> Owner<P> {
+impl<P: Wire> Owner<P> {
     /// The task for the slot `s` describes, speaking `p`, taking requests from `rx`.
     pub(super) fn new(
         s: Settings,
