@@ -216,7 +216,7 @@ impl ReadAt for [u8] {
 }
 
 /// A part of a file as a stream: from `pos` to `end`, or to the end of the file.
-pub struct Part<'a, F: ?Sized> {
+pub struct FilePart<'a, F: ?Sized> {
     /// The file.
     pub file: &'a F,
     /// Where the next read starts.
@@ -225,7 +225,7 @@ pub struct Part<'a, F: ?Sized> {
     pub end: Option<u64>,
 }
 
-impl<F: ReadAt + ?Sized> Read for Part<'_, F> {
+impl<F: ReadAt + ?Sized> Read for FilePart<'_, F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.end.map_or(usize::MAX, |end| {
             usize::try_from(end.saturating_sub(self.pos)).unwrap_or(usize::MAX)
@@ -247,7 +247,7 @@ pub fn middle_line_start(file: &(impl ReadAt + ?Sized)) -> io::Result<Option<u64
     if size < 2 * BLOCK as u64 {
         return Ok(None);
     }
-    let mut part = Part {
+    let mut part = FilePart {
         file,
         pos: size / 2,
         end: Some(size),

@@ -4,7 +4,7 @@ use std::io::{self, BufReader, Read};
 
 use proptest::prelude::*;
 
-use super::{count_lines, middle_line_start, BlockLines, LineRef, Part, BLOCK};
+use super::{count_lines, middle_line_start, BlockLines, FilePart, LineRef, BLOCK};
 use crate::base::line::{CappedLines, Line};
 
 /// A reader that hands out its bytes in reads of the given sizes, in turn.
@@ -137,13 +137,13 @@ fn a_big_file_is_cut_at_a_line_start_near_its_middle() {
     assert_eq!(data[cut - 1], b'\n');
     assert!(cut >= data.len() / 2 && cut <= data.len() / 2 + line.len());
     let mut halves = (Vec::new(), Vec::new());
-    let mut first = Part {
+    let mut first = FilePart {
         file: &data[..],
         pos: 0,
         end: Some(cut as u64),
     };
     first.read_to_end(&mut halves.0).unwrap();
-    let mut second = Part {
+    let mut second = FilePart {
         file: &data[..],
         pos: cut as u64,
         end: None,

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use anyhow::{Context, Result};
 
 use super::index::KeyIndex;
-use crate::base::blocks::{count_lines, middle_line_start, BlockLines, LineRef, Part, ReadAt};
+use crate::base::blocks::{count_lines, middle_line_start, BlockLines, FilePart, LineRef, ReadAt};
 use crate::base::depth;
 use crate::base::key::{key_of_object, Key};
 use crate::base::line::human_size;
@@ -84,12 +84,12 @@ pub fn load(
 ) -> Result<Loaded> {
     let context = |seq: u64| format!("cannot read cache {} at line {}", path.display(), seq + 1);
     let cut = middle_line_start(file).with_context(|| context(0))?;
-    let first_part = || Part {
+    let first_part = || FilePart {
         file,
         pos: 0,
         end: cut,
     };
-    let second_part = |pos| Part {
+    let second_part = |pos| FilePart {
         file,
         pos,
         end: None,

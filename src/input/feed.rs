@@ -14,14 +14,14 @@ use super::{InputEvent, InputReader, Key};
 pub type InputMsg = Result<InputEvent, Error>;
 
 /// One hand-over: a few messages, and whether they are the input's last.
-struct Batch {
+struct ItemBatch {
     msgs: Vec<InputMsg>,
     last: bool,
 }
 
 /// The scheduler's end of the input.
 pub struct InputFeed {
-    rx: mpsc::Receiver<Batch>,
+    rx: mpsc::Receiver<ItemBatch>,
     name: String,
     ended: bool,
 }
@@ -88,7 +88,7 @@ pub fn spawn(
                 if last || full || reader.would_block() {
                     bytes = 0;
                     let full = std::mem::replace(&mut msgs, Vec::with_capacity(batch_size));
-                    let batch = Batch { msgs: full, last };
+                    let batch = ItemBatch { msgs: full, last };
                     let send = !batch.msgs.is_empty() || last;
                     if (send && tx.blocking_send(batch).is_err()) || last {
                         break;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::pipeline::{answer, Request, Settings};
-use super::pipes::Line;
+use super::pipes::AnswerLine;
 use super::worker::{next, Heard, Reply, Worker};
 use super::{reached, Stop, DRAIN};
 use crate::report::escape;
@@ -87,7 +87,7 @@ pub(super) struct Owner<P> {
     p: P,
 }
 
-enum Event {
+enum WorkerEvent {
     Request(Request),
     Closed,
     Stopped,
@@ -133,13 +133,13 @@ impl<P: Wire> Owner<P> {
             let skip = self.skipping.as_mut();
             let event = tokio::select! {
                 biased;
-                _ = reached(&mut self.stop, Stop::Graceful), if !self.stopped => Event::Stopped,
+                _ = reached(&mut self.stop, Stop::Graceful), if !self.stopped => WorkerEvent::Stopped,
                 heard = next(&mut self.worker, cap, &mut self.line, deadline, skip), if listen => {
-                    Event::Heard(heard)
+                    WorkerEvent::Heard(heard)
                 }
                 request = self.rx.recv(), if self.open => match request {
-                    Some(request) => Event::Request(request),
-                    None => Event::Closed,
+                    Some(request) => WorkerEvent::Request(request),
+                    None => WorkerEvent::Closed,
                 },
             };
             self.handle(event).await;
@@ -160,19 +160,19 @@ impl<P: Wire> Owner<P> {
         }
     }
 
-    async fn handle(&mut self, event: Event) {
+    async fn handle(&mut self, event: WorkerEvent) {
         match event {
-            Event::Request(request) => {
+            WorkerEvent::Request(request) => {
                 // Requests come in bursts: take all that wait, not one per turn.
                 self.waiting.push_back(request);
                 while let Ok(request) = self.rx.try_recv() {
                     self.waiting.push_back(request);
                 }
             }
-            Event::Closed => self.open = false,
-            Event::Stopped => self.stop_now().await,
-            Event::Heard(Heard::Read(read)) => self.on_read(read).await,
-            Event::Heard(Heard::Exited) => {
+            WorkerEvent::Closed => self.open = false,
+            WorkerEvent::Stopped => self.stop_now().await,
+            WorkerEvent::Heard(Heard::Read(read)) => self.on_read(read).await,
+            WorkerEvent::Heard(Heard::Exited) => {
                 self.drain().await;
                 if self.p.in_flight() == 0 {
                     // It exited with nothing owed; the next item starts a new one.
@@ -182,7 +182,7 @@ impl<P: Wire> Owner<P> {
                     self.lost().await;
                 }
             }
-            Event::Heard(Heard::TimedOut) => match self.answer_waiting().await {
+            WorkerEvent::Heard(Heard::TimedOut) => match self.answer_waiting().await {
                 // Written before the deadline was looked at (pararun itself was stopped while
                 // the worker ran on): it answers, and the deadline is looked at again.
                 Some(read) => self.on_read(read).await,
@@ -192,14 +192,14 @@ impl<P: Wire> Owner<P> {
     }
 
     /// What reading an answer line came to.
-    async fn on_read(&mut self, read: io::Result<Line>) {
+    async fn on_read(&mut self, read: io::Result<AnswerLine>) {
         match read {
             // The over-long answer's newline: the worker is in step again.
-            Ok(Line::Whole) if self.skipping.is_some() => self.skipping = None,
+            Ok(AnswerLine::Whole) if self.skipping.is_some() => self.skipping = None,
             // It goes on and on: the worker is replaced (its other items go to the next one).
-            Ok(Line::OverCap) if self.skipping.is_some() => self.replace_worker(None),
-            Ok(Line::Whole) => self.answered_all(),
-            Ok(Line::OverCap) => self.over_cap(),
+            Ok(AnswerLine::OverCap) if self.skipping.is_some() => self.replace_worker(None),
+            Ok(AnswerLine::Whole) => self.answered_all(),
+            Ok(AnswerLine::OverCap) => self.over_cap(),
             _ => self.lost().await,
         }
     }
@@ -207,7 +207,7 @@ impl<P: Wire> Owner<P> {
     /// At `--timeout`: an answer line the worker already wrote, read if bytes of it wait (a
     /// line cut short waits at most [`DRAIN`] for its end), so that an item whose answer is in
     /// the pipe is judged answered, not overdue. `None` when none waits.
-    async fn answer_waiting(&mut self) -> Option<io::Result<Line>> {
+    async fn answer_waiting(&mut self) -> Option<io::Result<AnswerLine>> {
         let cap = self.cap();
         let worker = self.worker.as_mut().filter(|w| w.answer_waiting())?;
         tokio::time::timeout(DRAIN, worker.read_answer(cap, &mut self.line))
@@ -336,7 +336,7 @@ impl<P: Wire> Owner<P> {
                 return;
             };
             match tokio::time::timeout(DRAIN, worker.skip_answer(budget)).await {
-                Ok(Ok(Line::Whole)) => self.skipping = None,
+                Ok(Ok(AnswerLine::Whole)) => self.skipping = None,
                 _ => return,
             }
         }
@@ -346,7 +346,7 @@ impl<P: Wire> Owner<P> {
             };
             let read = worker.read_answer(cap, &mut self.line);
             match tokio::time::timeout(DRAIN, read).await {
-                Ok(Ok(Line::Whole)) => self.answered(),
+                Ok(Ok(AnswerLine::Whole)) => self.answered(),
                 _ => return,
             }
         }

@@ -44,7 +44,7 @@ pub async fn read_capped(pipe: impl AsyncRead + Unpin, cap: u64, out: &mut Captu
 
 /// What reading one answer line from a worker came to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line {
+pub enum AnswerLine {
     /// A whole line (its newline removed).
     Whole,
     /// The end of the stream came first (what was read is left in the buffer).
@@ -58,11 +58,11 @@ pub async fn read_line_capped(
     reader: &mut (impl AsyncBufRead + Unpin),
     cap: usize,
     out: &mut Vec<u8>,
-) -> std::io::Result<Line> {
+) -> std::io::Result<AnswerLine> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
-            return Ok(Line::Eof);
+            return Ok(AnswerLine::Eof);
         }
         let (used, done) = match available.iter().position(|&b| b == b'\n') {
             Some(nl) => (nl + 1, true),
@@ -74,10 +74,10 @@ pub async fn read_line_capped(
         reader.consume(take);
         if done && take == used {
             out.pop();
-            return Ok(Line::Whole);
+            return Ok(AnswerLine::Whole);
         }
         if out.len() > cap {
-            return Ok(Line::OverCap);
+            return Ok(AnswerLine::OverCap);
         }
     }
 }
@@ -89,11 +89,11 @@ pub async fn read_line_capped(
 pub async fn skip_line(
     reader: &mut (impl AsyncBufRead + Unpin),
     budget: &mut u64,
-) -> std::io::Result<Line> {
+) -> std::io::Result<AnswerLine> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
-            return Ok(Line::Eof);
+            return Ok(AnswerLine::Eof);
         }
         let (used, done) = match memchr::memchr(b'\n', available) {
             Some(nl) => (nl + 1, true),
@@ -101,12 +101,12 @@ pub async fn skip_line(
         };
         let used64 = used as u64;
         if used64 > *budget {
-            return Ok(Line::OverCap);
+            return Ok(AnswerLine::OverCap);
         }
         *budget -= used64;
         reader.consume(used);
         if done {
-            return Ok(Line::Whole);
+            return Ok(AnswerLine::Whole);
         }
     }
 }
@@ -233,26 +233,26 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
-            Line::Whole
+            AnswerLine::Whole
         );
         assert_eq!(out, b"abc");
         out.clear();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
-            Line::OverCap
+            AnswerLine::OverCap
         );
         assert_eq!(out.len(), 6);
         let mut r = tokio::io::BufReader::with_capacity(4, &b"abcde\nxy"[..]);
         out.clear();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
-            Line::Whole
+            AnswerLine::Whole
         );
         assert_eq!(out, b"abcde");
         out.clear();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
-            Line::Eof
+            AnswerLine::Eof
         );
         assert_eq!(out, b"xy");
     }
@@ -261,19 +261,28 @@ mod tests {
     async fn the_rest_of_a_long_line_is_skipped_to_its_newline() {
         let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\nxy\nlast"[..]);
         let mut budget = 11;
-        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::Whole);
+        assert_eq!(
+            skip_line(&mut r, &mut budget).await.unwrap(),
+            AnswerLine::Whole
+        );
         assert_eq!(budget, 0);
         let mut out = Vec::new();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
-            Line::Whole
+            AnswerLine::Whole
         );
         assert_eq!(out, b"xy");
         let mut budget = 100;
-        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::Eof);
+        assert_eq!(
+            skip_line(&mut r, &mut budget).await.unwrap(),
+            AnswerLine::Eof
+        );
         let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\n"[..]);
         let mut budget = 10;
-        assert_eq!(skip_line(&mut r, &mut budget).await.unwrap(), Line::OverCap);
+        assert_eq!(
+            skip_line(&mut r, &mut budget).await.unwrap(),
+            AnswerLine::OverCap
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::group::Group;
-use super::pipes::{self, Line, Tail};
+use super::pipes::{self, AnswerLine, Tail};
 use super::{child, Stop, Watchdog, DRAIN};
 use crate::report::progress::Progress;
 
@@ -83,7 +83,7 @@ impl Reply {
 /// What [`Worker::next`] heard.
 pub enum Heard {
     /// A line, a line over the cap, EOF or a read error.
-    Read(io::Result<Line>),
+    Read(io::Result<AnswerLine>),
     /// The worker exited (answers written before may still wait in the pipe).
     Exited,
     /// The deadline passed.
@@ -226,12 +226,12 @@ impl Worker {
     }
 
     /// Drops the rest of an answer line that passed the cap, through its newline.
-    pub async fn skip_answer(&mut self, budget: &mut u64) -> io::Result<Line> {
+    pub async fn skip_answer(&mut self, budget: &mut u64) -> io::Result<AnswerLine> {
         pipes::skip_line(&mut self.stdout, budget).await
     }
 
     /// Reads the next answer line, at most `cap` bytes, into `line`.
-    pub async fn read_answer(&mut self, cap: usize, line: &mut Vec<u8>) -> io::Result<Line> {
+    pub async fn read_answer(&mut self, cap: usize, line: &mut Vec<u8>) -> io::Result<AnswerLine> {
         pipes::read_line_capped(&mut self.stdout, cap, line).await
     }
 

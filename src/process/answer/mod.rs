@@ -34,13 +34,13 @@ const MAX_FLAT: usize = 16;
 pub struct Answer {
     /// The answer line (empty for an answer made from a `Value`).
     line: Vec<u8>,
-    form: Form,
+    form: AnswerForm,
     /// Whether the key it echoes was already matched against its item's (by the pipeline, as
     /// it read the answer), so the judge need not read it again.
     pub(crate) echo_checked: bool,
 }
 
-enum Form {
+enum AnswerForm {
     /// An object read in place: its fields as ranges of `line`.
     Flat(Vec<Field>),
     Value(Value),
@@ -56,7 +56,7 @@ impl Answer {
     pub fn parsed(line: Vec<u8>, value: Value) -> Answer {
         Answer {
             line,
-            form: Form::Value(value),
+            form: AnswerForm::Value(value),
             echo_checked: false,
         }
     }
@@ -70,7 +70,7 @@ impl Answer {
         match fields {
             Some(fields) => Ok(Answer {
                 line,
-                form: Form::Flat(fields),
+                form: AnswerForm::Flat(fields),
                 echo_checked: false,
             }),
             None => Err(line),
@@ -85,9 +85,9 @@ impl Answer {
     /// The value of field `name`, if the answer is an object that has it.
     pub fn field(&self, name: &str) -> Option<Cow<'_, Value>> {
         match &self.form {
-            Form::Value(Value::Object(map)) => map.get(name).map(Cow::Borrowed),
-            Form::Value(_) => None,
-            Form::Flat(fields) => {
+            AnswerForm::Value(Value::Object(map)) => map.get(name).map(Cow::Borrowed),
+            AnswerForm::Value(_) => None,
+            AnswerForm::Flat(fields) => {
                 let field = fields
                     .iter()
                     .find(|f| &self.line[f.name.clone()] == name.as_bytes())?;
@@ -103,8 +103,8 @@ impl Answer {
     /// [`Answer::field`]), or is missing (`None`).
     pub fn names_exactly(&self, name: &str, key: &Value) -> Option<bool> {
         match &self.form {
-            Form::Value(value) => value.get(name).map(|v| v == key),
-            Form::Flat(fields) => {
+            AnswerForm::Value(value) => value.get(name).map(|v| v == key),
+            AnswerForm::Flat(fields) => {
                 let field = fields
                     .iter()
                     .find(|f| &self.line[f.name.clone()] == name.as_bytes())?;
@@ -117,8 +117,8 @@ impl Answer {
     #[cfg(test)]
     pub fn into_value(self) -> Value {
         match self.form {
-            Form::Value(value) => value,
-            Form::Flat(_) => serde_json::from_slice(&self.line).expect("checked when read"),
+            AnswerForm::Value(value) => value,
+            AnswerForm::Flat(_) => serde_json::from_slice(&self.line).expect("checked when read"),
         }
     }
 
@@ -127,8 +127,8 @@ impl Answer {
     /// `key_text` is the key's compact JSON.
     pub fn record(self, key_field: &str, key: &Value, key_text: &str) -> String {
         let fields = match self.form {
-            Form::Value(value) => return make_record(key_field, key, value),
-            Form::Flat(fields) => fields,
+            AnswerForm::Value(value) => return make_record(key_field, key, value),
+            AnswerForm::Flat(fields) => fields,
         };
         let mut out = Vec::with_capacity(self.line.len() + key_text.len() + 32);
         out.push(b'{');

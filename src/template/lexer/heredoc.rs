@@ -13,7 +13,7 @@ use crate::template::shell::Tok;
 
 /// A here-document whose body has not started yet.
 #[derive(Debug)]
-pub(super) struct Pending {
+pub(super) struct PendingBody {
     /// The token index of its `<<`.
     pub(super) at: usize,
     /// The delimiter, quotes removed.
@@ -100,7 +100,7 @@ impl Lexer<'_> {
             self.emit(c);
         }
         let (seg, end) = self.out.mark();
-        self.pending.push(Pending {
+        self.pending.push(PendingBody {
             at: op,
             delim,
             strip_tabs,
@@ -146,7 +146,7 @@ impl Lexer<'_> {
     /// The body of `doc` starting at token `from`: (its end, the end of its delimiter line).
     /// `None` when no delimiter line comes: dash and bash read to the end of the script, but
     /// a body that does not end where its writer meant may hold what was meant as commands.
-    fn find_delimiter(&self, from: usize, doc: &Pending) -> Option<(usize, usize)> {
+    fn find_delimiter(&self, from: usize, doc: &PendingBody) -> Option<(usize, usize)> {
         let toks = self.toks;
         let mut line = from;
         while line < toks.len() {

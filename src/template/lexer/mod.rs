@@ -21,7 +21,7 @@ use super::Part;
 
 use command::Cmd;
 use expand::{ArithKind, Brace, Stage};
-use heredoc::{Body, Pending};
+use heredoc::{Body, PendingBody};
 
 /// One open context.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub(super) struct Lexer<'a> {
     stack: Vec<(Frame, usize)>,
     out: Out,
     /// Here-documents whose bodies start after the next newline.
-    pending: Vec<Pending>,
+    pending: Vec<PendingBody>,
     /// Quoted here-document delimiters to rewrite unquoted: (segment, start, end, new text).
     fixups: Vec<(usize, usize, usize, String)>,
     /// A `declare`, `typeset` or `local` gives the integer or nameref attribute (see `names`).
