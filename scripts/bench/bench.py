@@ -78,6 +78,9 @@ def find_tools(args):
         if not pr or not os.access(pr, os.X_OK):
             sys.exit(f"bench.py: PARARUN={args.pararun or os.environ.get('PARARUN')} is not an executable")
         t["pararun"] = pr
+    old = os.environ.get("PARARUN_OLD")
+    if old and os.access(old, os.X_OK):
+        t["pararun-old"] = os.path.abspath(old)
     t["time"] = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
     t["floor"] = build_floor()
     return {k: v for k, v in t.items() if v}
@@ -273,6 +276,14 @@ def build_cases(tools, wd, sel, n_trivial, n_py):
                 name = f"{'fork+exec' if mode == 'fork' else 'posix_spawn'}, {j} at once"
                 cs.append(Case(w, name, [tools["floor"], mode, str(n_trivial), str(j)], nums, n_trivial, jobs=j))
         groups.append((w, cs))
+    if "pararun-old" in tools:
+        # PARARUN_OLD: every pararun row again with an older build, in the same group, so the
+        # two run interleaved under the same load.
+        for _, cs in groups:
+            for c in [c for c in cs if c.tool.startswith("pararun")]:
+                argv = [tools["pararun-old"]] + c.argv[1:]
+                cs.append(Case(c.workload, c.tool + " [old build]", argv, c.stdin, c.n, out=c.out,
+                               check_file=c.check_file, fresh=c.fresh, jobs=c.jobs))
     return groups
 
 

@@ -3,6 +3,7 @@
 
 Usage (from the repository root, after `cargo build --release`):
     PARARUN=target/release/pararun python3 scripts/bench/throughput.py [--reps 3] [--only p,c,j]
+    PARARUN_OLD=/path/to/old/pararun ... adds each pararun row again for that build, interleaved
 
 Workloads (reps interleaved, so drift on a shared machine hits every row alike):
   p  100,000 trivial Python items at -j 2: pararun --persistent with --cache (a worker that
@@ -148,9 +149,16 @@ def main():
     pararun = os.environ.get("PARARUN") or os.path.join(ROOT, "target", "release", "pararun")
     tmp = tempfile.mkdtemp(prefix="pararun-throughput-")
     rows = []
+    # PARARUN_OLD: an older build run beside this one, row for row, to show a change costs
+    # nothing (the rows interleave, so both see the same load).
+    old = os.environ.get("PARARUN_OLD")
     for part, make in (("p", rows_p), ("c", rows_c), ("j", rows_j), ("h", rows_h)):
         if part in args.only.split(","):
-            rows += make(tmp, pararun)
+            new_rows = make(tmp, pararun)
+            rows += new_rows
+            if old:
+                rows += [(f"{name} [old build]", run) for name, run in make(tmp, old)
+                         if "pararun" in name or part in "cj"]
     results = {name: [] for name, _ in rows}
     for _ in range(args.reps):
         for name, run in rows:
