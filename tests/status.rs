@@ -178,6 +178,10 @@ fn failures_items_piped_back_runs_exactly_the_failed_items() {
         (Some(0), Some(20), Some(0)),
         "{s}"
     );
+    // The retry read stdin; the job's input is still the file the first run read, so status
+    // needs no -i to say the job is complete.
+    let (code, s) = status_json(&env, &["c.jsonl"]);
+    assert_eq!((code, s["remaining"].as_u64()), (Some(0), Some(0)), "{s}");
 }
 
 #[test]

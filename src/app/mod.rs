@@ -228,6 +228,7 @@ fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
         failures: cfg.failures.as_deref().map(absolute),
         give_up_after: cfg.give_up_after,
         // `auto` is decided on the reader thread; `status` decides it again the same way.
+        job_input: None,
         format: match cfg.format {
             Format::Auto => "auto",
             Format::Jsonl => "jsonl",

@@ -165,7 +165,9 @@ fn failing_now<'a>(
 
 /// The input every cache's last run read, when that is one regular file.
 fn runs_input(shards: &[Shard]) -> Option<PathBuf> {
-    let mut inputs = shards.iter().map(|s| s.live.text("input"));
+    let mut inputs = shards
+        .iter()
+        .map(|s| s.live.text("job_input").or(s.live.text("input")));
     let first = inputs.next()??;
     let same = inputs.all(|i| i == Some(first));
     let path = PathBuf::from(first);

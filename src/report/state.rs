@@ -73,6 +73,9 @@ pub struct RunFacts {
     pub give_up_after: Option<u32>,
     /// `--format`: `auto`, `jsonl` or `lines`.
     pub format: &'static str,
+    /// The job's input file: this run's, or, for a run on stdin, the one the last state file
+    /// named (set when the state file starts).
+    pub job_input: Option<String>,
 }
 
 /// The thread that keeps the state file; [`StateFile::finish`] writes the last version.
@@ -156,7 +159,14 @@ struct Keeper {
 }
 
 impl Keeper {
-    fn new(path: PathBuf, facts: RunFacts, stats: Arc<Stats>) -> Keeper {
+    fn new(path: PathBuf, mut facts: RunFacts, stats: Arc<Stats>) -> Keeper {
+        // The job's input outlives a run that read stdin (`failures --items | pararun ...`):
+        // `status` counts what remains against it.
+        if facts.input == "-" {
+            facts.job_input = previous_job_input(&path);
+        } else {
+            facts.job_input = Some(facts.input.clone());
+        }
         Keeper {
             path,
             facts,
@@ -235,6 +245,7 @@ impl Keeper {
             "jobs": self.facts.jobs,
             "limit": Value::Null,
             "input": self.facts.input,
+            "job_input": self.facts.job_input,
             "key_field": self.facts.key_field,
             "shard": self.facts.shard,
             "failures": self.facts.failures.as_ref().map(|p| p.display().to_string()),
@@ -269,6 +280,19 @@ impl Keeper {
             let _ = std::fs::remove_file(&tmp);
         })
     }
+}
+
+/// The job's input file named by the state file at `path`, if any.
+fn previous_job_input(path: &Path) -> Option<String> {
+    let mut file = crate::files::open_regular(path, std::fs::OpenOptions::new().read(true)).ok()?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 1 << 20), &mut bytes).ok()?;
+    let state: Value = serde_json::from_slice(&bytes).ok()?;
+    let input = state
+        .get("job_input")
+        .or_else(|| state.get("input"))?
+        .as_str()?;
+    (input != "-").then(|| input.to_owned())
 }
 
 /// This machine's name, as `uname -n` prints it.
