@@ -208,3 +208,100 @@ impl Admission {
         (allowed > Instant::now()).then_some(allowed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rate;
+    use crate::input::Item;
+
+    fn admission(cfg: &Config, printed: &Arc<AtomicU64>, keep_order: bool) -> Admission {
+        Admission::new(cfg, Window::new(printed.clone(), keep_order, 2))
+    }
+
+    fn held(stopping: bool, backlog: usize, next_ordinal: u64) -> Held {
+        Held {
+            stopping,
+            backlog,
+            next_ordinal,
+        }
+    }
+
+    fn config(jobs: usize) -> Config {
+        let mut cfg = Config::new(vec!["true".into()]);
+        cfg.jobs = jobs;
+        cfg
+    }
+
+    #[test]
+    fn a_stop_or_a_full_house_holds_every_start() {
+        let cfg = config(1);
+        let mut a = admission(&cfg, &Arc::default(), false);
+        assert!(a.may_start(&held(false, 0, 0)).input_now());
+        assert!(!a.may_start(&held(true, 0, 0)).input_now());
+        assert_eq!(a.admit(0), Some(1));
+        let gate = a.may_start(&held(false, 0, 1));
+        assert!(!gate.input_now() && !gate.input_room());
+        a.done(1, None);
+        assert!(a.may_start(&held(false, 0, 1)).input_now());
+    }
+
+    #[test]
+    fn records_waiting_on_stdout_and_the_window_hold_new_input() {
+        let cfg = config(4);
+        let printed = Arc::new(AtomicU64::new(0));
+        let a = admission(&cfg, &printed, true);
+        assert!(a.may_start(&held(false, 0, 1)).input_now());
+        // A window of 2 past the next ordinal stdout waits for.
+        assert!(!a.may_start(&held(false, 0, 2)).input_now());
+        printed.store(1, Ordering::Release);
+        assert!(a.may_start(&held(false, 0, 2)).input_now());
+        assert!(!a.may_start(&held(false, 64, 0)).input_now());
+    }
+
+    #[test]
+    fn the_rate_holds_starts_after_the_burst() {
+        let mut cfg = config(4);
+        cfg.rate = Some(Rate {
+            interval: Duration::from_secs(3600),
+            burst: 2,
+        });
+        let mut a = admission(&cfg, &Arc::default(), false);
+        for _ in 0..2 {
+            assert!(a.may_start(&held(false, 0, 0)).input_now());
+            a.admit(0).unwrap();
+            a.launched();
+        }
+        let gate = a.may_start(&held(false, 0, 0));
+        assert!(!gate.input_now() && gate.input_room());
+        assert!(gate.rate_wait().is_some());
+    }
+
+    #[test]
+    fn retries_start_when_due_and_max_failures_refuses_a_seat() {
+        let mut cfg = config(2);
+        cfg.max_failures = Some(1);
+        let mut a = admission(&cfg, &Arc::default(), false);
+        let due = Instant::now();
+        a.retry(Retry {
+            due,
+            ordinal: 7,
+            item: Item {
+                seq: 1,
+                line: "a".into(),
+                json: false,
+                value: None,
+                key: crate::input::Key::new("a".into()),
+            },
+            attempt: 2,
+            resent: false,
+        });
+        assert_eq!(a.may_start(&held(false, 0, 0)).retry_due(), Some(due));
+        assert!(a.may_start(&held(true, 0, 0)).retry_due().is_none());
+        assert_eq!(a.due_retry().ordinal, 7);
+        assert!(a.no_retries());
+        assert_eq!(a.admit(1), None);
+        // The refused seat is free again.
+        assert_eq!(a.admit(0), Some(1));
+    }
+}

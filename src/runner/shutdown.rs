@@ -156,3 +156,62 @@ impl Shutdown {
         self.stop(Cause::InputFailed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Display;
+
+    fn shutdown() -> Shutdown {
+        let progress = Progress::new(Display::Off, false, Arc::default(), None);
+        Shutdown::new(Duration::from_secs(1), progress)
+    }
+
+    const CLEAN: Verdict = Verdict {
+        write_failed: false,
+        items_failed: false,
+    };
+
+    #[test]
+    fn a_second_sigint_kills_and_max_failures_lets_children_finish() {
+        let mut s = shutdown();
+        assert_eq!(s.stop(Cause::MaxFailures), None);
+        assert!(s.stopping() && !s.in_a_hurry());
+        // A signal after --max-failures takes over, and the exit status is the signal's.
+        assert_eq!(s.stop(Cause::Interrupt), Some(Stop::Graceful));
+        assert_eq!(s.stop(Cause::Interrupt), Some(Stop::Kill));
+        assert_eq!(s.exit_status(&CLEAN), Exit::Interrupted);
+    }
+
+    #[test]
+    fn a_fatal_error_wins_over_a_signal_and_failed_items() {
+        let mut s = shutdown();
+        assert_eq!(s.stop(Cause::Terminate), Some(Stop::Graceful));
+        s.set_fatal(anyhow::anyhow!("disk full"));
+        assert!(s.is_fatal());
+        let failed = Verdict {
+            write_failed: false,
+            items_failed: true,
+        };
+        assert_eq!(s.exit_status(&failed), Exit::Error);
+        assert_eq!(s.fatal().unwrap().to_string(), "disk full");
+    }
+
+    #[test]
+    fn the_exit_status_without_a_stop() {
+        let s = shutdown();
+        assert_eq!(s.exit_status(&CLEAN), Exit::Success);
+        let failed = Verdict {
+            write_failed: false,
+            items_failed: true,
+        };
+        assert_eq!(s.exit_status(&failed), Exit::ItemsFailed);
+        let lost = Verdict {
+            write_failed: true,
+            items_failed: false,
+        };
+        assert_eq!(s.exit_status(&lost), Exit::Error);
+    }
+}
