@@ -24,7 +24,7 @@ use admission::Admission;
 use launch::Launcher;
 use shutdown::Shutdown;
 use sink::{ResultSink, Trouble};
-use wait::{Wake, Wakers};
+use wait::{LoopEvent, Wakers};
 
 mod admission;
 mod attempt;
@@ -133,38 +133,38 @@ impl<'a> Runner<'a> {
     }
 
     /// Routes one event to the component it is for.
-    fn handle(&mut self, event: Wake, w: &mut Wakers) {
+    fn handle(&mut self, event: LoopEvent, w: &mut Wakers) {
         match event {
-            Wake::Signal(signals::Asked::Stop(cause)) => {
+            LoopEvent::Signal(signals::Asked::Stop(cause)) => {
                 let running = self.launch.running();
                 let level = self.shutdown.on_signal(cause, &running);
                 self.stop_children(level);
             }
-            Wake::Signal(signals::Asked::Pause) => self.launch.pause(),
-            Wake::Ended(ended) => self.on_ended(ended),
-            Wake::Written(report) => self.on_written(report),
-            Wake::RetryDue => {
+            LoopEvent::Signal(signals::Asked::Pause) => self.launch.pause(),
+            LoopEvent::Ended(ended) => self.on_ended(ended),
+            LoopEvent::Written(report) => self.on_written(report),
+            LoopEvent::RetryDue => {
                 let r = self.admission.due_retry();
                 self.start(r.ordinal, r.item, r.attempt, r.resent);
             }
-            Wake::RateReady => {}
-            Wake::Input(None) => w.input_open = false,
-            Wake::Input(Some(Ok(InputEvent::Item(item)))) => {
+            LoopEvent::RateReady => {}
+            LoopEvent::Input(None) => w.input_open = false,
+            LoopEvent::Input(Some(Ok(InputEvent::Item(item)))) => {
                 let ordinal = self.take_ordinal();
                 self.start(ordinal, item, 1, false);
             }
-            Wake::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
+            LoopEvent::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
                 let ordinal = self.take_ordinal();
                 self.sink.bad_input(ordinal, seq, &line, reason);
                 self.check_max_failures();
             }
-            Wake::Input(Some(Err(e))) => {
+            LoopEvent::Input(Some(Err(e))) => {
                 let running = (!self.launch.idle()).then(|| self.launch.running());
                 let level = self.shutdown.input_failed(e, running);
                 self.stop_children(level);
             }
-            Wake::ProgressTick => self.progress.tick(),
-            Wake::SyncTick => self.sink.sync(),
+            LoopEvent::ProgressTick => self.progress.tick(),
+            LoopEvent::SyncTick => self.sink.sync(),
         }
     }
 

@@ -54,7 +54,7 @@ impl Wakers {
 }
 
 /// What woke the loop.
-pub(super) enum Wake {
+pub(super) enum LoopEvent {
     Signal(signals::Asked),
     Ended(Ended),
     Written(Report),
@@ -69,7 +69,7 @@ impl Runner<'_> {
     /// Waits for the next thing to do: a signal, a finished attempt, a due retry, the rate
     /// budget, an input item (only while admission lets one start; the end of the input also
     /// while the rate holds starts back), or a tick.
-    pub(super) async fn next_event(&mut self, w: &mut Wakers) -> Wake {
+    pub(super) async fn next_event(&mut self, w: &mut Wakers) -> LoopEvent {
         loop {
             let gate = self.admission.may_start(&Held {
                 stopping: self.shutdown.stopping(),
@@ -79,28 +79,28 @@ impl Runner<'_> {
             let input_room = gate.input_room() && w.input_open;
             if gate.input_now() && w.input_open {
                 if let Some(msg) = w.batch.next() {
-                    return Wake::Input(Some(msg));
+                    return LoopEvent::Input(Some(msg));
                 }
             }
             let read_input = input_room && w.batch.as_slice().is_empty();
             let (retry_due, rate_wait) = (gate.retry_due(), gate.rate_wait());
             return tokio::select! {
                 biased;
-                asked = w.signals.recv() => Wake::Signal(asked),
-                Some(report) = self.sink.report() => Wake::Written(report),
-                ended = self.launch.ended() => Wake::Ended(ended),
-                _ = sleep_until(retry_due), if retry_due.is_some() => Wake::RetryDue,
-                _ = sleep_until(rate_wait), if rate_wait.is_some() => Wake::RateReady,
+                asked = w.signals.recv() => LoopEvent::Signal(asked),
+                Some(report) = self.sink.report() => LoopEvent::Written(report),
+                ended = self.launch.ended() => LoopEvent::Ended(ended),
+                _ = sleep_until(retry_due), if retry_due.is_some() => LoopEvent::RetryDue,
+                _ = sleep_until(rate_wait), if rate_wait.is_some() => LoopEvent::RateReady,
                 msg = w.input.recv(), if read_input => match msg {
                     Some(msgs) => {
                         debug_assert!(w.batch.as_slice().is_empty());
                         w.batch = msgs.into_iter();
                         continue;
                     }
-                    None => Wake::Input(None),
+                    None => LoopEvent::Input(None),
                 },
-                _ = w.sync_tick.tick(), if w.batch_sync => Wake::SyncTick,
-                _ = w.progress_tick.tick(), if w.progress_on => Wake::ProgressTick,
+                _ = w.sync_tick.tick(), if w.batch_sync => LoopEvent::SyncTick,
+                _ = w.progress_tick.tick(), if w.progress_on => LoopEvent::ProgressTick,
             };
         }
     }
