@@ -1,4 +1,4 @@
-//! Retries: when a failed item runs again, and the queue of items waiting to.
+//! Retries: when a failed item runs again, and the item as it waits (admission keeps the queue).
 
 use std::time::{Duration, Instant};
 
