@@ -1,94 +1,60 @@
 //! Scheduling: the one loop that takes items from the reader, starts children in free slots,
 //! retries, reacts to signals, and hands each outcome to the cache, stdout and the report.
 //!
-//! The loop owns the failures file; the cache and stdout each belong to a thread of their own
-//! ([`writer`]), so each file is written by exactly one owner. Every item ends in exactly one
+//! The loop only routes events between components, each owning its state: [`admission`]
+//! decides when the next item may start, [`launch`] runs attempts and brings them back,
+//! [`sink`] takes outcomes (records, failures, unfinished items) and [`shutdown`] keeps the
+//! stop state and the exit status. The sink owns the failures file; the cache and stdout each
+//! belong to a thread of their own ([`writer`]), so each file is written by exactly one owner. Every item ends in exactly one
 //! outcome: done, failed, cached, duplicate, given up or unfinished (cut short by a shutdown,
 //! to run again next time).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::BuildHasherDefault;
-use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use anyhow::Error;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::cache::CacheWriter;
 use crate::config::Config;
 use crate::input::feed::InputFeed;
 use crate::input::{InputEvent, Item};
-use crate::process::pipeline::{Answered, Answers, Pipeline};
-use crate::process::spawner::{Spawner, SPAWNER_FROM_JOBS};
 use crate::process::{Stop, Watchdog};
-use crate::report::output::{Output, RawStdout};
 use crate::report::progress::Progress;
-use crate::report::repeats::Repeats;
-use crate::report::{Exit, FailedItem, Failure, FailureLog, Reason, Stats};
+use crate::report::{Exit, FailedItem, Failure, FailureLog, Stats};
 use crate::template::Template;
-use wait::{Event, OrdinalHasher, Wakers};
-use writer::{Report, Writer};
+use admission::Admission;
+use launch::Launcher;
+use shutdown::Shutdown;
+use sink::{ResultSink, Trouble};
+use wait::{LoopEvent, Wakers};
 
+mod admission;
 mod attempt;
-mod outcome;
+mod launch;
 mod printer;
 mod retry;
 mod seats;
+mod shutdown;
 mod signals;
-
-pub use signals::{Signals, Stopped};
-mod stop;
+mod sink;
 mod wait;
 mod writer;
 
-use attempt::Done;
-use retry::{retry_delay, Pending};
-use seats::Seats;
+pub use signals::{Signals, Stopped};
 
-/// The parts of a run the scheduler drives; built by `lib::run` after setup succeeded.
+/// The scheduler: the loop that routes events between the components, each of which owns its
+/// state. Built by `lib::run` after setup succeeded.
 pub struct Runner<'a> {
     cfg: &'a Config,
-    template: Template,
-    input_name: String,
-    stats: Arc<Stats>,
     progress: Progress,
-    /// Whether there is a cache (it belongs to the writer thread).
-    has_cache: bool,
-    failures: Option<FailureLog>,
-    /// Bad-input reasons seen, so that one repeated on every line is counted, not listed.
-    repeats: Repeats,
-    /// The threads that own the cache and stdout.
-    writer: Writer,
     /// The ordinal the next item taken from the input gets (its place in input order).
     next_ordinal: u64,
-    stop_tx: watch::Sender<Stop>,
-    /// Which slots may take an item now.
-    seats: Seats,
-    tasks: JoinSet<Done>,
-    retries: BinaryHeap<Reverse<Pending>>,
-    cause: Option<Cause>,
-    fatal: Option<Error>,
-    /// A write to stdout or the failures file failed: reported once, the run went on with the
-    /// cache, and it exits 2.
-    write_failed: bool,
-    watchdog: Option<Arc<Watchdog>>,
-    /// `--rate`'s theoretical arrival time of the next start (GCRA, a token bucket in one
-    /// number): a start is allowed once it is within `burst - 1` intervals of now.
-    rate_tat: Instant,
-    /// With `--persistent`, each slot's pipeline, which owns its worker (index: slot; grown as
-    /// slots are first used).
-    pipelines: Vec<Option<Pipeline>>,
-    /// Items sent to a worker and not answered yet, by ordinal.
-    on_workers: HashMap<u64, attempt::Started, BuildHasherDefault<OrdinalHasher>>,
-    /// With many jobs at once, the thread that spawns per-item children from a small
-    /// descriptor table (`process::spawner`).
-    spawner: Option<Arc<Spawner>>,
-    /// Where every pipeline sends its answers, tagged with the item's ordinal.
-    answers_tx: Answers,
-    answers: mpsc::UnboundedReceiver<(u64, io::Result<Answered>)>,
+    /// When the next item may start: seats, rate, retries, the `-k` window.
+    admission: Admission,
+    /// What runs: children, workers, and their ends.
+    launch: Launcher<'a>,
+    /// Where outcomes go: cache, stdout, failures file, counters.
+    sink: ResultSink,
+    /// Why the run stops, and its exit status.
+    shutdown: Shutdown,
 }
 
 /// At most this many ready events are handled between two turns of the select, which is where
@@ -119,64 +85,34 @@ impl<'a> Runner<'a> {
         failures: Option<FailureLog>,
         watchdog: Option<Watchdog>,
     ) -> anyhow::Result<Runner<'a>> {
-        let print = cfg.records && !cfg.quiet;
-        let out = RawStdout::new(cfg.stdout_closed);
-        let output = Output::new(
-            print,
-            cfg.keep_order,
-            cfg.seats() * 4,
-            progress.clone(),
-            out,
-        );
-        let has_cache = cache.is_some();
-        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (sink, window) = ResultSink::new(cfg, stats, progress.clone(), cache, failures)?;
         Ok(Runner {
             cfg,
-            template,
-            input_name: cfg.input.to_string(),
-            stats,
-            progress,
-            has_cache,
-            failures,
-            repeats: Repeats::default(),
-            writer: Writer::start(cache, output)?,
             next_ordinal: 0,
-            stop_tx: watch::channel(Stop::Run).0,
-            seats: Seats::new(cfg),
-            tasks: JoinSet::new(),
-            retries: BinaryHeap::new(),
-            cause: None,
-            fatal: None,
-            write_failed: false,
-            watchdog: watchdog.map(Arc::new),
-            rate_tat: Instant::now(),
-            pipelines: Vec::new(),
-            on_workers: HashMap::default(),
-            spawner: None,
-            answers_tx,
-            answers,
+            admission: Admission::new(cfg, window),
+            launch: Launcher::new(cfg, template, progress.clone(), watchdog),
+            sink,
+            shutdown: Shutdown::new(cfg.kill_after, progress.clone()),
+            progress,
         })
     }
 
     /// Runs until the input is exhausted and every child is done, or until a stop; returns the
     /// exit status. `signals` were installed at setup, before the cache was loaded.
     pub async fn run(mut self, signals: Signals, input: InputFeed, started: Instant) -> Exit {
-        let mut wakers = Wakers::new(&self, signals, input).await;
-        if !self.cfg.persistent && self.cfg.jobs >= SPAWNER_FROM_JOBS {
-            // Without it (no unshare under a seccomp filter), children are spawned directly.
-            self.spawner = Spawner::start().ok().map(Arc::new);
-        }
+        let has_cache = self.sink.has_cache();
+        let mut wakers = Wakers::new(self.cfg, &self.progress, has_cache, signals, input).await;
+        self.launch.start_spawner();
         loop {
-            if self.tasks.is_empty()
-                && self.on_workers.is_empty()
-                && (self.cause.is_some() || (!wakers.input_open && self.retries.is_empty()))
+            if self.launch.idle()
+                && (self.shutdown.stopping() || (!wakers.input_open && self.admission.no_retries()))
             {
                 break;
             }
             let event = self.next_event(&mut wakers).await;
             self.handle(event, &mut wakers);
             self.handle_ready();
-            self.writer.flush();
+            self.sink.flush();
             self.progress.refresh();
         }
         self.wind_down(started, &mut wakers.signals).await
@@ -186,9 +122,9 @@ impl<'a> Runner<'a> {
     /// than each through a turn of the select (a pipelined worker answers many at a time).
     fn handle_ready(&mut self) {
         for _ in 0..READY_BATCH {
-            if let Ok((id, answered)) = self.answers.try_recv() {
-                self.on_answer(id, answered);
-            } else if let Some(report) = self.writer.ready_report() {
+            if let Some(ended) = self.launch.ready() {
+                self.on_ended(ended);
+            } else if let Some(report) = self.sink.ready_report() {
                 self.on_written(report);
             } else {
                 return;
@@ -196,109 +132,115 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Acts on one event.
-    fn handle(&mut self, event: Event, w: &mut Wakers) {
+    /// Routes one event to the component it is for.
+    fn handle(&mut self, event: LoopEvent, w: &mut Wakers) {
         match event {
-            Event::Signal(signals::Asked::Stop(cause)) => self.on_signal(cause),
-            Event::Signal(signals::Asked::Pause) => self.pause(),
-            Event::Done(done) => self.on_done(done),
-            Event::Answer(id, answered) => self.on_answer(id, answered),
-            Event::Written(report) => self.on_written(report),
-            Event::RetryDue => {
-                let Reverse(p) = self.retries.pop().expect("a retry is due");
-                self.start(p.ordinal, p.item, p.attempt, p.resent);
+            LoopEvent::Signal(signals::Asked::Stop(cause)) => {
+                let running = self.launch.running();
+                let level = self.shutdown.on_signal(cause, &running);
+                self.stop_children(level);
             }
-            Event::RateReady => {}
-            Event::Input(None) => w.input_open = false,
-            Event::Input(Some(Ok(InputEvent::Item(item)))) => {
+            LoopEvent::Signal(signals::Asked::Pause) => self.launch.pause(),
+            LoopEvent::Ended(ended) => self.on_ended(ended),
+            LoopEvent::Written(report) => self.on_written(report),
+            LoopEvent::RetryDue => {
+                let r = self.admission.due_retry();
+                self.start(r.ordinal, r.item, r.attempt, r.resent);
+            }
+            LoopEvent::RateReady => {}
+            LoopEvent::Input(None) => w.input_open = false,
+            LoopEvent::Input(Some(Ok(InputEvent::Item(item)))) => {
                 let ordinal = self.take_ordinal();
                 self.start(ordinal, item, 1, false);
             }
-            Event::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
+            LoopEvent::Input(Some(Ok(InputEvent::Bad { seq, line, reason }))) => {
                 let ordinal = self.take_ordinal();
-                Stats::bump(&self.stats.ran);
-                let failure = Failure::new(Reason::BadInput, reason);
-                let failed = FailedItem {
-                    key: None,
-                    seq,
-                    line: &line,
-                    attempts: 0,
-                };
-                self.fail(ordinal, &failed, &failure);
+                self.sink.bad_input(ordinal, seq, &line, reason);
+                self.check_max_failures();
             }
-            Event::Input(Some(Err(e))) => self.input_failed(e),
-            Event::ProgressTick => self.progress.tick(),
-            Event::SyncTick => {
-                self.writer.sync();
+            LoopEvent::Input(Some(Err(e))) => {
+                let running = (!self.launch.idle()).then(|| self.launch.running());
+                let level = self.shutdown.input_failed(e, running);
+                self.stop_children(level);
             }
+            LoopEvent::ProgressTick => self.progress.tick(),
+            LoopEvent::SyncTick => self.sink.sync(),
+        }
+    }
+
+    /// Takes the writer's word on a record, a stdout failure or a sync; what stops the run
+    /// goes to shutdown.
+    fn on_written(&mut self, report: writer::Report) {
+        if let Some(trouble) = self.sink.on_written(report) {
+            self.trouble(trouble);
+        }
+    }
+
+    fn trouble(&mut self, trouble: Trouble) {
+        let level = match trouble {
+            // Stop like SIGTERM; the cache keeps every result that finishes meanwhile.
+            Trouble::BrokenPipe => self.shutdown.stop(Cause::BrokenPipe),
+            Trouble::Fatal(e) => self.shutdown.set_fatal(e),
+        };
+        self.stop_children(level);
+    }
+
+    fn stop_children(&mut self, level: Option<Stop>) {
+        if let Some(level) = level {
+            self.launch.stop(level);
+        }
+    }
+
+    /// Counts, reports and logs an item that failed for good; `--max-failures` may stop the run.
+    fn fail(&mut self, ordinal: u64, item: &FailedItem<'_>, failure: &Failure) {
+        self.sink.fail(ordinal, item, failure);
+        self.check_max_failures();
+    }
+
+    /// With `--max-failures`, the run starts nothing new once that many items failed.
+    fn check_max_failures(&mut self) {
+        let Some(max) = self.cfg.max_failures else {
+            return;
+        };
+        if self.sink.failed() >= max && !self.shutdown.stopping() {
+            self.progress.line(
+                format!(
+                    "pararun: {max} failed item{}: starting nothing new (--max-failures)",
+                    if max == 1 { "" } else { "s" }
+                )
+                .as_bytes(),
+            );
+            let level = self.shutdown.stop(Cause::MaxFailures);
+            self.stop_children(level);
         }
     }
 
     /// After the last attempt: retries left waiting are unfinished, workers end, leftovers of
     /// the items are killed, the cache is synced, and the summary printed.
     async fn wind_down(mut self, started: Instant, signals: &mut Signals) -> Exit {
-        for Reverse(pending) in std::mem::take(&mut self.retries) {
-            self.unfinished(pending.ordinal);
+        for retry in self.admission.take_retries() {
+            self.sink.unfinished(retry.ordinal);
         }
-        self.shut_down_workers().await;
-        if let Some(dog) = &self.watchdog {
-            // Every child has been reaped. What an item started outside its group (a `setsid`
-            // daemon that closed its descriptors) goes now, so nothing outlives the run; then
-            // nothing is left for the watchdog to clean up.
-            dog.sweep_run();
-            dog.disarm();
-        }
+        self.launch.finish().await;
         // The cache gets what is queued and its last sync. Stdout gets the rest too, but a run
         // that is stopping does not wait for ever on a stdout that nobody reads.
-        let stopping = matches!(
-            self.cause,
-            Some(Cause::Interrupt | Cause::Terminate | Cause::Hangup | Cause::BrokenPipe)
-        );
-        let patience = stopping.then_some(self.cfg.kill_after);
+        let patience = self.shutdown.in_a_hurry().then_some(self.cfg.kill_after);
         let signalled = async {
             signals.recv().await;
         };
-        let (left, finished) = self.writer.finish(patience, signalled).await;
-        for report in left {
-            self.on_written(report);
-        }
-        if let Err(e) = finished {
-            self.set_fatal(e);
+        for trouble in self.sink.finish(patience, signalled).await {
+            self.trouble(trouble);
         }
         self.progress.finish();
-        if let Some(err) = &self.fatal {
+        if let Some(err) = self.shutdown.fatal() {
             self.progress.line(format!("pararun: {err:#}").as_bytes());
         }
-        for line in self.repeats.summary() {
-            self.progress.line(line.as_bytes());
-        }
-        if !self.cfg.quiet {
-            // An incomplete failures file is not pointed at: stderr has every failure.
-            let complete = self.failures.as_ref().is_some_and(FailureLog::is_complete);
-            let failures_file = self.cfg.failures.as_deref().filter(|_| complete);
-            let records_file = self.cfg.cache.as_deref().filter(|_| !self.cfg.records);
-            let summary = self
-                .stats
-                .summary(started.elapsed(), records_file, failures_file);
-            self.progress.line(summary.as_bytes());
-        }
+        self.sink.summarize(self.cfg, started);
         // Written now, not at exit: the summary must not wait in a queue when the process ends.
         self.progress.flush(Duration::from_secs(2));
-        self.exit_status()
+        self.shutdown.exit_status(&self.sink.verdict())
     }
 
-    /// Ends every worker, idle by now: EOF on stdin, then SIGTERM and SIGKILL if it lingers.
-    async fn shut_down_workers(&mut self) {
-        let mut ending = JoinSet::new();
-        for pipeline in self.pipelines.iter_mut().filter_map(Option::take) {
-            ending.spawn(pipeline.close());
-        }
-        while let Some(joined) = ending.join_next().await {
-            if let Err(e) = joined {
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
-    }
     fn take_ordinal(&mut self) -> u64 {
         self.next_ordinal += 1;
         self.next_ordinal - 1

@@ -1,4 +1,4 @@
-//! Retries: when a failed item runs again, and the queue of items waiting to.
+//! Retries: when a failed item runs again, and the item as it waits (admission keeps the queue).
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use crate::input::Item;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// An item waiting to be retried; it holds no slot.
-pub(super) struct Pending {
+pub(super) struct Retry {
     pub(super) due: Instant,
     pub(super) ordinal: u64,
     pub(super) item: Item,
@@ -17,18 +17,18 @@ pub(super) struct Pending {
     pub(super) resent: bool,
 }
 
-impl PartialEq for Pending {
+impl PartialEq for Retry {
     fn eq(&self, other: &Self) -> bool {
         (self.due, self.item.seq) == (other.due, other.item.seq)
     }
 }
-impl Eq for Pending {}
-impl PartialOrd for Pending {
+impl Eq for Retry {}
+impl PartialOrd for Retry {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Pending {
+impl Ord for Retry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.due, self.item.seq).cmp(&(other.due, other.item.seq))
     }

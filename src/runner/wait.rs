@@ -1,18 +1,19 @@
 //! What the scheduling loop waits on, and the wait itself: signals, finished attempts,
-//! answers, the writer's reports, due retries, the rate budget, input, ticks.
+//! answers, the writer's reports, due retries, the rate budget, input, ticks. Whether an item
+//! may start is admission's to say ([`super::admission::Admission::may_start`]); this only waits.
 
 use std::hash::Hasher;
-use std::io;
 use std::time::{Duration, Instant};
 
-use super::attempt::Done;
+use super::admission::Held;
+use super::launch::Ended;
 use super::writer::Report;
 use super::{signals, Runner};
-use crate::config::Fsync;
+use crate::config::{Config, Fsync};
 use crate::input::feed::{InputFeed, InputMsg};
-use crate::process::pipeline::Answered;
+use crate::report::progress::Progress;
 
-/// What the scheduling loop waits on, besides the runner's own tasks and timers.
+/// What the scheduling loop waits on, besides the components' own channels and timers.
 pub(super) struct Wakers {
     pub(super) signals: signals::Signals,
     input: InputFeed,
@@ -21,9 +22,6 @@ pub(super) struct Wakers {
     /// one is used up.)
     batch: std::vec::IntoIter<InputMsg>,
     pub(super) input_open: bool,
-    /// Items waiting for a retry hold no slot, but they do hold memory: past this many, new
-    /// input waits, so a run where everything fails cannot grow without bound.
-    retry_cap: usize,
     sync_tick: tokio::time::Interval,
     batch_sync: bool,
     progress_tick: tokio::time::Interval,
@@ -32,11 +30,13 @@ pub(super) struct Wakers {
 
 impl Wakers {
     pub(super) async fn new(
-        runner: &Runner<'_>,
+        cfg: &Config,
+        progress: &Progress,
+        has_cache: bool,
         signals: signals::Signals,
         input: InputFeed,
     ) -> Wakers {
-        let progress_every = runner.progress.tick_every();
+        let progress_every = progress.tick_every();
         let mut progress_tick =
             tokio::time::interval(progress_every.unwrap_or(Duration::from_secs(3600)));
         progress_tick.tick().await;
@@ -45,19 +45,18 @@ impl Wakers {
             input,
             batch: Vec::new().into_iter(),
             input_open: true,
-            retry_cap: (runner.cfg.seats() * 4).max(64),
             sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
-            batch_sync: runner.cfg.fsync == Fsync::Batch && runner.has_cache,
+            batch_sync: cfg.fsync == Fsync::Batch && has_cache,
             progress_tick,
             progress_on: progress_every.is_some(),
         }
     }
 }
 
-pub(super) enum Event {
+/// What woke the loop.
+pub(super) enum LoopEvent {
     Signal(signals::Asked),
-    Done(Done),
-    Answer(u64, io::Result<Answered>),
+    Ended(Ended),
     Written(Report),
     RetryDue,
     RateReady,
@@ -68,52 +67,40 @@ pub(super) enum Event {
 
 impl Runner<'_> {
     /// Waits for the next thing to do: a signal, a finished attempt, a due retry, the rate
-    /// budget, an input item (only while one can start; the end of the input also while the
-    /// rate holds starts back), or a tick.
-    pub(super) async fn next_event(&mut self, w: &mut Wakers) -> Event {
+    /// budget, an input item (only while admission lets one start; the end of the input also
+    /// while the rate holds starts back), or a tick.
+    pub(super) async fn next_event(&mut self, w: &mut Wakers) -> LoopEvent {
         loop {
-            let slot_free = self.cause.is_none() && self.seats.any();
-            let rate_wait = self.rate_wait();
-            let can_start = slot_free && rate_wait.is_none();
-            let next_retry = self.retries.peek().map(|p| p.0.due);
-            let input_room = slot_free
-                && w.input_open
-                && self.retries.len() < w.retry_cap
-                && self.writer.in_flight < w.retry_cap
-                && self.writer.window_open(self.next_ordinal);
-            let want_input = input_room && rate_wait.is_none();
-            // While `--rate` holds the next start back, the next batch is still received (one
-            // batch, already bounded): the end of the input is then seen as soon as it comes,
-            // and a run whose last item has finished ends, not one rate interval later.
-            let read_input = input_room && w.batch.as_slice().is_empty();
-            if want_input {
+            let gate = self.admission.may_start(&Held {
+                stopping: self.shutdown.stopping(),
+                backlog: self.sink.backlog(),
+                next_ordinal: self.next_ordinal,
+            });
+            let input_room = gate.input_room() && w.input_open;
+            if gate.input_now() && w.input_open {
                 if let Some(msg) = w.batch.next() {
-                    return Event::Input(Some(msg));
+                    return LoopEvent::Input(Some(msg));
                 }
             }
+            let read_input = input_room && w.batch.as_slice().is_empty();
+            let (retry_due, rate_wait) = (gate.retry_due(), gate.rate_wait());
             return tokio::select! {
                 biased;
-                asked = w.signals.recv() => Event::Signal(asked),
-                Some(report) = self.writer.report() => Event::Written(report),
-                Some((id, answered)) = self.answers.recv(), if !self.on_workers.is_empty() => {
-                    Event::Answer(id, answered)
-                }
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
-                    Ok(done) => Event::Done(done),
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                },
-                _ = sleep_until(next_retry), if can_start && next_retry.is_some() => Event::RetryDue,
-                _ = sleep_until(rate_wait), if slot_free && rate_wait.is_some() => Event::RateReady,
+                asked = w.signals.recv() => LoopEvent::Signal(asked),
+                Some(report) = self.sink.report() => LoopEvent::Written(report),
+                ended = self.launch.ended() => LoopEvent::Ended(ended),
+                _ = sleep_until(retry_due), if retry_due.is_some() => LoopEvent::RetryDue,
+                _ = sleep_until(rate_wait), if rate_wait.is_some() => LoopEvent::RateReady,
                 msg = w.input.recv(), if read_input => match msg {
                     Some(msgs) => {
                         debug_assert!(w.batch.as_slice().is_empty());
                         w.batch = msgs.into_iter();
                         continue;
                     }
-                    None => Event::Input(None),
+                    None => LoopEvent::Input(None),
                 },
-                _ = w.sync_tick.tick(), if w.batch_sync => Event::SyncTick,
-                _ = w.progress_tick.tick(), if w.progress_on => Event::ProgressTick,
+                _ = w.sync_tick.tick(), if w.batch_sync => LoopEvent::SyncTick,
+                _ = w.progress_tick.tick(), if w.progress_on => LoopEvent::ProgressTick,
             };
         }
     }

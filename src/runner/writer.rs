@@ -8,13 +8,14 @@
 //! to the cache: every later record is reported not written.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Error, Result};
 
+use super::admission::Window;
 use super::printer::{print, Print};
 use crate::cache::CacheWriter;
 use crate::report::output::Output;
@@ -22,7 +23,7 @@ use crate::report::output::Output;
 /// What the scheduler asks of the cache thread. Jobs travel in batches, one per turn of the
 /// scheduler: a hand-off per record woke the thread once per record, and those wake-ups
 /// cost more than the writes.
-enum Job {
+enum CacheJob {
     /// Append a record (a line ending in `\n`) to the cache, then pass it on to be printed.
     Record(Rec),
     /// `--fsync batch`: sync if a second has passed since the last sync.
@@ -73,27 +74,24 @@ pub(super) enum Report {
 /// The scheduler's handle on the two threads that write: one owns the cache, the other
 /// stdout. Apart, a stdout that nobody reads holds up neither the cache nor the scheduler.
 pub(super) struct Writer {
-    jobs: Option<mpsc::Sender<Vec<Job>>>,
+    jobs: Option<mpsc::Sender<Vec<CacheJob>>>,
     /// `None` when nothing is printed (`-q`, or records only in the cache): no stdout thread.
     prints: Option<mpsc::Sender<Vec<Print>>>,
     /// Jobs and prints of this turn of the scheduler, sent by [`Writer::flush`].
-    pending_jobs: Vec<Job>,
+    pending_jobs: Vec<CacheJob>,
     pending_prints: Vec<Print>,
     reports: tokio::sync::mpsc::UnboundedReceiver<Report>,
     cache_thread: Option<JoinHandle<Result<()>>>,
     printer: Option<JoinHandle<()>>,
     /// Records sent and not printed yet: new items wait while too many are (backpressure
-    /// from a slow stdout, and bounded memory).
-    pub(super) in_flight: usize,
-    /// The next ordinal stdout waits for with `-k` (read for the scheduler's window).
-    next_to_print: Arc<AtomicU64>,
-    keep_order: bool,
-    window: u64,
+    /// from a slow stdout, and bounded memory). Kept by the writer alone, from its reports.
+    in_flight: usize,
 }
 
 impl Writer {
-    /// Starts the threads, which own `cache` and `output` from now on.
-    pub(super) fn start(cache: Option<CacheWriter>, output: Output) -> Result<Writer> {
+    /// Starts the threads, which own `cache` and `output` from now on; returns the handle and
+    /// the `-k` window the stdout thread moves.
+    pub(super) fn start(cache: Option<CacheWriter>, output: Output) -> Result<(Writer, Window)> {
         let (jobs, inbox) = mpsc::channel();
         let (outbox, reports) = tokio::sync::mpsc::unbounded_channel();
         let next_to_print = Arc::new(AtomicU64::new(0));
@@ -118,7 +116,7 @@ impl Writer {
                 .spawn(move || write_cache(cache, &inbox, prints.as_ref(), &outbox))
                 .context("cannot start the cache writer thread")?
         };
-        Ok(Writer {
+        let writer = Writer {
             jobs: Some(jobs),
             prints,
             pending_jobs: Vec::new(),
@@ -127,24 +125,31 @@ impl Writer {
             cache_thread: Some(cache_thread),
             printer,
             in_flight: 0,
-            next_to_print,
-            keep_order,
-            window,
-        })
+        };
+        Ok((writer, Window::new(next_to_print, keep_order, window)))
     }
 
-    /// Whether the item with ordinal `next` may be taken from the input now: with `-k`, at
-    /// most a window of items waits behind the slowest.
-    pub(super) fn window_open(&self, next: u64) -> bool {
-        let printed = self.next_to_print.load(Ordering::Acquire);
-        crate::report::output::window_admits(self.keep_order, self.window, printed, next)
+    /// Records handed over and not through with stdout yet.
+    pub(super) fn backlog(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Counts off the records a report says are through with stdout (printed, not printed
+    /// at all, or not written).
+    fn account(&mut self, report: &Report) {
+        self.in_flight -= match report {
+            Report::Done { printed, .. } => *printed as usize,
+            Report::NotWritten { .. } => 1,
+            Report::Printed(count) => *count,
+            _ => 0,
+        };
     }
 
     /// Queues a record to be appended and printed; `key` and `seq` name its item in a
     /// message should the write fail. It leaves at the next [`Writer::flush`].
     pub(super) fn record(&mut self, ordinal: u64, record: String, key: String, seq: u64) {
         self.in_flight += 1;
-        self.pending_jobs.push(Job::Record(Rec {
+        self.pending_jobs.push(CacheJob::Record(Rec {
             ordinal,
             record,
             key,
@@ -164,7 +169,7 @@ impl Writer {
 
     /// Asks for a batch sync.
     pub(super) fn sync(&mut self) {
-        self.pending_jobs.push(Job::Sync);
+        self.pending_jobs.push(CacheJob::Sync);
     }
 
     /// Hands this turn's jobs and prints to the threads: once a turn, before the scheduler
@@ -188,12 +193,16 @@ impl Writer {
 
     /// The next report.
     pub(super) async fn report(&mut self) -> Option<Report> {
-        self.reports.recv().await
+        let report = self.reports.recv().await?;
+        self.account(&report);
+        Some(report)
     }
 
     /// A report that is already there, without waiting.
     pub(super) fn ready_report(&mut self) -> Option<Report> {
-        self.reports.try_recv().ok()
+        let report = self.reports.try_recv().ok()?;
+        self.account(&report);
+        Some(report)
     }
 
     /// Closes the channels and waits for the cache thread to write what is queued and sync;
@@ -243,6 +252,9 @@ impl Writer {
                 std::panic::resume_unwind(panic);
             }
         }
+        for report in &left {
+            self.account(report);
+        }
         (left, outcome)
     }
 }
@@ -257,12 +269,12 @@ const BATCH_BYTES: usize = 256 << 10;
 /// final sync.
 fn write_cache(
     mut cache: Option<CacheWriter>,
-    inbox: &mpsc::Receiver<Vec<Job>>,
+    inbox: &mpsc::Receiver<Vec<CacheJob>>,
     prints: Option<&mpsc::Sender<Vec<Print>>>,
     outbox: &tokio::sync::mpsc::UnboundedSender<Report>,
 ) -> Result<()> {
     let mut broken = false;
-    let mut batch = Batch::default();
+    let mut batch = WriteBatch::default();
     let mut waiting = std::collections::VecDeque::new();
     while let Ok(first) = inbox.recv() {
         waiting.extend(first);
@@ -275,8 +287,8 @@ fn write_cache(
             let mut sync = false;
             while let Some(job) = waiting.pop_front() {
                 match job {
-                    Job::Record(rec) => batch.push(rec),
-                    Job::Sync => sync = true,
+                    CacheJob::Record(rec) => batch.push(rec),
+                    CacheJob::Sync => sync = true,
                 }
                 if batch.full() {
                     break;
@@ -300,12 +312,12 @@ fn write_cache(
 
 /// Records waiting for one write: their bytes end to end, and the records themselves.
 #[derive(Default)]
-struct Batch {
+struct WriteBatch {
     bytes: Vec<u8>,
     records: Vec<Rec>,
 }
 
-impl Batch {
+impl WriteBatch {
     fn push(&mut self, rec: Rec) {
         self.bytes.extend_from_slice(rec.record.as_bytes());
         self.records.push(rec);
