@@ -4,11 +4,25 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything a run needs to know, decided before the first item is read.
+/// Everything a run needs to know, decided before the first item is read, in the groups
+/// `--help` shows the flags in; a part of the engine reads the group it needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Children running at once (at least 1).
-    pub jobs: usize,
+    /// Where items come from and how they are read and keyed (`--help`'s Input).
+    pub items: ItemsConfig,
+    /// What runs for each item, and how many at once (`--help`'s Command).
+    pub launch: LaunchConfig,
+    /// How a result is taken and kept (`--help`'s Results and cache).
+    pub results: ResultsConfig,
+    /// What failures cost (`--help`'s Faults).
+    pub faults: FaultsConfig,
+    /// What the user is shown (`--help`'s Output).
+    pub output: OutputConfig,
+}
+
+/// Where items come from and how they are read and keyed (`--help`'s Input).
+#[derive(Debug, Clone)]
+pub struct ItemsConfig {
     /// Where items come from.
     pub input: InputSource,
     /// What pararun's own stdin was at start, sensed once at the edge; only for warnings.
@@ -19,6 +33,15 @@ pub struct Config {
     pub key_field: String,
     /// The longest line read from the input or the cache, and the longest record written.
     pub max_line_bytes: usize,
+    /// Run only this shard of the keys.
+    pub shard: Option<Shard>,
+}
+
+/// What runs for each item, and how many at once (`--help`'s Command).
+#[derive(Debug, Clone)]
+pub struct LaunchConfig {
+    /// Children running at once (at least 1).
+    pub jobs: usize,
     /// The command template: one word means a shell script, several a direct argv.
     pub command: Vec<String>,
     /// Feed the item's line to the child's stdin.
@@ -27,6 +50,19 @@ pub struct Config {
     pub shell: bool,
     /// Print the commands instead of running them.
     pub dry_run: bool,
+    /// Run the command once per slot as a long-lived worker fed one item per stdin line.
+    pub persistent: bool,
+    /// With `persistent`: how many items each worker may hold at once (sent, not yet answered).
+    pub pipeline: usize,
+    /// With `persistent`: whether answers come in order or carry the id of their request.
+    pub protocol: Protocol,
+    /// Start at most this many items per unit of time.
+    pub rate: Option<Rate>,
+}
+
+/// How a result is taken and kept (`--help`'s Results and cache).
+#[derive(Debug, Clone)]
+pub struct ResultsConfig {
     /// The JSONL cache, if any.
     pub cache: Option<PathBuf>,
     /// How a child's stdout becomes its result.
@@ -39,6 +75,11 @@ pub struct Config {
     pub lock_wait: Duration,
     /// The exit status when another run holds the cache's lock after `lock_wait`.
     pub conflict_exit_code: u8,
+}
+
+/// What failures cost (`--help`'s Faults).
+#[derive(Debug, Clone)]
+pub struct FaultsConfig {
     /// Extra attempts for a failed item.
     pub retries: u32,
     /// Delay before the first retry (doubled for each further one).
@@ -53,6 +94,11 @@ pub struct Config {
     pub max_failures: Option<u64>,
     /// Skip an item once the `failures` file holds this many failed attempts of it.
     pub give_up_after: Option<u32>,
+}
+
+/// What the user is shown (`--help`'s Output).
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
     /// No records on stdout, no summary.
     pub quiet: bool,
     /// Print each record on stdout (unless `quiet`); decided at the edge: not when stdout is
@@ -72,25 +118,16 @@ pub struct Config {
     pub keep_order: bool,
     /// Prefix each line of a child's stderr with its item's key (`--tag`).
     pub tag: bool,
-    /// Run the command once per slot as a long-lived worker fed one item per stdin line.
-    pub persistent: bool,
-    /// With `persistent`: how many items each worker may hold at once (sent, not yet answered).
-    pub pipeline: usize,
-    /// With `persistent`: whether answers come in order or carry the id of their request.
-    pub protocol: Protocol,
-    /// Run only this shard of the keys.
-    pub shard: Option<Shard>,
-    /// Start at most this many items per unit of time.
-    pub rate: Option<Rate>,
 }
 
 impl Config {
     /// How many items may run at once: one per slot, or with `--persistent` as many as the
     /// workers' pipelines hold.
     pub fn seats(&self) -> usize {
-        match self.persistent {
-            true => self.jobs * self.pipeline,
-            false => self.jobs,
+        let launch = &self.launch;
+        match launch.persistent {
+            true => launch.jobs * launch.pipeline,
+            false => launch.jobs,
         }
     }
 
@@ -98,42 +135,52 @@ impl Config {
     /// one child at a time, items from stdin, `id` keys, no cache, no progress display.
     pub fn new(command: Vec<String>) -> Config {
         Config {
-            jobs: 1,
-            input: InputSource::Stdin,
-            stdin_kind: StdinKind::Other,
-            format: Format::Auto,
-            key_field: "id".into(),
-            max_line_bytes: 64 << 20,
-            command,
-            stdin: false,
-            shell: false,
-            dry_run: false,
-            cache: None,
-            capture: Capture::Json,
-            max_output: 64 << 20,
-            fsync: Fsync::Batch,
-            lock_wait: Duration::ZERO,
-            conflict_exit_code: 2,
-            retries: 0,
-            retry_delay: Duration::from_secs(1),
-            timeout: None,
-            kill_after: Duration::from_secs(5),
-            failures: None,
-            max_failures: None,
-            give_up_after: None,
-            quiet: false,
-            records: true,
-            stdout_closed: false,
-            display: Display::Off,
-            timestamps: false,
-            total: None,
-            keep_order: false,
-            tag: false,
-            persistent: false,
-            pipeline: DEFAULT_PIPELINE,
-            protocol: Protocol::Ordered,
-            shard: None,
-            rate: None,
+            items: ItemsConfig {
+                input: InputSource::Stdin,
+                stdin_kind: StdinKind::Other,
+                format: Format::Auto,
+                key_field: "id".into(),
+                max_line_bytes: 64 << 20,
+                shard: None,
+            },
+            launch: LaunchConfig {
+                jobs: 1,
+                command,
+                stdin: false,
+                shell: false,
+                dry_run: false,
+                persistent: false,
+                pipeline: DEFAULT_PIPELINE,
+                protocol: Protocol::Ordered,
+                rate: None,
+            },
+            results: ResultsConfig {
+                cache: None,
+                capture: Capture::Json,
+                max_output: 64 << 20,
+                fsync: Fsync::Batch,
+                lock_wait: Duration::ZERO,
+                conflict_exit_code: 2,
+            },
+            faults: FaultsConfig {
+                retries: 0,
+                retry_delay: Duration::from_secs(1),
+                timeout: None,
+                kill_after: Duration::from_secs(5),
+                failures: None,
+                max_failures: None,
+                give_up_after: None,
+            },
+            output: OutputConfig {
+                quiet: false,
+                records: true,
+                stdout_closed: false,
+                display: Display::Off,
+                timestamps: false,
+                total: None,
+                keep_order: false,
+                tag: false,
+            },
         }
     }
 }

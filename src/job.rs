@@ -37,7 +37,7 @@ pub(crate) fn prepare(
     attempt: u32,
     marker: Option<(&'static str, String)>,
 ) -> Result<Launch, Failure> {
-    if cfg.persistent {
+    if cfg.launch.persistent {
         return Ok(Launch::Worker {
             request: worker_request(item).into_bytes(),
         });
@@ -63,13 +63,13 @@ pub(crate) fn prepare(
         env.push(("PARARUN_KEY", key.to_owned()));
     }
     env.extend(marker);
-    let stdin = cfg.stdin.then(|| {
+    let stdin = cfg.launch.stdin.then(|| {
         let mut line = item.line.clone().into_bytes();
         line.push(b'\n');
         line
     });
     // A key that holds a tab or a line break would break the line it tags: it is escaped.
-    let tag = cfg.tag.then(|| {
+    let tag = cfg.output.tag.then(|| {
         let text = match key.contains(|c: char| c.is_control()) {
             true => crate::report::escape(key),
             false => key.to_owned(),

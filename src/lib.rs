@@ -15,10 +15,10 @@
 //! std::fs::write(&items, "{\"id\":1,\"n\":2}\n{\"id\":2,\"n\":3}\n")?;
 //! // Each child reads its item on stdin and prints it back: the item is its own result.
 //! let mut cfg = Config::new(vec!["cat".into()]);
-//! cfg.input = InputSource::File(items);
-//! cfg.stdin = true;
-//! cfg.cache = Some(dir.path().join("out.jsonl"));
-//! cfg.quiet = true;
+//! cfg.items.input = InputSource::File(items);
+//! cfg.launch.stdin = true;
+//! cfg.results.cache = Some(dir.path().join("out.jsonl"));
+//! cfg.output.quiet = true;
 //! assert_eq!(pararun::run(&cfg)?, Exit::Success);
 //! let records: Vec<_> = CacheReader::open(&dir.path().join("out.jsonl"), 1 << 20)?
 //!     .collect::<anyhow::Result<_>>()?;

@@ -12,9 +12,13 @@ use crate::template::{Mode, Template};
 /// per-item placeholder with `--persistent`, or a program that does not exist or cannot be
 /// started (no execute bit, no `#!` line, a missing interpreter; in shell mode, `sh`).
 pub(super) fn command_template(cfg: &Config) -> Result<Template> {
-    let template = Template::parse(&cfg.command, cfg.shell, cfg.stdin || cfg.persistent)
-        .map_err(anyhow::Error::new)?;
-    if cfg.persistent {
+    let template = Template::parse(
+        &cfg.launch.command,
+        cfg.launch.shell,
+        cfg.launch.stdin || cfg.launch.persistent,
+    )
+    .map_err(anyhow::Error::new)?;
+    if cfg.launch.persistent {
         if let Err(placeholder) = template.render_worker(1) {
             bail!(
                 "{placeholder} cannot be used with --persistent: a worker gets its items on \

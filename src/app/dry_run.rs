@@ -18,7 +18,10 @@ use crate::template::Template;
 /// writes neither, but its stdout may be one of them (`>> cache.jsonl`). Each is opened
 /// read-only, only to be checked; one that does not exist yet cannot be any other file.
 pub(super) fn claim_files(cfg: &Config, seen: &mut files::Seen) -> Result<()> {
-    let roles = [(&cfg.cache, files::CACHE), (&cfg.failures, files::FAILURES)];
+    let roles = [
+        (&cfg.results.cache, files::CACHE),
+        (&cfg.faults.failures, files::FAILURES),
+    ];
     for (path, role) in roles {
         let Some(path) = path else { continue };
         match files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
@@ -39,8 +42,10 @@ pub(super) fn print(
     progress: &Progress,
     stats: &Stats,
 ) -> Result<Exit> {
-    let mut out = std::io::BufWriter::new(crate::report::output::RawStdout::new(cfg.stdout_closed));
-    let input_name = cfg.input.to_string();
+    let mut out = std::io::BufWriter::new(crate::report::output::RawStdout::new(
+        cfg.output.stdout_closed,
+    ));
+    let input_name = cfg.items.input.to_string();
     let mut failed = false;
     // Slots as a run hands them out when every item takes as long: 1, 2, ... N, 1, 2, ...
     let mut shown = 0usize;
@@ -48,7 +53,7 @@ pub(super) fn print(
     while let Some(event) = reader.next_event(&mut keep)? {
         let (seq, reason) = match event {
             InputEvent::Item(item) => {
-                let slot = shown % cfg.jobs + 1;
+                let slot = shown % cfg.launch.jobs + 1;
                 match job::prepare(cfg, template, &item, slot, 1, None) {
                     Ok(launch) => {
                         shown += 1;
@@ -78,7 +83,7 @@ pub(super) fn print(
     for line in repeats.summary() {
         progress.line(line.as_bytes());
     }
-    if !cfg.quiet {
+    if !cfg.output.quiet {
         progress.line(count_line(shown as u64, stats).as_bytes());
     }
     Ok(if failed {

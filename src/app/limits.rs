@@ -20,17 +20,15 @@ const RESERVED: u64 = 16;
 /// what it holds, and the warning to print when it was cut. A dry run starts no child and
 /// keeps its `-j`. `Err` when not even one child fits.
 pub(super) fn fit_jobs(cfg: &Config) -> Result<(Config, Option<String>)> {
-    let (jobs, warning) = match cfg.dry_run {
-        true => (cfg.jobs, None),
+    let (jobs, warning) = match cfg.launch.dry_run {
+        true => (cfg.launch.jobs, None),
         false => {
             crate::process::sys::raise_open_file_limit();
             jobs_that_fit(cfg)?
         }
     };
-    let fitted = Config {
-        jobs,
-        ..cfg.clone()
-    };
+    let mut fitted = cfg.clone();
+    fitted.launch.jobs = jobs;
     Ok((fitted, warning))
 }
 
@@ -39,7 +37,7 @@ pub(super) fn fit_jobs(cfg: &Config) -> Result<(Config, Option<String>)> {
 /// `Err` when not even one fits.
 fn jobs_that_fit(cfg: &Config) -> Result<(usize, Option<String>)> {
     let Some(limit) = open_file_limit() else {
-        return Ok((cfg.jobs, None));
+        return Ok((cfg.launch.jobs, None));
     };
     let open = open_descriptors();
     let fit = limit.saturating_sub(open + RESERVED) / DESCRIPTORS_PER_CHILD;
@@ -51,14 +49,14 @@ fn jobs_that_fit(cfg: &Config) -> Result<(usize, Option<String>)> {
         );
     }
     let fit = usize::try_from(fit).unwrap_or(usize::MAX);
-    if cfg.jobs <= fit {
-        return Ok((cfg.jobs, None));
+    if cfg.launch.jobs <= fit {
+        return Ok((cfg.launch.jobs, None));
     }
     let warning = format!(
         "pararun: warning: only enough file descriptors for {fit} children at once (open-file \
          limit {limit}, {DESCRIPTORS_PER_CHILD} per child): running -j {fit}, not -j {}; raise \
          the hard limit (ulimit -Hn, LimitNOFILE= in a systemd unit) to run more",
-        cfg.jobs
+        cfg.launch.jobs
     );
     Ok((fit, Some(warning)))
 }
@@ -79,9 +77,9 @@ mod tests {
     #[test]
     fn a_small_jobs_count_is_kept_and_a_huge_one_is_cut_to_the_limit() {
         let mut cfg = Config::new(vec!["true".into()]);
-        cfg.jobs = 1;
+        cfg.launch.jobs = 1;
         assert_eq!(jobs_that_fit(&cfg).unwrap(), (1, None));
-        cfg.jobs = usize::MAX;
+        cfg.launch.jobs = usize::MAX;
         let (fit, warning) = jobs_that_fit(&cfg).unwrap();
         let limit = open_file_limit().unwrap();
         assert!((fit as u64) < limit / DESCRIPTORS_PER_CHILD, "{fit}");

@@ -61,20 +61,22 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     let (fitted, jobs_note) = limits::fit_jobs(cfg)?;
     let cfg = &fitted;
     for note in notes::stdin_notes(cfg).into_iter().chain(jobs_note) {
-        match cfg.timestamps {
+        match cfg.output.timestamps {
             true => eprintln!("{} {note}", crate::report::clock::now()),
             false => eprintln!("{note}"),
         }
     }
     // Forked early, while the process is small (the fork itself is sound at any time).
-    let watchdog = match cfg.dry_run {
+    let watchdog = match cfg.launch.dry_run {
         true => None,
-        false => Some(Watchdog::start(cfg.jobs).context("cannot start the watchdog process")?),
+        false => {
+            Some(Watchdog::start(cfg.launch.jobs).context("cannot start the watchdog process")?)
+        }
     };
     // Any two of stdout, input, cache and failures file that are one file are refused, each
     // checked on its open descriptor before a byte of it is read or written.
     let mut seen = files::Seen::default();
-    if !cfg.stdout_closed {
+    if !cfg.output.stdout_closed {
         seen.claim("stdout", &fd_path(1), std::io::stdout())?;
     }
     let (mut reader, sized) = open_input(cfg, &mut seen)?;
@@ -93,7 +95,7 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
         progress,
         seen,
     };
-    match cfg.dry_run {
+    match cfg.launch.dry_run {
         true => dry(cfg, setup),
         false => run_job(cfg, setup, watchdog, started),
     }
@@ -113,8 +115,8 @@ struct Setup {
 /// `--dry-run`: the commands that would run, with nothing locked, written or run.
 fn dry(cfg: &Config, mut setup: Setup) -> Result<Exit> {
     dry_run::claim_files(cfg, &mut setup.seen)?;
-    let loaded = match &cfg.cache {
-        Some(path) => cache::load_read_only(path, &cfg.key_field, cfg.max_line_bytes)?,
+    let loaded = match &cfg.results.cache {
+        Some(path) => cache::load_read_only(path, &cfg.items.key_field, cfg.items.max_line_bytes)?,
         None => Loaded::default(),
     };
     let Setup {
@@ -142,7 +144,7 @@ fn run_job(
     // The runtime and the signal handlers come before the cache is loaded, which can take
     // seconds: a Ctrl-C meanwhile is then a clean stop (the runner sees it first thing),
     // not a silent death.
-    let runtime = runtime(cfg.jobs)?;
+    let runtime = runtime(cfg.launch.jobs)?;
     let mut signals = {
         let _enter = runtime.enter();
         Signals::install().context("cannot install signal handlers")?
@@ -159,7 +161,7 @@ fn run_job(
     let failures = open_failures(cfg, &mut setup.seen)?;
     let given_up = load_given_up(cfg, &progress)?;
     process::sys::survive_file_size_limit();
-    if cfg.timestamps && !cfg.quiet {
+    if cfg.output.timestamps && !cfg.output.quiet {
         progress.line(start_line(cfg, index.len()).as_bytes());
     }
     let Setup {
@@ -171,8 +173,9 @@ fn run_job(
     } = setup;
     let keep = skip_filter(cfg, sized.as_deref(), index, given_up, stats.clone());
     let batch = input::feed::BATCH_ITEMS;
-    let input = input::feed::spawn(reader, &cfg.input.to_string(), keep, batch)?;
+    let input = input::feed::spawn(reader, &cfg.items.input.to_string(), keep, batch)?;
     let state = cfg
+        .results
         .cache
         .as_deref()
         .map(|path| start_state(cfg, path, &stats));
@@ -199,17 +202,17 @@ fn refused_cache(cfg: &Config, e: anyhow::Error, progress: &Progress) -> Result<
 /// The line a logged run starts with: where its items come from, `-j`, and the cache with how
 /// much of it is already done.
 fn start_line(cfg: &Config, done: usize) -> String {
-    let cache = match &cfg.cache {
+    let cache = match &cfg.results.cache {
         Some(path) => format!("cache {} ({done} records already done)", path.display()),
         None => "no cache".into(),
     };
-    let shard = match cfg.shard {
+    let shard = match cfg.items.shard {
         Some(s) => format!(", shard {}/{}", s.index, s.count),
         None => String::new(),
     };
     format!(
         "pararun: starting: items from {}, -j {}{shard}, {cache}",
-        cfg.input, cfg.jobs
+        cfg.items.input, cfg.launch.jobs
     )
 }
 
@@ -218,18 +221,18 @@ fn start_line(cfg: &Config, done: usize) -> String {
 fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     let facts = RunFacts {
-        jobs: cfg.jobs,
-        input: match &cfg.input {
+        jobs: cfg.launch.jobs,
+        input: match &cfg.items.input {
             InputSource::Stdin => "-".into(),
             InputSource::File(path) => absolute(path).display().to_string(),
         },
-        key_field: cfg.key_field.clone(),
-        shard: cfg.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        failures: cfg.failures.as_deref().map(absolute),
-        give_up_after: cfg.give_up_after,
+        key_field: cfg.items.key_field.clone(),
+        shard: cfg.items.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        failures: cfg.faults.failures.as_deref().map(absolute),
+        give_up_after: cfg.faults.give_up_after,
         // `auto` is decided on the reader thread; `status` decides it again the same way.
         job_input: None,
-        format: match cfg.format {
+        format: match cfg.items.format {
             Format::Auto => "auto",
             Format::Jsonl => "jsonl",
             Format::Lines => "lines",
@@ -242,7 +245,7 @@ fn start_state(cfg: &Config, cache: &Path, stats: &Arc<Stats>) -> StateFile {
 /// opened a second time to count or estimate its lines: a FIFO or a pipe (`-i <(cmd)`) read
 /// twice would lose to the second reader the items it took.
 fn open_input(cfg: &Config, seen: &mut files::Seen) -> Result<(InputReader, Option<PathBuf>)> {
-    let (source, sized): (Box<dyn Read + Send>, _) = match &cfg.input {
+    let (source, sized): (Box<dyn Read + Send>, _) = match &cfg.items.input {
         InputSource::Stdin => {
             seen.claim(
                 "input",
@@ -259,10 +262,10 @@ fn open_input(cfg: &Config, seen: &mut files::Seen) -> Result<(InputReader, Opti
     };
     let reader = InputReader::new(
         source,
-        &cfg.input.to_string(),
-        cfg.format,
-        &cfg.key_field,
-        cfg.max_line_bytes,
+        &cfg.items.input.to_string(),
+        cfg.items.format,
+        &cfg.items.key_field,
+        cfg.items.max_line_bytes,
     );
     Ok((reader, sized))
 }
@@ -270,13 +273,18 @@ fn open_input(cfg: &Config, seen: &mut files::Seen) -> Result<(InputReader, Opti
 /// The progress display; with a regular input file and no `--total`, the items are counted on
 /// a thread of their own, so that the first job does not wait for the count.
 fn start_progress(cfg: &Config, stats: &Arc<Stats>, sized: Option<&Path>) -> Progress {
-    let display = if cfg.dry_run {
+    let display = if cfg.launch.dry_run {
         Display::Off
     } else {
-        cfg.display
+        cfg.output.display
     };
-    let progress = Progress::new(display, cfg.timestamps, stats.clone(), cfg.total);
-    if let (None, Some(path), false) = (cfg.total, sized, display == Display::Off) {
+    let progress = Progress::new(
+        display,
+        cfg.output.timestamps,
+        stats.clone(),
+        cfg.output.total,
+    );
+    if let (None, Some(path), false) = (cfg.output.total, sized, display == Display::Off) {
         let (path, progress) = (path.to_owned(), progress.clone());
         std::thread::spawn(move || {
             if let Some(total) = progress::count_items(&path) {
@@ -302,26 +310,26 @@ fn open_cache(
     pause: impl FnMut(std::time::Duration) -> Result<()>,
     seen: &mut files::Seen,
 ) -> Result<(Option<CacheWriter>, KeyIndex)> {
-    Ok(match &cfg.cache {
+    Ok(match &cfg.results.cache {
         Some(path) => {
             let waiting = || {
-                if !cfg.quiet {
+                if !cfg.output.quiet {
                     let note = format!(
                         "pararun: cache {} is in use by another pararun; waiting up to {} for \
                          it (--lock-wait)",
                         path.display(),
-                        human_duration(cfg.lock_wait)
+                        human_duration(cfg.results.lock_wait)
                     );
                     progress.line(note.as_bytes());
                 }
             };
             let (writer, loaded) = CacheWriter::open(
                 path,
-                &cfg.key_field,
-                cfg.max_line_bytes,
-                cfg.fsync,
+                &cfg.items.key_field,
+                cfg.items.max_line_bytes,
+                cfg.results.fsync,
                 cache::lock::Wait {
-                    limit: cfg.lock_wait,
+                    limit: cfg.results.lock_wait,
                     note: waiting,
                     pause,
                 },
@@ -339,7 +347,7 @@ fn open_cache(
 /// otherwise an error that says what to do.
 fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
     progress.finish();
-    let code = cfg.conflict_exit_code;
+    let code = cfg.results.conflict_exit_code;
     let holder = busy.path.as_path();
     let busy = match crate::report::state::holder(holder) {
         Some(run) => format!("{busy}: {run}"),
@@ -351,7 +359,7 @@ fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
              (--lock-wait DUR waits for it, --conflict-exit-code 0 skips quietly)"
         );
         progress.line(msg.as_bytes());
-    } else if !cfg.quiet {
+    } else if !cfg.output.quiet {
         let msg = format!("pararun: {busy}; skipping this run (--conflict-exit-code 0)");
         progress.line(msg.as_bytes());
     }
@@ -362,7 +370,12 @@ fn cache_busy(cfg: &Config, busy: &cache::Busy, progress: &Progress) -> Exit {
 /// written or run, and the run exits with the signal's status (130, 143, 129).
 fn stopped_waiting(cfg: &Config, stopped: &Stopped, progress: &Progress) -> Exit {
     progress.finish();
-    let path = cfg.cache.as_deref().unwrap_or(Path::new("?")).display();
+    let path = cfg
+        .results
+        .cache
+        .as_deref()
+        .unwrap_or(Path::new("?"))
+        .display();
     let msg = format!(
         "pararun: {}: stopped waiting for the lock on cache {path} (--lock-wait); nothing ran",
         stopped.signal
@@ -373,28 +386,28 @@ fn stopped_waiting(cfg: &Config, stopped: &Stopped, progress: &Progress) -> Exit
 
 /// Opens the failures file (if any), refused when it is one of the run's other files.
 fn open_failures(cfg: &Config, seen: &mut files::Seen) -> Result<Option<FailureLog>> {
-    let Some(path) = &cfg.failures else {
+    let Some(path) = &cfg.faults.failures else {
         return Ok(None);
     };
     let claim =
         |file: &std::fs::File| seen.claim("failures file", &path.display().to_string(), file);
-    FailureLog::open(path, cfg.max_line_bytes, claim).map(Some)
+    FailureLog::open(path, cfg.items.max_line_bytes, claim).map(Some)
 }
 
 /// With `--give-up-after`, the keys that the failures file says failed too often.
 fn load_given_up(cfg: &Config, progress: &Progress) -> Result<KeyIndex> {
-    let (Some(limit), Some(path)) = (cfg.give_up_after, &cfg.failures) else {
+    let (Some(limit), Some(path)) = (cfg.faults.give_up_after, &cfg.faults.failures) else {
         return Ok(KeyIndex::default());
     };
-    let found = given_up::load(path, limit, cfg.max_line_bytes)?;
-    if let (Some(warning), false) = (found.warning(path), cfg.quiet) {
+    let found = given_up::load(path, limit, cfg.items.max_line_bytes)?;
+    if let (Some(warning), false) = (found.warning(path), cfg.output.quiet) {
         progress.line(warning.as_bytes());
     }
     Ok(found.index)
 }
 
 fn warn_cache(loaded: &Loaded, cfg: &Config, progress: &Progress) {
-    if let (Some(path), false) = (&cfg.cache, cfg.quiet) {
+    if let (Some(path), false) = (&cfg.results.cache, cfg.output.quiet) {
         if let Some(warning) = loaded.warning(path) {
             progress.line(warning.as_bytes());
         }

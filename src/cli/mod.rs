@@ -17,7 +17,9 @@ use std::num::NonZeroUsize;
 use anyhow::{bail, Result};
 use clap::{CommandFactory, Parser, ValueHint};
 
-use crate::config::{Config, InputSource, Rate};
+use crate::config::{
+    Config, FaultsConfig, InputSource, ItemsConfig, LaunchConfig, OutputConfig, Rate, ResultsConfig,
+};
 pub use manual::{EXAMPLES, EXIT_STATUS};
 pub use sense::stdout_was_closed;
 
@@ -54,7 +56,7 @@ impl Invocation {
     /// Whether error lines get a timestamp (stderr is a log, or --timestamps).
     pub fn timestamps(&self) -> bool {
         match self {
-            Invocation::Run(config) => config.timestamps,
+            Invocation::Run(config) => config.output.timestamps,
             Invocation::Inspect(_) => false,
         }
     }
@@ -209,51 +211,68 @@ impl Cli {
         };
         let stdout = sense::stdout();
         let records = print_records(&self.output, self.results.cache.is_some(), stdout);
+        let shard = (self.input.shard)
+            .map(|arg| shard::resolve(arg, |name| std::env::var(name).ok()))
+            .transpose()?;
         Ok(Config {
-            jobs,
-            input,
-            stdin_kind: sense::stdin_kind(),
-            format: self.input.format.into(),
-            key_field: self.input.key_field,
-            max_line_bytes: self.input.max_line_bytes,
-            command: self.cmd,
-            stdin: self.command.stdin,
-            shell: self.command.shell,
-            dry_run: self.command.dry_run,
-            cache: self.results.cache,
-            capture: self.results.capture.into(),
-            max_output: self.results.max_output_bytes as u64,
-            fsync: self.results.fsync.into(),
-            lock_wait: self.results.lock_wait,
-            conflict_exit_code: self.results.conflict_exit_code,
-            retries: self.faults.retries,
-            retry_delay: self.faults.retry_delay,
-            timeout: self.faults.timeout,
-            kill_after: self.faults.kill_after,
-            give_up_after: self.faults.give_up_after,
-            failures: self.faults.failures,
-            max_failures,
-            quiet: self.output.quiet,
-            records,
-            stdout_closed: stdout == sense::Stdout::Closed,
-            display: self.output.display(),
-            timestamps: stamp_lines(&self.output),
-            total: self.output.total,
-            keep_order: self.output.keep_order,
-            tag: self.output.tag,
-            persistent: self.command.persistent,
-            pipeline: self.command.pipeline,
-            protocol: self.command.protocol.into(),
-            shard: self
-                .input
-                .shard
-                .map(|arg| shard::resolve(arg, |name| std::env::var(name).ok()))
-                .transpose()?,
-            rate: self.command.rate.map(|interval| Rate {
-                interval,
-                burst: self.command.burst,
-            }),
+            items: ItemsConfig {
+                input,
+                stdin_kind: sense::stdin_kind(),
+                format: self.input.format.into(),
+                key_field: self.input.key_field,
+                max_line_bytes: self.input.max_line_bytes,
+                shard,
+            },
+            launch: LaunchConfig {
+                jobs,
+                command: self.cmd,
+                stdin: self.command.stdin,
+                shell: self.command.shell,
+                dry_run: self.command.dry_run,
+                persistent: self.command.persistent,
+                pipeline: self.command.pipeline,
+                protocol: self.command.protocol.into(),
+                rate: self.command.rate.map(|interval| Rate {
+                    interval,
+                    burst: self.command.burst,
+                }),
+            },
+            results: results_config(self.results),
+            faults: faults_config(self.faults, max_failures),
+            output: OutputConfig {
+                quiet: self.output.quiet,
+                records,
+                stdout_closed: stdout == sense::Stdout::Closed,
+                display: self.output.display(),
+                timestamps: stamp_lines(&self.output),
+                total: self.output.total,
+                keep_order: self.output.keep_order,
+                tag: self.output.tag,
+            },
         })
+    }
+}
+
+fn results_config(results: ResultArgs) -> ResultsConfig {
+    ResultsConfig {
+        cache: results.cache,
+        capture: results.capture.into(),
+        max_output: results.max_output_bytes as u64,
+        fsync: results.fsync.into(),
+        lock_wait: results.lock_wait,
+        conflict_exit_code: results.conflict_exit_code,
+    }
+}
+
+fn faults_config(faults: FaultArgs, max_failures: Option<u64>) -> FaultsConfig {
+    FaultsConfig {
+        retries: faults.retries,
+        retry_delay: faults.retry_delay,
+        timeout: faults.timeout,
+        kill_after: faults.kill_after,
+        failures: faults.failures,
+        max_failures,
+        give_up_after: faults.give_up_after,
     }
 }
 
@@ -364,6 +383,6 @@ mod tests {
     #[test]
     fn halt_on_error_means_one_failure() {
         let cli = Cli::try_parse_from(["pararun", "--halt-on-error", "--", "true"]).unwrap();
-        assert_eq!(cli.into_config().unwrap().max_failures, Some(1));
+        assert_eq!(cli.into_config().unwrap().faults.max_failures, Some(1));
     }
 }

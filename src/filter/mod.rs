@@ -21,14 +21,14 @@ pub(crate) fn skip_filter(
     given_up: KeyIndex,
     stats: Arc<Stats>,
 ) -> impl FnMut(&Key) -> bool + Send {
-    let dedupe = cfg.cache.is_some();
-    let shard = cfg.shard;
+    let dedupe = cfg.results.cache.is_some();
+    let shard = cfg.items.shard;
     // Sized up front from the input file (when it is a regular one), so the set rarely has to
     // grow (growing holds the old and the new table at once).
     let expected = match (sized, dedupe) {
         (Some(path), true) => {
             let lines = input::estimate_lines(path).saturating_sub(cached.len());
-            lines / cfg.shard.map_or(1, |s| s.count as usize)
+            lines / cfg.items.shard.map_or(1, |s| s.count as usize)
         }
         _ => 0,
     };

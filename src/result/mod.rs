@@ -44,7 +44,10 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         return Outcome::Failed(base(Reason::Timeout, timed_out(cfg)));
     }
     if finished.ending == Ending::TooMuchOutput {
-        return Outcome::Failed(base(Reason::BadOutput, too_much_output(cfg.max_output)));
+        return Outcome::Failed(base(
+            Reason::BadOutput,
+            too_much_output(cfg.results.max_output),
+        ));
     }
     if !finished.status.success() {
         if finished.ending == Ending::Stopped {
@@ -53,7 +56,7 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
-    let result = result_of(cfg.capture, &finished.stdout);
+    let result = result_of(cfg.results.capture, &finished.stdout);
     match result.and_then(|value| record_of(cfg, item, Answer::from_value(value))) {
         Ok(record) => Outcome::Record(record),
         Err(why) => Outcome::Failed(base(Reason::BadOutput, why)),
@@ -167,7 +170,7 @@ fn too_much_output(cap: u64) -> String {
 
 /// A worker's answer line made into the item's record, or why it cannot be.
 fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
-    let value = result_of(cfg.capture, line)
+    let value = result_of(cfg.results.capture, line)
         .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
     judge_result(cfg, item, Answer::from_value(value))
 }
@@ -175,9 +178,11 @@ fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String
 /// A worker's parsed result made into the item's record, or why it cannot be.
 fn judge_result(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
     // An exact echo (the usual case) is told without reading the key's value.
-    let exact =
-        answer.echo_checked || answer.names_exactly(&cfg.key_field, &item.key.value) != Some(false);
-    let echoed = (!exact).then(|| answer.field(&cfg.key_field)).flatten();
+    let exact = answer.echo_checked
+        || answer.names_exactly(&cfg.items.key_field, &item.key.value) != Some(false);
+    let echoed = (!exact)
+        .then(|| answer.field(&cfg.items.key_field))
+        .flatten();
     if let Some(key) = echoed {
         // A worker that echoes the key shows which item it answered: a different key means it
         // is out of step (it printed an extra line earlier).
@@ -185,7 +190,7 @@ fn judge_result(cfg: &Config, item: &Item, answer: Answer) -> Result<String, Str
             return Err(format!(
                 "the worker answered for {:?} = {}, not for this item: it is out of step (one \
                  line per item), so it is restarted",
-                cfg.key_field,
+                cfg.items.key_field,
                 escape(&loose_key(&key))
             ));
         }
@@ -196,7 +201,7 @@ fn judge_result(cfg: &Config, item: &Item, answer: Answer) -> Result<String, Str
 fn timed_out(cfg: &Config) -> String {
     format!(
         "timed out after {}",
-        human_duration(cfg.timeout.unwrap_or_default())
+        human_duration(cfg.faults.timeout.unwrap_or_default())
     )
 }
 
@@ -210,7 +215,7 @@ fn status_failure(status: ExitStatus) -> (Reason, String) {
 
 /// The record of an item's result, unless it is longer than a cache line may be.
 fn record_of(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String> {
-    let record = answer.record(&cfg.key_field, &item.key.value, &item.key.text);
+    let record = answer.record(&cfg.items.key_field, &item.key.value, &item.key.text);
     // A result that is not an object is wrapped in one: one level more than the result.
     if crate::input::depth::too_deep(record.as_bytes()) {
         return Err(format!(
@@ -219,12 +224,12 @@ fn record_of(cfg: &Config, item: &Item, answer: Answer) -> Result<String, String
             crate::input::depth::too_deep_message()
         ));
     }
-    if record.len() > cfg.max_line_bytes {
+    if record.len() > cfg.items.max_line_bytes {
         return Err(format!(
             "the record would be {}, over --max-line-bytes ({}), so it could not be read back \
              from the cache; raise --max-line-bytes",
             exact_size(record.len() as u64),
-            human_size(cfg.max_line_bytes as u64)
+            human_size(cfg.items.max_line_bytes as u64)
         ));
     }
     Ok(record)
@@ -292,7 +297,7 @@ mod tests {
     fn a_record_over_the_line_cap_fails() {
         // The engine's own Config, as a Rust caller builds it: no command line involved.
         let mut cfg = Config::new(vec!["true".into()]);
-        cfg.max_line_bytes = 30;
+        cfg.items.max_line_bytes = 30;
         assert_eq!(
             record_of(&cfg, &item(json!(1)), Answer::from_value(json!("short"))).unwrap(),
             r#"{"id":1,"result":"short"}"#.to_owned()

@@ -113,12 +113,12 @@ impl Admission {
     pub(super) fn new(cfg: &Config, window: Window) -> Admission {
         Admission {
             seats: Seats::new(cfg),
-            rate: cfg.rate,
+            rate: cfg.launch.rate,
             rate_tat: Instant::now(),
             retries: BinaryHeap::new(),
             retry_cap: (cfg.seats() * 4).max(64),
             window,
-            max_failures: cfg.max_failures,
+            max_failures: cfg.faults.max_failures,
         }
     }
 
@@ -229,7 +229,7 @@ mod tests {
 
     fn config(jobs: usize) -> Config {
         let mut cfg = Config::new(vec!["true".into()]);
-        cfg.jobs = jobs;
+        cfg.launch.jobs = jobs;
         cfg
     }
 
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn the_rate_holds_starts_after_the_burst() {
         let mut cfg = config(4);
-        cfg.rate = Some(Rate {
+        cfg.launch.rate = Some(Rate {
             interval: Duration::from_secs(3600),
             burst: 2,
         });
@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn retries_start_when_due_and_max_failures_refuses_a_seat() {
         let mut cfg = config(2);
-        cfg.max_failures = Some(1);
+        cfg.faults.max_failures = Some(1);
         let mut a = admission(&cfg, &Arc::default(), false);
         let due = Instant::now();
         a.retry(Retry {

@@ -67,11 +67,14 @@ impl Runner<'_> {
     /// A failed attempt runs again after a delay, when its reason allows, attempts are left
     /// and the run is not stopping; otherwise the item has failed.
     fn retry_or_fail(&mut self, ordinal: u64, item: Item, attempt: u32, failure: Failure) {
-        if failure.reason.retryable() && attempt <= self.cfg.retries && !self.shutdown.stopping() {
-            let delay = retry_delay(self.cfg.retry_delay, attempt, item.seq);
+        if failure.reason.retryable()
+            && attempt <= self.cfg.faults.retries
+            && !self.shutdown.stopping()
+        {
+            let delay = retry_delay(self.cfg.faults.retry_delay, attempt, item.seq);
             let failed = failed_item(&item, attempt);
             self.sink
-                .retrying(&failed, &failure, self.cfg.retries + 1, delay);
+                .retrying(&failed, &failure, self.cfg.faults.retries + 1, delay);
             self.admission.retry(Retry {
                 due: Instant::now() + delay,
                 ordinal,

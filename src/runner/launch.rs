@@ -136,7 +136,7 @@ impl<'a> Launcher<'a> {
 
     /// From `-j 64`, per-item children are spawned by a thread of their own.
     pub(super) fn start_spawner(&mut self) {
-        if !self.cfg.persistent && self.cfg.jobs >= SPAWNER_FROM_JOBS {
+        if !self.cfg.launch.persistent && self.cfg.launch.jobs >= SPAWNER_FROM_JOBS {
             // Without it (no unshare under a seccomp filter), children are spawned directly.
             self.spawner = Spawner::start().ok().map(Arc::new);
         }
@@ -151,7 +151,7 @@ impl<'a> Launcher<'a> {
     ) -> Result<Launch, Failure> {
         // A worker gets its marker when it starts, not with each item.
         let marker = (self.watchdog.as_ref())
-            .filter(|_| !self.cfg.persistent)
+            .filter(|_| !self.cfg.launch.persistent)
             .map(|dog| dog.marker(slot));
         job::prepare(self.cfg, &self.template, item, slot, attempt, marker)
     }
@@ -167,9 +167,9 @@ impl<'a> Launcher<'a> {
     /// Runs a child of its own for the attempt.
     fn start_process(&mut self, started: Started, job: Job) {
         let limits = Limits {
-            timeout: self.cfg.timeout,
-            kill_after: self.cfg.kill_after,
-            max_output: self.cfg.max_output,
+            timeout: self.cfg.faults.timeout,
+            kill_after: self.cfg.faults.kill_after,
+            max_output: self.cfg.results.max_output,
         };
         let stop = self.stop_tx.subscribe();
         let progress = self.progress.clone();
@@ -258,7 +258,7 @@ impl<'a> Launcher<'a> {
 
     /// What is running, for a message: per-item children, or items in flight on workers.
     pub(super) fn running(&self) -> String {
-        if !self.cfg.persistent {
+        if !self.cfg.launch.persistent {
             return format!("{} running children", self.tasks.len());
         }
         let workers = self.pipelines.iter().flatten().count();

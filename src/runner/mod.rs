@@ -92,7 +92,7 @@ impl<'a> Runner<'a> {
             admission: Admission::new(cfg, window),
             launch: Launcher::new(cfg, template, progress.clone(), watchdog),
             sink,
-            shutdown: Shutdown::new(cfg.kill_after, progress.clone()),
+            shutdown: Shutdown::new(cfg.faults.kill_after, progress.clone()),
             progress,
         })
     }
@@ -199,7 +199,7 @@ impl<'a> Runner<'a> {
 
     /// With `--max-failures`, the run starts nothing new once that many items failed.
     fn check_max_failures(&mut self) {
-        let Some(max) = self.cfg.max_failures else {
+        let Some(max) = self.cfg.faults.max_failures else {
             return;
         };
         if self.sink.failed() >= max && !self.shutdown.stopping() {
@@ -224,7 +224,10 @@ impl<'a> Runner<'a> {
         self.launch.finish().await;
         // The cache gets what is queued and its last sync. Stdout gets the rest too, but a run
         // that is stopping does not wait for ever on a stdout that nobody reads.
-        let patience = self.shutdown.in_a_hurry().then_some(self.cfg.kill_after);
+        let patience = self
+            .shutdown
+            .in_a_hurry()
+            .then_some(self.cfg.faults.kill_after);
         let signalled = async {
             signals.recv().await;
         };

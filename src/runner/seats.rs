@@ -63,8 +63,13 @@ impl Slot {
 impl Seats {
     /// The seats of a run under `cfg`, every slot empty.
     pub fn new(cfg: &Config) -> Seats {
-        let depth = if cfg.persistent { cfg.pipeline } else { 1 };
-        let adaptive = cfg.persistent && cfg.protocol == Protocol::Ordered && depth > 1;
+        let depth = if cfg.launch.persistent {
+            cfg.launch.pipeline
+        } else {
+            1
+        };
+        let adaptive =
+            cfg.launch.persistent && cfg.launch.protocol == Protocol::Ordered && depth > 1;
         // An ordered worker starts with one item (its first answer shows whether it echoes
         // keys, and how long an item takes); a concurrent one with all it may hold.
         let allowed = if adaptive { 1 } else { depth };
@@ -75,7 +80,7 @@ impl Seats {
         Seats {
             open: BTreeSet::new(),
             slots: vec![Slot::default()],
-            jobs: cfg.jobs,
+            jobs: cfg.launch.jobs,
             fresh: slot,
             adaptive,
             depth,
@@ -174,8 +179,12 @@ mod tests {
 
     fn config(jobs: usize, pipeline: usize, persistent: bool, protocol: Protocol) -> Config {
         let mut cfg = Config::new(vec!["true".into()]);
-        (cfg.jobs, cfg.pipeline, cfg.persistent, cfg.protocol) =
-            (jobs, pipeline, persistent, protocol);
+        (
+            cfg.launch.jobs,
+            cfg.launch.pipeline,
+            cfg.launch.persistent,
+            cfg.launch.protocol,
+        ) = (jobs, pipeline, persistent, protocol);
         cfg
     }
 

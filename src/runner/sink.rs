@@ -56,11 +56,11 @@ impl ResultSink {
         cache: Option<CacheWriter>,
         failures: Option<FailureLog>,
     ) -> anyhow::Result<(ResultSink, Window)> {
-        let print = cfg.records && !cfg.quiet;
-        let out = RawStdout::new(cfg.stdout_closed);
+        let print = cfg.output.records && !cfg.output.quiet;
+        let out = RawStdout::new(cfg.output.stdout_closed);
         let output = Output::new(
             print,
-            cfg.keep_order,
+            cfg.output.keep_order,
             cfg.seats() * 4,
             progress.clone(),
             out,
@@ -74,7 +74,7 @@ impl ResultSink {
             stats,
             repeats: Repeats::default(),
             write_failed: false,
-            input_name: cfg.input.to_string(),
+            input_name: cfg.items.input.to_string(),
             progress,
         };
         Ok((sink, window))
@@ -295,11 +295,11 @@ impl ResultSink {
         for line in self.repeats.summary() {
             self.progress.line(line.as_bytes());
         }
-        if !cfg.quiet {
+        if !cfg.output.quiet {
             // An incomplete failures file is not pointed at: stderr has every failure.
             let complete = self.failures.as_ref().is_some_and(FailureLog::is_complete);
-            let failures_file = cfg.failures.as_deref().filter(|_| complete);
-            let records_file = cfg.cache.as_deref().filter(|_| !cfg.records);
+            let failures_file = cfg.faults.failures.as_deref().filter(|_| complete);
+            let records_file = cfg.results.cache.as_deref().filter(|_| !cfg.output.records);
             let summary = self
                 .stats
                 .summary(started.elapsed(), records_file, failures_file);

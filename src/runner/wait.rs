@@ -46,7 +46,7 @@ impl Wakers {
             batch: Vec::new().into_iter(),
             input_open: true,
             sync_tick: tokio::time::interval(crate::cache::SYNC_EVERY),
-            batch_sync: cfg.fsync == Fsync::Batch && has_cache,
+            batch_sync: cfg.results.fsync == Fsync::Batch && has_cache,
             progress_tick,
             progress_on: progress_every.is_some(),
         }
