@@ -154,7 +154,9 @@ impl Seen {
             return Ok(());
         }
         let id = (st.st_dev, st.st_ino);
-        if let Some(earlier) = self.0.iter().find(|c| c.id == id) {
+        // stdout and stderr on one file (`> log 2>&1`) harm nothing.
+        let harmless = |c: &Claim| matches!((c.role, role), ("stdout", "stderr"));
+        if let Some(earlier) = self.0.iter().find(|c| c.id == id && !harmless(c)) {
             anyhow::bail!(
                 "{} {} and {role} {shown} are the same file (device {}:{}, inode {}): {}; \
                  give each its own file",
@@ -178,6 +180,8 @@ impl Seen {
 /// What sharing one file between two roles would do (the roles in the order claimed).
 fn same_file_harm(earlier: &str, later: &str) -> &'static str {
     match (earlier, later) {
+        ("stderr", "input") => "pararun's own lines would be read back as items",
+        ("stderr", _) => "pararun's own lines would be written into it, as damage",
         ("stdout", "input") => "records printed would be read back as items",
         ("stdout", "cache") => "every record would be written there twice",
         ("stdout", _) => "the records printed would be mixed into the failure lines",

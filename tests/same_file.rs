@@ -378,3 +378,64 @@ fn one_nesting_limit_for_input_results_and_cache() {
         }
     }
 }
+
+#[test]
+fn stderr_as_the_cache_is_refused_and_stdout_with_stderr_is_fine() {
+    let env = TestEnv::new();
+    let cache = env.write("c.jsonl", "");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&cache)
+        .unwrap();
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["--cache", "c.jsonl", "--", "echo", "{}"])
+        .current_dir(env.path("."))
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert_eq!(out.code(), Some(2));
+    let text = env.read("c.jsonl");
+    assert!(
+        text.contains("stderr") && text.contains("the same file"),
+        "{text}"
+    );
+    assert!(!text.contains("\"id\""), "a record was written: {text}");
+    // `> log 2>&1`: stdout and stderr on one file is an ordinary log.
+    let log = std::fs::File::create(env.path("log.txt")).unwrap();
+    let both = log.try_clone().unwrap();
+    let status = std::process::Command::new(crate::util::BIN)
+        .args(["--capture", "text", "--", "echo"])
+        .current_dir(env.path("."))
+        .stdin(std::fs::File::open(env.write("in.txt", "a\n")).unwrap())
+        .stdout(log)
+        .stderr(both)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", env.read("log.txt"));
+}
+
+#[test]
+fn an_item_that_is_its_own_key_at_the_depth_limit_is_refused_before_it_runs() {
+    let env = TestEnv::new();
+    let deep = format!("{}{}\n", "[".repeat(127), "]".repeat(127));
+    env.write("in.jsonl", deep);
+    let out = env
+        .cmd()
+        .args([
+            "--format",
+            "jsonl",
+            "-i",
+            "in.jsonl",
+            "--",
+            "sh",
+            "-c",
+            "touch ran; echo '{}'",
+        ])
+        .run();
+    out.code(1).stderr_has("bad-input");
+    assert!(
+        !env.path("ran").exists(),
+        "the child ran: its result could never be cached"
+    );
+}

@@ -17,13 +17,17 @@ use crate::util::TestEnv;
 const WORKER: &str = r#"
 import json, os, sys
 n, big, endless = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+last = len(sys.argv) > 4 and sys.argv[4] == "last"
 if os.path.exists("f.jsonl"):
     with open("f.jsonl") as f:
         n -= len([line for line in f if line.strip()])
 requests = [json.loads(sys.stdin.readline()) for _ in range(n)]
 out = sys.stdout
 for r in sorted(requests, key=lambda r: r["item"]["id"] != 4):
-    if r["item"]["id"] == 4:
+    if r["item"]["id"] == 4 and last:
+        # The id last: JSON's field order is the worker's choice.
+        out.write('{"result":{"blob":"' + "x" * big + '"}, "pararun_id": %d}\n' % r["pararun_id"])
+    elif r["item"]["id"] == 4:
         out.write('{"pararun_id":%d,"result":{"blob":"' % r["pararun_id"])
         while endless:
             out.write("x" * 65536)
@@ -35,6 +39,10 @@ sys.stdin.read()
 "#;
 
 fn run(env: &TestEnv, n: usize, big: usize, endless: bool) -> crate::util::Output {
+    run_with(env, n, big, endless, "first")
+}
+
+fn run_with(env: &TestEnv, n: usize, big: usize, endless: bool, id: &str) -> crate::util::Output {
     env.write("worker.py", WORKER);
     let items: String = (1..=n).map(|i| format!("{{\"id\":{i}}}\n")).collect();
     env.cmd()
@@ -42,7 +50,7 @@ fn run(env: &TestEnv, n: usize, big: usize, endless: bool) -> crate::util::Outpu
         .args(["--pipeline", &n.to_string(), "--max-output-bytes", "10K"])
         .args(["--cache", "c.jsonl", "--failures", "f.jsonl", "--"])
         .args(["python3", "worker.py", &n.to_string(), &big.to_string()])
-        .args([if endless { "1" } else { "0" }])
+        .args([if endless { "1" } else { "0" }, id])
         .stdin(items)
         .run()
 }
@@ -77,6 +85,23 @@ fn an_oversized_answer_fails_its_own_item_and_the_worker_keeps_the_others() {
     assert!(
         detail.contains("10 KiB") && detail.contains("--max-output-bytes"),
         "{detail}"
+    );
+}
+
+#[test]
+fn an_oversized_answer_with_its_id_last_fails_its_own_item_alone() {
+    let env = TestEnv::new();
+    let out = run_with(&env, 6, 1 << 14, false, "last");
+    out.code(1);
+    let records = env.json_lines("c.jsonl");
+    let mut done: Vec<i64> = records.iter().map(key).collect();
+    done.sort_unstable();
+    assert_eq!(done, [1, 2, 3, 5, 6], "{}", out.report());
+    let failures = env.json_lines("f.jsonl");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (key(&failures[0]), &failures[0]["attempts"]),
+        (4, &json!(1))
     );
 }
 

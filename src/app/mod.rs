@@ -79,6 +79,8 @@ pub(crate) fn run(cfg: &Config) -> Result<Exit> {
     if !cfg.output.stdout_closed {
         seen.claim("stdout", &fd_path(1), std::io::stdout())?;
     }
+    // A log (`2>> out.jsonl`) written into the cache would be read back as damage.
+    seen.claim("stderr", &fd_path(2), std::io::stderr())?;
     let (mut reader, sized) = open_input(cfg, &mut seen)?;
     reader.keep_values(template.fields().next().is_some());
     checks::format_fits(&mut reader, &template)?;

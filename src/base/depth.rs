@@ -24,6 +24,11 @@ pub fn too_deep_message() -> String {
 /// Whether `text` nests arrays and objects more than [`MAX_DEPTH`] deep. A byte scan that
 /// skips strings; it assumes, and does not check, that `text` is JSON.
 pub fn too_deep(text: &[u8]) -> bool {
+    deeper_than(text, MAX_DEPTH)
+}
+
+/// Whether `text` nests arrays and objects more than `limit` deep (see [`too_deep`]).
+pub fn deeper_than(text: &[u8], limit: usize) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in text {
         if in_string {
@@ -39,7 +44,7 @@ pub fn too_deep(text: &[u8]) -> bool {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
-                if depth > MAX_DEPTH {
+                if depth > limit {
                     return true;
                 }
             }

@@ -263,6 +263,14 @@ fn parse_json_item(
     } else {
         let value: Value =
             serde_json::from_str(line).map_err(|e| depth::describe("invalid JSON", &e))?;
+        // An item that is not an object is its own key, one level down in its record
+        // (`{"id": [[...]], ...}`): at the limit itself, its result could never be cached.
+        if depth::deeper_than(line.as_bytes(), depth::MAX_DEPTH - 1) {
+            return Err(format!(
+                "{}: this item is its own key, and its record nests it one level deeper",
+                depth::too_deep_message()
+            ));
+        }
         let key = Key::new(value.clone());
         Ok(keep(&key).then_some((key, values.then_some(value))))
     }

@@ -150,6 +150,25 @@ impl Wire for Concurrent {
         self.expired.remove(&id)
     }
 
+    const NAMES_BY_ID: bool = true;
+
+    /// `{"result": ..., "pararun_id": 7}`: the id at the end names the item.
+    fn oversized_tail(&mut self, tail: &[u8], s: &Settings, worker: Option<&Worker>) -> bool {
+        let Some(id) = trailing_id(tail) else {
+            return false;
+        };
+        if let Some(sent) = self.flight.remove(&id) {
+            answer(
+                worker,
+                sent.request,
+                sent.at,
+                Reply::Oversized(s.max_output),
+            );
+            return true;
+        }
+        self.expired.remove(&id)
+    }
+
     fn take_all(&mut self, mut each: impl FnMut(Request, Instant)) {
         for (_, sent) in std::mem::take(&mut self.flight) {
             each(sent.request, sent.at);
@@ -275,6 +294,22 @@ fn leading_id(head: &[u8]) -> Option<u64> {
     }
     ws(&rest[digits..]).strip_prefix(b",")?;
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// The id of an answer line that ends `"pararun_id": N}` (its last field), from its last
+/// bytes.
+fn trailing_id(tail: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(tail).ok()?.trim_end();
+    let body = text.strip_suffix('}')?.trim_end();
+    let digits = body.len() - body.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (rest, number) = body.split_at(body.len() - digits);
+    if digits == 0 || (digits > 1 && number.starts_with('0')) {
+        return None;
+    }
+    let rest = rest.trim_end().strip_suffix(':')?.trim_end();
+    let rest = rest.strip_suffix("\"pararun_id\"")?.trim_end();
+    // The field before it ended, and this one starts after a comma: `..., "pararun_id": 7}`.
+    rest.ends_with(',').then(|| number.parse().ok())?
 }
 
 /// An error message as text: a string as it is, anything else as its JSON.

@@ -49,6 +49,16 @@ pub(super) trait Wire {
         false
     }
 
+    /// Whether an answer may name its item anywhere in it (an id, not its order), so that an
+    /// over-long one is read to its end to find out whose it is.
+    const NAMES_BY_ID: bool = false;
+
+    /// An over-long answer whose start named no item, by its last bytes: whether it went to
+    /// the item they name. `false` leaves it to the oldest item.
+    fn oversized_tail(&mut self, _tail: &[u8], _s: &Settings, _worker: Option<&Worker>) -> bool {
+        false
+    }
+
     /// Takes every item in flight to `each`, oldest first, with the start of its clock.
     fn take_all(&mut self, each: impl FnMut(Request, Instant));
 
@@ -83,6 +93,8 @@ pub(super) struct Owner<P> {
     /// While the rest of an over-long answer, whose item has failed, is being dropped (the
     /// worker's next answer starts after its newline): how many more bytes of it may be.
     skipping: Option<u64>,
+    /// Whether the answer being skipped named no item at its start: its end may.
+    unowned: bool,
     /// The protocol, with the items in flight.
     p: P,
 }
@@ -112,6 +124,7 @@ impl<P: Wire> Owner<P> {
             waiting: VecDeque::new(),
             line: Vec::new(),
             skipping: None,
+            unowned: false,
             p,
         }
     }
@@ -195,9 +208,12 @@ impl<P: Wire> Owner<P> {
     async fn on_read(&mut self, read: io::Result<AnswerLine>) {
         match read {
             // The over-long answer's newline: the worker is in step again.
-            Ok(AnswerLine::Whole) if self.skipping.is_some() => self.skipping = None,
+            Ok(AnswerLine::Whole) if self.skipping.is_some() => self.skipped_to_end(),
             // It goes on and on: the worker is replaced (its other items go to the next one).
-            Ok(AnswerLine::OverCap) if self.skipping.is_some() => self.replace_worker(None),
+            Ok(AnswerLine::OverCap) if self.skipping.is_some() => {
+                let owes = std::mem::take(&mut self.unowned);
+                self.replace_worker(owes.then_some(Reply::TooLong(self.s.max_output)));
+            }
             Ok(AnswerLine::Whole) => self.answered_all(),
             Ok(AnswerLine::OverCap) => self.over_cap(),
             _ => self.lost().await,
@@ -297,11 +313,26 @@ impl<P: Wire> Owner<P> {
     fn over_cap(&mut self) {
         // Taken, not cleared: the cap's worth of bytes is freed now, not kept for the next.
         let head = std::mem::take(&mut self.line);
+        // As much again as the cap: a result a little too big costs no new worker, and output
+        // that never ends costs a bounded read.
+        let budget = Some(self.s.max_output.max(1));
         if self.p.oversized(&head, &self.s, self.worker.as_ref()) {
-            // As much again as the cap: a result a little too big costs no new worker, and
-            // output that never ends costs a bounded read.
-            self.skipping = Some(self.s.max_output.max(1));
+            (self.skipping, self.unowned) = (budget, false);
+        } else if P::NAMES_BY_ID {
+            (self.skipping, self.unowned) = (budget, true);
         } else {
+            self.replace_worker(Some(Reply::TooLong(self.s.max_output)));
+        }
+    }
+
+    /// The over-long answer's newline came: the worker is in step again. When its start named
+    /// no item, its end may; if that names none either, the oldest item pays, as before.
+    fn skipped_to_end(&mut self) {
+        self.skipping = None;
+        let tail = std::mem::take(&mut self.line);
+        if std::mem::take(&mut self.unowned)
+            && !self.p.oversized_tail(&tail, &self.s, self.worker.as_ref())
+        {
             self.replace_worker(Some(Reply::TooLong(self.s.max_output)));
         }
     }
@@ -335,8 +366,8 @@ impl<P: Wire> Owner<P> {
             let Some(worker) = &mut self.worker else {
                 return;
             };
-            match tokio::time::timeout(DRAIN, worker.skip_answer(budget)).await {
-                Ok(Ok(AnswerLine::Whole)) => self.skipping = None,
+            match tokio::time::timeout(DRAIN, worker.skip_answer(budget, &mut self.line)).await {
+                Ok(Ok(AnswerLine::Whole)) => self.skipped_to_end(),
                 _ => return,
             }
         }

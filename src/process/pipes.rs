@@ -89,6 +89,7 @@ pub async fn read_line_capped(
 pub async fn skip_line(
     reader: &mut (impl AsyncBufRead + Unpin),
     budget: &mut u64,
+    tail: &mut Vec<u8>,
 ) -> std::io::Result<AnswerLine> {
     loop {
         let available = reader.fill_buf().await?;
@@ -103,6 +104,12 @@ pub async fn skip_line(
         if used64 > *budget {
             return Ok(AnswerLine::OverCap);
         }
+        // The line's last bytes are kept: an answer that names its item at its end
+        // (`{"result": ..., "pararun_id": 7}`) says there whose it is.
+        let piece = &available[..used - usize::from(done)];
+        tail.extend_from_slice(&piece[piece.len().saturating_sub(TAIL_KEPT)..]);
+        let excess = tail.len().saturating_sub(TAIL_KEPT);
+        tail.drain(..excess);
         *budget -= used64;
         reader.consume(used);
         if done {
@@ -110,6 +117,9 @@ pub async fn skip_line(
         }
     }
 }
+
+/// How many of an over-long answer's last bytes [`skip_line`] keeps.
+pub const TAIL_KEPT: usize = 64;
 
 /// The last lines of a child's stderr, for failure reports.
 #[derive(Debug, Default)]
@@ -260,12 +270,14 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_rest_of_a_long_line_is_skipped_to_its_newline() {
         let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\nxy\nlast"[..]);
-        let mut budget = 11;
+        let (mut budget, mut tail) = (11, Vec::new());
         assert_eq!(
-            skip_line(&mut r, &mut budget).await.unwrap(),
+            skip_line(&mut r, &mut budget, &mut tail).await.unwrap(),
             AnswerLine::Whole
         );
         assert_eq!(budget, 0);
+        // The line's end is kept, without its newline, across the reader's small reads.
+        assert_eq!(tail, b"abcdefghij");
         let mut out = Vec::new();
         assert_eq!(
             read_line_capped(&mut r, 5, &mut out).await.unwrap(),
@@ -274,13 +286,13 @@ mod tests {
         assert_eq!(out, b"xy");
         let mut budget = 100;
         assert_eq!(
-            skip_line(&mut r, &mut budget).await.unwrap(),
+            skip_line(&mut r, &mut budget, &mut tail).await.unwrap(),
             AnswerLine::Eof
         );
         let mut r = tokio::io::BufReader::with_capacity(4, &b"abcdefghij\n"[..]);
         let mut budget = 10;
         assert_eq!(
-            skip_line(&mut r, &mut budget).await.unwrap(),
+            skip_line(&mut r, &mut budget, &mut tail).await.unwrap(),
             AnswerLine::OverCap
         );
     }

@@ -211,7 +211,7 @@ impl Worker {
         let stdout = &mut self.stdout;
         let read = async move {
             if let Some(budget) = skip {
-                pipes::skip_line(stdout, budget).await
+                pipes::skip_line(stdout, budget, line).await
             } else {
                 pipes::read_line_capped(stdout, cap, line).await
             }
@@ -226,8 +226,12 @@ impl Worker {
     }
 
     /// Drops the rest of an answer line that passed the cap, through its newline.
-    pub async fn skip_answer(&mut self, budget: &mut u64) -> io::Result<AnswerLine> {
-        pipes::skip_line(&mut self.stdout, budget).await
+    pub async fn skip_answer(
+        &mut self,
+        budget: &mut u64,
+        tail: &mut Vec<u8>,
+    ) -> io::Result<AnswerLine> {
+        pipes::skip_line(&mut self.stdout, budget, tail).await
     }
 
     /// Reads the next answer line, at most `cap` bytes, into `line`.

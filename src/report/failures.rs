@@ -184,13 +184,17 @@ impl FailureLog {
             })
         })?;
         check(&file)?;
-        let (_, tail) =
-            while_locked(&file, || files::repair_tail(&file, max_line)).map_err(|e| {
-                anyhow::Error::new(e).context(format!(
-                    "cannot repair the last line of failures file {}; check that it is writable",
-                    path.display()
-                ))
-            })?;
+        // The repair waits longer for the lock than an append: a tail another run is still
+        // writing must never be cut, and setup can afford the wait.
+        let (_, tail) = while_locked(&file, REPAIR_PATIENCE, || {
+            files::repair_tail(&file, max_line)
+        })
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot repair the last line of failures file {}; check that it is writable",
+                path.display()
+            ))
+        })?;
         Ok(FailureLog {
             file: Some(file),
             path: path.to_owned(),
@@ -228,7 +232,9 @@ impl FailureLog {
         line += &record.to_string();
         line.push('\n');
         // `&File` writes too: the closure shares the file with the lock it runs under.
-        let written = while_locked(file, || (&mut &*file).write_all(line.as_bytes()));
+        let written = while_locked(file, LOCK_PATIENCE, || {
+            (&mut &*file).write_all(line.as_bytes())
+        });
         self.needs_newline &= written.is_err();
         written.map_err(|e| {
             self.file = None;
@@ -241,11 +247,14 @@ impl FailureLog {
     }
 }
 
-/// How long a write or the repair at open waits for the failures file's lock.
+/// How long a write waits for the failures file's lock.
 const LOCK_PATIENCE: Duration = Duration::from_millis(100);
 
-/// Runs `work` holding the file's exclusive `flock`, when it can be had within
-/// [`LOCK_PATIENCE`]; without it otherwise (or where the file system has no locks).
+/// How long the repair at open waits for it.
+const REPAIR_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs `work` holding the file's exclusive `flock`, when it can be had within `patience`;
+/// without it otherwise (or where the file system has no locks).
 ///
 /// Runs that share a failures file (shards of one job, each with its own cache) append to it
 /// at once. A reader can see the first page of a record another run is still writing; the
@@ -253,12 +262,12 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(100);
 /// run's repair from taking such a record for a torn line and cutting it. It is held only for
 /// one write, so the wait is short; a lock held by something else for longer is not waited
 /// out, and the record is written all the same.
-fn while_locked<T>(file: &File, work: impl FnOnce() -> T) -> T {
+fn while_locked<T>(file: &File, patience: Duration, work: impl FnOnce() -> T) -> T {
     let start = std::time::Instant::now();
     let held = loop {
         match file.try_lock() {
             Ok(()) => break true,
-            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < patience => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(_) => break false,
