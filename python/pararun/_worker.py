@@ -25,14 +25,17 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-def _tail(exc, limit=2000):
-    """An exception's traceback for an error answer, without this module's frames: the
-    exception line and the frames just above it, within `limit` characters."""
+def _tail(exc, limit=2000, frames_kept=4):
+    """An exception's text for an error answer, as Python would print its end: the exception
+    line first (`ValueError: bad item 997`, which pararun's one-line failure message then
+    starts with), then the last frames of its traceback without this module's, within `limit`
+    characters."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
-    text = "".join(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
-                   + traceback.format_exception_only(type(exc), exc)).rstrip()
+    head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    text = "\n".join([head, "Traceback (most recent call last):"]) + "\n" + "".join(
+        traceback.format_list(frames[-frames_kept:])).rstrip()
     if len(text) > limit:
-        text = "..." + text[-limit:]
+        text = text[:limit] + "..."
     return text
 
 
@@ -163,7 +166,7 @@ class _Stopped(BaseException):
     """SIGTERM from pararun (a clean stop): answer what is done, then exit."""
 
 
-def run_sync(core, rfd, wfd, rest=b"", answer=None):
+def run_sync(core, rfd, wfd, rest=b"", answer=None, max_tasks=None):
     """Concurrent protocol (or serve's ordered one), one item at a time. Each answer is written
     before the next item starts, so that an item which ends the process (`os._exit`, a crash)
     cannot take the answers before it along: pararun has read them all when it sees the worker
@@ -198,17 +201,22 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
                     break
                 continue
             body, buf = buf[:end], buf[end + 1:]
-            for request in _parse(body):
+            requests = _parse(body)
+            for i, request in enumerate(requests):
                 data = answer(request).encode()
                 try:
                     _write_all(wfd, data)
                 except BrokenPipeError:
                     return  # pararun is gone
+                if max_tasks is not None:
+                    max_tasks -= 1
+                    if max_tasks <= 0:
+                        _renew(rfd, wfd, requests[i + 1:], buf)
     except (_Stopped, _Exit) as e:
         os._exit(1 if isinstance(e, _Exit) else 0)
 
 
-async def run_async(core, rfd, wfd, threads, rest=b""):
+async def run_async(core, rfd, wfd, threads, rest=b"", init=None, spec=None):
     """Concurrent protocol, many items at once: a task per request for a coroutine function,
     or a pool of `threads` threads for a plain one. Answers that finish in the same turn of
     the event loop go out in one write."""
@@ -216,9 +224,15 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
     import inspect
     from concurrent.futures import ThreadPoolExecutor
 
+    from . import _init
+
     loop = asyncio.get_running_loop()
     is_async = inspect.iscoroutinefunction(core.func)
-    pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, threads))
+    if init is not None and is_async:
+        await _init.run_async_or_stop(init, spec)  # once, before the first item
+    pool = None if is_async else ThreadPoolExecutor(
+        max_workers=max(1, threads),
+        initializer=None if init is None else _init.run_or_stop, initargs=(init, spec))
     pending = []
 
     def flush():
@@ -312,11 +326,18 @@ async def _guarded(coro):
 
 
 def main():
-    """Entry point of a worker that pararun started for the library."""
-    spec = json.loads(os.environ.pop(ENV))
+    """Entry point of a worker that pararun started for the library (or that replaced itself
+    after max_tasks_per_worker items, see _renew)."""
+    from . import _init
+
+    raw = os.environ.pop(ENV)
+    spec = json.loads(raw)
     sys.path[:] = spec["sys_path"]
     sys.argv[:] = spec["argv"]
-    rfd, wfd = _private_stdio()
+    rfd, wfd, rest = _init.renewed_stdio()
+    if rfd is None:
+        rfd, wfd = _private_stdio()
+    _init.remember(raw)
     from . import _func
 
     try:
@@ -326,66 +347,25 @@ def main():
         sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
         func = _Broken(message)
     core = Core(func, spec["key_field"], spec.get("timeout"))
+    init = _init.initializer(spec)
     if spec["mode"] == "process" and not spec["ref"]["is_async"]:
-        run_sync(core, rfd, wfd)
+        if init is not None:
+            _init.run_or_stop(init, spec)
+        run_sync(core, rfd, wfd, rest, max_tasks=spec.get("max_tasks"))
     else:
         import asyncio
 
-        asyncio.run(run_async(core, rfd, wfd, spec["threads"]))
+        asyncio.run(run_async(core, rfd, wfd, spec["threads"], rest, init, spec))
 
 
-def serve(func, key_field, threads):
-    """pararun.serve: the protocol is the first request's."""
-    rfd, wfd = _private_stdio()
-    rest = b""
-    while b"\n" not in rest:
-        chunk = os.read(rfd, 1 << 20)
-        if not chunk:
-            break
-        rest += chunk
-    if not rest.strip():
-        return
-    first = rest.split(b"\n", 1)[0]
-    try:
-        head = _loads(first)
-    except ValueError:
-        head = None
-    core = Core(func, key_field)
-    import asyncio
-    import inspect
+def _renew(rfd, wfd, requests, buf):
+    """max_tasks_per_worker: this process has run its share, so it becomes a fresh one (exec,
+    same pid and pipes, so pararun sees no exit and loses no item), carrying the requests it
+    read and has not run."""
+    from . import _init
 
-    is_async = inspect.iscoroutinefunction(func)
-    if type(head) is dict and "pararun_id" in head and "item" in head:
-        if is_async or threads:
-            asyncio.run(run_async(core, rfd, wfd, threads or 1, rest))
-        else:
-            run_sync(core, rfd, wfd, rest)
-        return
-    run_sync(core, rfd, wfd, rest, _ordered(core, is_async))
-
-
-def _ordered(core, is_async):
-    """The ordered protocol's answer to one item: its result, echoing the item's key. An
-    exception ends the worker: the protocol has no error answer, so pararun fails the item
-    (with the traceback's end on stderr) and starts a new worker."""
-    import asyncio
-
-    run = asyncio.new_event_loop().run_until_complete if is_async else None
-    func, kf = core.func, core.key_field
-
-    def answer(item):
-        key = item if type(item) is not dict else item.get(kf)
-        try:
-            result = run(func(item)) if is_async else func(item)
-            if type(result) is dict and kf not in result and key is not None:
-                result = {kf: key, **result}
-            return _dumps(result) + "\n"
-        except BaseException:
-            traceback.print_exc()
-            sys.stderr.flush()
-            raise _Exit() from None
-
-    return answer
+    left = b"".join(_dumps(r).encode() + b"\n" for r in requests) + buf
+    _init.exec_fresh(rfd, wfd, left)
 
 
 class _Exit(Exception):
