@@ -203,15 +203,15 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None, max_tasks=None):
             body, buf = buf[:end], buf[end + 1:]
             requests = _parse(body)
             for i, request in enumerate(requests):
+                if max_tasks is not None:
+                    if max_tasks <= 0:  # renewed when there is more to do, not at the end
+                        _renew(rfd, wfd, requests[i:], buf)
+                    max_tasks -= 1
                 data = answer(request).encode()
                 try:
                     _write_all(wfd, data)
                 except BrokenPipeError:
                     return  # pararun is gone
-                if max_tasks is not None:
-                    max_tasks -= 1
-                    if max_tasks <= 0:
-                        _renew(rfd, wfd, requests[i + 1:], buf)
     except (_Stopped, _Exit) as e:
         os._exit(1 if isinstance(e, _Exit) else 0)
 
