@@ -94,9 +94,11 @@ class InitializerError(PararunError):
         self.traceback = traceback_text
 
 
-def read_failures(path, offset: int, limit: Optional[int] = MAX_FAILURES_KEPT):
-    """(failed item count, extra attempts, the first `limit` Failures) from the lines that
-    pararun appended to the failures file at `path` after byte `offset`."""
+def read_failures(path, offset: int, limit: Optional[int] = None):
+    """(failed item count, extra attempts, the first `limit` Failures, MAX_FAILURES_KEPT by
+    default) from the lines that pararun appended to the failures file at `path` after byte
+    `offset`."""
+    limit = MAX_FAILURES_KEPT if limit is None else limit
     count = retried = 0
     kept = []
     try:
@@ -112,6 +114,6 @@ def read_failures(path, offset: int, limit: Optional[int] = MAX_FAILURES_KEPT):
                 continue  # a torn last line
             count += 1
             retried += max(0, int(record.get("attempts") or 1) - 1)
-            if limit is None or len(kept) < limit:
+            if len(kept) < limit:
                 kept.append(failure_from_record(record))
     return count, retried, kept
