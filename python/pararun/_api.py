@@ -70,7 +70,7 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
 
     opts = dict(opts)
     args, quiet = _checked_args(opts.pop("args", ()), for_imap)
-    quiet = quiet or bool(opts.pop("quiet", False))
+    quiet = bool(opts.pop("quiet", False)) or quiet
     desc = opts.pop("desc", None)
     chunksize = opts.pop("chunksize", None)
     initializer = opts.pop("initializer", None)
