@@ -140,8 +140,11 @@ def map(func: Callable[[Any], Any], iterable: Iterable[Any], n_workers: int = 4,
     run = _api.start(func, iterable, n_workers=_api.workers(n_workers, n_jobs),
                      backend=backend, cache_path=cache_path, key_field=key_field, total=total,
                      for_imap=False, opts=opts)
-    for _ in _api.records(run, parse=False):
-        pass
+    if run.proc.stdout is None:
+        run.wait()
+    else:
+        for _ in _api.records(run, parse=False):
+            pass
     return _ended(run.summary, raise_on_failure)
 
 

@@ -40,6 +40,8 @@ async def aio_run(func, iterable, *, n_workers, cache_path, key_field, total, op
 
 def _count(run):
     """Counts the records pararun prints (the summary's `done`), until it closes stdout."""
+    if run.proc.stdout is None:
+        return  # counted from the cache at the end
     n = 0
     try:
         for _ in run.proc.stdout:

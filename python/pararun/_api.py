@@ -99,26 +99,71 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
             extra["init_path"] = _write(
                 tmp, "init.pickle", _func.pickled((initializer, initargs), "initializer"))
         failures = opts.pop("failures_path", None)
-        failures = os.fspath(failures) if failures is not None else os.path.join(tmp, "failed")
+        own_failures = failures is None
+        if own_failures:  # outside `tmp`: it is kept when items failed (pararun names it)
+            fd, failures = tempfile.mkstemp(prefix="pararun-failures-", suffix=".jsonl")
+            os.close(fd)
+        failures = os.fspath(failures)
         offset = os.path.getsize(failures) if os.path.exists(failures) else 0
         stderr = open(os.path.join(tmp, "stderr"), "wb") if quiet else None
+        # map and aio_map count what a run did from what it appended to the cache (cheaper
+        # than reading every record from a pipe); without a cache, from the records.
+        records = for_imap or cache_path is None
+        cache_at = None if records else _size(cache_path)
         argv, env = _run.command(ref, n_workers=procs, pipeline=pipeline, mode=mode,
                                  threads=threads, cache_path=cache_path, key_field=key_field,
-                                 total=total, records=True, failures_path=failures, args=args,
-                                 keep_order=keep_order, worker_extra=extra, **opts)
+                                 total=total, records=records, failures_path=failures,
+                                 args=args, keep_order=keep_order, worker_extra=extra, **opts)
         if desc and not quiet:
             sys.stderr.write(f"{desc}\n")
-        run = _run.Run(argv, env, True, stderr=stderr)
+        run = _run.Run(argv, env, records, stderr=stderr)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     run.done = 0
+    run.cache_at = None if cache_at is None else (os.fspath(cache_path), cache_at)
+    # A failures file of the package's own is kept when items failed and pararun's summary
+    # line, which names it, was shown.
+    run.own_failures = own_failures
+    run.quiet = quiet
     run.tmp = tmp
     run.failures_at = (failures, offset)
     run.on_finish = lambda code: _finished(run, tmp, stderr, extra["init_failed_path"])
     if feed:
         run.start_feeder(iterable, key_field)
     return run
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _appended_lines(path, offset):
+    """The records pararun appended to the cache at `path` after byte `offset` (one line
+    each; the newline it writes first after a torn tail is not one)."""
+    try:
+        with open(path, "rb") as f:
+            if offset:
+                f.seek(offset - 1)
+                torn = f.read(1) != b"\n"
+            else:
+                torn = False
+            data = f.read()
+    except OSError:
+        return 0
+    if torn and data.startswith(b"\n"):
+        data = data[1:]
+    return data.count(b"\n")
 
 
 def _write(tmp, name, data):
@@ -132,6 +177,10 @@ def _finished(run, tmp, stderr, init_failed):
     """At the end of a run: the summary, then the temporary files go; a failed initializer
     raises InitializerError."""
     failed, retried, kept = _summary.read_failures(*run.failures_at)
+    if run.cache_at is not None:
+        run.done = _appended_lines(*run.cache_at)
+    if run.own_failures and (run.quiet or not failed):
+        _remove(run.failures_at[0])
     run.summary = _summary.Summary(
         done=run.done, cached=max(0, run.fed - run.done - failed), failed=failed, given_up=0,
         retried=retried, elapsed=round(__import__("time").monotonic() - run.started, 3),
@@ -181,6 +230,8 @@ def records(run, parse=True, failures=None):
             run.reap()
         if not finished:
             shutil.rmtree(run.tmp, ignore_errors=True)
+            if run.own_failures:
+                _remove(run.failures_at[0])
     if finished:
         run.proc.wait()
         if tail is not None:
