@@ -10,7 +10,8 @@ from ._state import PararunError
 MAX_FAILURES_KEPT = 100
 
 _PREFIX = "the worker answered with an error: "
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|\w*)): ?(.*)$")
+#: An exception line as Python prints it: `ValueError: bad item 997`, `mod.Error: ...`.
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*): ?(.*)$")
 
 
 class Failure(NamedTuple):

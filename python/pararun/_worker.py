@@ -244,21 +244,7 @@ async def run_async(core, rfd, wfd, threads, rest=b"", init=None, spec=None):
         rid, key = flight.pop(fut)
         if not pending:
             loop.call_soon(flush)
-        try:
-            result = fut.result()
-        except asyncio.TimeoutError as e:
-            pending.append(core.timed_out(rid) if timeout else core.error(rid, e))
-            return
-        except _Escaped as e:  # a coroutine's, see _guarded
-            pending.append(core.escaped(rid, e.__cause__))
-            return
-        except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
-            pending.append(core.escaped(rid, e))
-            return
-        except (Exception, asyncio.CancelledError) as e:
-            pending.append(core.error(rid, e))
-            return
-        pending.append(core.result(rid, key, result))
+        pending.append(_answer_of(core, fut, rid, key, timeout))
 
     reader = asyncio.StreamReader(limit=1 << 30)
     if rest:
@@ -310,6 +296,23 @@ async def run_async(core, rfd, wfd, threads, rest=b"", init=None, spec=None):
         flush()
     if pool is not None:
         pool.shutdown(wait=False)
+
+
+def _answer_of(core, fut, rid, key, timeout):
+    """The answer for a finished task or thread future of run_async."""
+    import asyncio
+
+    try:
+        result = fut.result()
+    except asyncio.TimeoutError as e:
+        return core.timed_out(rid) if timeout else core.error(rid, e)
+    except _Escaped as e:  # a coroutine's, see _guarded
+        return core.escaped(rid, e.__cause__)
+    except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
+        return core.escaped(rid, e)
+    except (Exception, asyncio.CancelledError) as e:
+        return core.error(rid, e)
+    return core.result(rid, key, result)
 
 
 class _Escaped(Exception):

@@ -111,3 +111,11 @@ def test_max_tasks_per_worker_replaces_the_worker_and_loses_nothing(workdir):
 def test_max_tasks_per_worker_is_refused_where_it_cannot_hold():
     with pytest.raises(ValueError, match="max_tasks_per_worker"):
         pararun.map(use_model, [1], backend="thread", max_tasks_per_worker=5)
+
+
+def test_a_failing_initializer_stops_a_thread_or_async_run_too(workdir):
+    for kw in ({"backend": "thread"}, {}):
+        func = use_thread_model if kw else ause_model
+        with pytest.raises(pararun.InitializerError, match="the model file is missing"):
+            list(pararun.imap(func, [{"id": i} for i in range(100)], n_workers=4,
+                              initializer=broken_init, quiet=True, **kw))
