@@ -65,7 +65,8 @@ def _checked_args(args, for_imap):
 
 def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, for_imap, opts,
           feed=True):
-    """Starts one run; returns the Run, with `summary()` ready once it has finished."""
+    """Starts one run; returns the Run, whose `summary` (a Summary) is set when it has
+    finished."""
     from . import _func, _run
 
     opts = dict(opts)
@@ -90,6 +91,8 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
         pipeline = 1
     pipeline = opts.pop("pipeline", None) or chunksize or pipeline
     tmp = tempfile.mkdtemp(prefix="pararun-run-")
+    failures = opts.pop("failures_path", None)
+    own_failures = failures is None
     extra = {"init_failed_path": os.path.join(tmp, "init-failed"),
              "max_tasks": None if max_tasks is None else int(max_tasks)}
     try:
@@ -98,8 +101,6 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
         if initializer is not None:
             extra["init_path"] = _write(
                 tmp, "init.pickle", _func.pickled((initializer, initargs), "initializer"))
-        failures = opts.pop("failures_path", None)
-        own_failures = failures is None
         if own_failures:  # outside `tmp`: it is kept when items failed (pararun names it)
             fd, failures = tempfile.mkstemp(prefix="pararun-failures-", suffix=".jsonl")
             os.close(fd)
@@ -119,6 +120,8 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
         run = _run.Run(argv, env, records, stderr=stderr)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if own_failures and failures is not None:
+            _remove(failures)
         raise
     run.done = 0
     run.cache_at = None if cache_at is None else (os.fspath(cache_path), cache_at)
