@@ -92,20 +92,22 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
     pipeline = opts.pop("pipeline", None) or chunksize or pipeline
     tmp = tempfile.mkdtemp(prefix="pararun-run-")
     failures = opts.pop("failures_path", None)
-    own_failures = failures is None
+    # The summary's failures come from pararun's --failures file when the user asks for one,
+    # else from the workers' note of each error answer (a --failures file of the package's
+    # own would be named by pararun's summary line, then deleted). The workers' note misses
+    # items whose worker crashed (os._exit, a signal): pararun's summary line counts them.
     extra = {"init_failed_path": os.path.join(tmp, "init-failed"),
-             "max_tasks": None if max_tasks is None else int(max_tasks)}
+             "max_tasks": None if max_tasks is None else int(max_tasks),
+             "errors_path": None if failures is not None else os.path.join(tmp, "errors")}
     try:
         if "pickled" in ref:
             ref["pickled_path"] = _write(tmp, "func.pickle", ref.pop("pickled"))
         if initializer is not None:
             extra["init_path"] = _write(
                 tmp, "init.pickle", _func.pickled((initializer, initargs), "initializer"))
-        if own_failures:  # outside `tmp`: it is kept when items failed (pararun names it)
-            fd, failures = tempfile.mkstemp(prefix="pararun-failures-", suffix=".jsonl")
-            os.close(fd)
-        failures = os.fspath(failures)
-        offset = os.path.getsize(failures) if os.path.exists(failures) else 0
+        if failures is not None:
+            failures = os.fspath(failures)
+            offset = _size(failures)
         stderr = open(os.path.join(tmp, "stderr"), "wb") if quiet else None
         # map and aio_map count what a run did from what it appended to the cache (cheaper
         # than reading every record from a pipe); without a cache, from the records.
@@ -120,17 +122,12 @@ def start(func, iterable, *, n_workers, backend, cache_path, key_field, total, f
         run = _run.Run(argv, env, records, stderr=stderr)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if own_failures and failures is not None:
-            _remove(failures)
         raise
     run.done = 0
     run.cache_at = None if cache_at is None else (os.fspath(cache_path), cache_at)
-    # A failures file of the package's own is kept when items failed and pararun's summary
-    # line, which names it, was shown.
-    run.own_failures = own_failures
-    run.quiet = quiet
     run.tmp = tmp
-    run.failures_at = (failures, offset)
+    run.failures_at = (failures, offset) if failures is not None else None
+    run.errors_at = (extra["errors_path"], int(opts.get("retries") or 0))
     run.on_finish = lambda code: _finished(run, tmp, stderr, extra["init_failed_path"])
     if feed:
         run.start_feeder(iterable, key_field)
@@ -179,11 +176,12 @@ def _write(tmp, name, data):
 def _finished(run, tmp, stderr, init_failed):
     """At the end of a run: the summary, then the temporary files go; a failed initializer
     raises InitializerError."""
-    failed, retried, kept = _summary.read_failures(*run.failures_at)
+    if run.failures_at is not None:
+        failed, retried, kept = _summary.read_failures(*run.failures_at)
+    else:
+        failed, retried, kept = _summary.read_errors(*run.errors_at)
     if run.cache_at is not None:
         run.done = _appended_lines(*run.cache_at)
-    if run.own_failures and (run.quiet or not failed):
-        _remove(run.failures_at[0])
     run.summary = _summary.Summary(
         done=run.done, cached=max(0, run.fed - run.done - failed), failed=failed, given_up=0,
         retried=retried, elapsed=round(__import__("time").monotonic() - run.started, 3),
@@ -211,7 +209,10 @@ def records(run, parse=True, failures=None):
     out = run.proc.stdout
     loads = json.loads
     finished = False
-    tail = _FailureTail(*run.failures_at) if failures is not None else None
+    tail = None
+    if failures is not None:
+        tail = (_FailureTail(*run.failures_at) if run.failures_at is not None
+                else _FailureTail(run.errors_at[0], 0, run.errors_at[1]))
     try:
         for line in out:
             run.done += 1
@@ -233,8 +234,6 @@ def records(run, parse=True, failures=None):
             run.reap()
         if not finished:
             shutil.rmtree(run.tmp, ignore_errors=True)
-            if run.own_failures:
-                _remove(run.failures_at[0])
     if finished:
         run.proc.wait()
         if tail is not None:
@@ -245,8 +244,11 @@ def records(run, parse=True, failures=None):
 class _FailureTail:
     """Reads the failures pararun appends to its failures file, as they are written."""
 
-    def __init__(self, path, offset):
-        self.path, self.offset = path, offset
+    def __init__(self, path, offset, retries=None):
+        # With `retries` (the workers' note, one line per attempt), an item is yielded at its
+        # last attempt only.
+        self.path, self.offset, self.retries = path, offset, retries
+        self.attempts = {}
 
     def new(self):
         """The Failures written since the last call."""
@@ -263,9 +265,15 @@ class _FailureTail:
         out = []
         for line in data[:end].splitlines():
             try:
-                out.append(_summary.failure_from_record(json.loads(line)))
+                record = json.loads(line)
             except ValueError:
                 continue
+            if self.retries is not None:
+                key = json.dumps(record.get("key"), sort_keys=True)
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+                if self.attempts[key] <= self.retries:
+                    continue
+            out.append(_summary.failure_from_record(record))
         return out
 
 

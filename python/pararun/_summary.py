@@ -39,7 +39,7 @@ def failure_from_record(record):
             pass
     first, _, rest = str(text).partition("\n")
     m = _EXC_LINE.match(first)
-    if detail.startswith(_PREFIX) and m:
+    if (detail.startswith(_PREFIX) or record.get("python")) and m:
         return Failure(record.get("key"), m.group(1), m.group(2), rest, reason)
     return Failure(record.get("key"), reason, str(text), "", reason)
 
@@ -118,3 +118,26 @@ def read_failures(path, offset: int, limit: Optional[int] = None):
             if len(kept) < limit:
                 kept.append(failure_from_record(record))
     return count, retried, kept
+
+
+def read_errors(path, retries: int, limit: Optional[int] = None):
+    """read_failures for the workers' note of their error answers (one line per attempt): an
+    item failed when it used all 1 + `retries` attempts."""
+    limit = MAX_FAILURES_KEPT if limit is None else limit
+    attempts, last = {}, {}
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return 0, 0, []
+    with f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            key = json.dumps(record.get("key"), sort_keys=True)
+            attempts[key] = attempts.get(key, 0) + 1
+            last[key] = record
+    failed = [k for k, n in attempts.items() if n > retries]
+    kept = [failure_from_record(last[k]) for k in failed[:limit]]
+    return len(failed), sum(attempts[k] - 1 for k in failed), kept

@@ -47,10 +47,13 @@ class ItemTimeout(BaseException):
 class Core:
     """Turns requests into answers for one function."""
 
-    def __init__(self, func, key_field, timeout=None):
+    def __init__(self, func, key_field, timeout=None, errors_path=None):
         self.func = func
         self.key_field = key_field
         self.timeout = timeout
+        # Where each error answer is also noted, for the summary map returns (pararun's own
+        # --failures file is used only when the user asks for one: see _api.start).
+        self.errors_path = errors_path
 
     def unwrap(self, item):
         """The user's item and its key (None when it has none)."""
@@ -71,7 +74,7 @@ class Core:
             if rk is not key and not (type(rk) is type(key) and rk == key):
                 if rk != key or isinstance(rk, bool) != isinstance(key, bool):
                     return self.error_text(
-                        rid,
+                        rid, key,
                         f"func returned {kf}={rk!r} for the item keyed {key!r}: a result must "
                         f"name its own item's key, or leave {kf!r} out (pararun adds it)",
                     )
@@ -80,13 +83,37 @@ class Core:
         try:
             return '{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result))
         except (TypeError, ValueError) as e:
-            return self.error_text(rid, f"func's result is not JSON: {type(e).__name__}: {e}")
+            return self.error_text(rid, key,
+                                   f"func's result is not JSON: {type(e).__name__}: {e}")
 
-    def error_text(self, rid, message):
-        return _dumps({"pararun_id": rid, "error": message}) + "\n"
+    def error_text(self, rid, key, message, reason=None):
+        """The error answer for request `rid` (item `key`), noted in errors_path too."""
+        if self.errors_path is not None:
+            self.note(key, message, reason)
+        answer = {"pararun_id": rid, "error": message}
+        if reason is not None:
+            answer["reason"] = reason
+        return _dumps(answer) + "\n"
 
-    def error(self, rid, exc):
-        return self.error_text(rid, _tail(exc))
+    def note(self, key, message, reason):
+        """Appends one failed attempt to errors_path, in one write (O_APPEND: the workers of
+        a run share the file)."""
+        try:
+            line = _dumps({"key": key, "detail": message, "reason": reason or "exit",
+                           "python": True}) + "\n"
+        except (TypeError, ValueError):
+            return
+        try:
+            fd = os.open(self.errors_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the summary misses it; pararun still reports the failure
+
+    def error(self, rid, key, exc):
+        return self.error_text(rid, key, _tail(exc))
 
     def answer(self, request):
         """Runs a sync function on one request."""
@@ -99,12 +126,12 @@ class Core:
         try:
             result = self.func(item)
         except Exception as e:
-            return self.error(rid, e)
+            return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
-            return self.escaped(rid, e)
+            return self.escaped(rid, key, e)
         return self.result(rid, key, result)
 
-    def escaped(self, rid, exc):
+    def escaped(self, rid, key, exc):
         """The error answer for SystemExit or KeyboardInterrupt raised in func: the item's own
         doing, so it fails that item alone, like any exception, and the worker goes on."""
         if isinstance(exc, SystemExit):
@@ -112,7 +139,7 @@ class Core:
         else:
             what = "func raised KeyboardInterrupt"
         return self.error_text(
-            rid, f"{what}: that fails this item alone, and the worker goes on\n{_tail(exc)}")
+            rid, key, f"{what}: that fails this item alone, and the worker goes on\n{_tail(exc)}")
 
     def timed_answer(self, request):
         """answer, with the item's timeout enforced by SIGALRM."""
@@ -124,19 +151,19 @@ class Core:
         try:
             result = self.func(item)
         except ItemTimeout:
-            return self.timed_out(rid)
+            return self.timed_out(rid, key)
         except Exception as e:
-            return self.error(rid, e)
+            return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
-            return self.escaped(rid, e)
+            return self.escaped(rid, key, e)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         return self.result(rid, key, result)
 
-    def timed_out(self, rid):
+    def timed_out(self, rid, key):
         # "reason" makes pararun record the failure as a timeout, not as an error.
         message = f"timed out after {self.timeout:g}s (timeout={self.timeout:g})"
-        return _dumps({"pararun_id": rid, "error": message, "reason": "timeout"}) + "\n"
+        return self.error_text(rid, key, message, "timeout")
 
 
 def _private_stdio():
@@ -282,7 +309,7 @@ async def run_async(core, rfd, wfd, threads, rest=b"", init=None, spec=None):
                 else:
                     fut = loop.run_in_executor(pool, func, item)
             except Exception as e:
-                pending.append(core.error(rid, e))
+                pending.append(core.error(rid, key, e))
                 if len(pending) == 1:
                     loop.call_soon(flush)
                 continue
@@ -305,13 +332,13 @@ def _answer_of(core, fut, rid, key, timeout):
     try:
         result = fut.result()
     except asyncio.TimeoutError as e:
-        return core.timed_out(rid) if timeout else core.error(rid, e)
+        return core.timed_out(rid, key) if timeout else core.error(rid, key, e)
     except _Escaped as e:  # a coroutine's, see _guarded
-        return core.escaped(rid, e.__cause__)
+        return core.escaped(rid, key, e.__cause__)
     except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
-        return core.escaped(rid, e)
+        return core.escaped(rid, key, e)
     except (Exception, asyncio.CancelledError) as e:
-        return core.error(rid, e)
+        return core.error(rid, key, e)
     return core.result(rid, key, result)
 
 
@@ -349,7 +376,7 @@ def main():
         message = "".join(traceback.format_exception_only(type(e), e)).strip()
         sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
         func = _Broken(message)
-    core = Core(func, spec["key_field"], spec.get("timeout"))
+    core = Core(func, spec["key_field"], spec.get("timeout"), spec.get("errors_path"))
     init = _init.initializer(spec)
     if spec["mode"] == "process" and not spec["ref"]["is_async"]:
         if init is not None:

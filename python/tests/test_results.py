@@ -114,3 +114,12 @@ def test_a_python_failure_reads_as_python(workdir, capfd):
     (failure,) = read_jsonl("f.jsonl")
     assert "ValueError: bad item 7" in failure["detail"]
     assert "test_results.py" in failure["detail"] and "in bad_on_seven" in failure["detail"]
+
+
+def test_with_failures_path_the_summary_reads_pararuns_file_crashes_included(workdir):
+    s = pararun.map(helpers.crash_on_three, [{"id": i} for i in range(6)], n_workers=1,
+                    pipeline=1, failures_path="f.jsonl", quiet=True)
+    assert s.failed == 1 and s.failures[0].key == 3 and s.failures[0].reason == "exit"
+    s = pararun.map(bad_on_seven, [{"id": 7}], retries=1, failures_path="f.jsonl",
+                    quiet=True, args=["--retry-delay", "0"])
+    assert (s.failed, s.retried) == (1, 1) and s.failures[0].exc_type == "ValueError"
