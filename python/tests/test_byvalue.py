@@ -82,7 +82,7 @@ def test_a_function_from_python_dash_c_runs(workdir):
 
 
 def test_a_function_defined_in_a_jupyter_cell_runs(workdir):
-    jupyter_client = pytest.importorskip(
+    pytest.importorskip(
         "jupyter_client", reason="the notebook test needs jupyter_client and ipykernel")
     pytest.importorskip("ipykernel", reason="the notebook test needs ipykernel")
     from jupyter_client.manager import start_new_kernel
