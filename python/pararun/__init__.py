@@ -11,87 +11,49 @@ result and the next run skips every item already done.
     def process_file(filename):
         return {"id": filename, "status": "done"}
 
-    pr.map(process_file, (f"data_{i}.txt" for i in range(100)), n_workers=4,
-           cache_path="results.jsonl")
+    summary = pr.map(process_file, (f"data_{i}.txt" for i in range(100)), n_workers=4,
+                     cache_path="results.jsonl")
+    print(summary.done, summary.failed)           # what this run did
+    results = pr.load("results.jsonl")            # every record, by key
 
-Items and results travel as JSON, and workers import `func` by name: define it with `def` at
-the top level of a module or of your script.
+Items and results travel as JSON. A function workers can import goes by name; any other (a
+lambda, a closure, one defined in a notebook or `python -c`) is sent by value with
+cloudpickle.
 """
+import os
+from typing import (Any, AsyncIterable, Callable, Dict, Iterable, Iterator, Optional,
+                    Sequence, Union)
+
 from . import _state
+from ._cache import load, read
 from ._state import PararunError
+from ._summary import Failure, InitializerError, ItemsFailed, Summary
 
 # The rest is imported when a run starts: a worker process imports this package too, and
 # should not pay for subprocess, ctypes and inspect.
 
 __version__ = "0.2.0"
-__all__ = ["map", "aio_map", "imap", "serve", "PararunError"]
+__all__ = ["map", "aio_map", "imap", "serve", "read", "load", "Summary", "Failure",
+           "ItemsFailed", "InitializerError", "PararunError"]
 
-#: Items in flight per process worker with backend="process": enough to hide the round trip
-#: to pararun (tiny items), few enough that uneven items still spread over the workers.
-_PROCESS_PIPELINE = 32
-#: The most items the concurrent protocol lets one worker hold.
-_MAX_PIPELINE = 1024
-
-
-def _plan(ref, n_workers, backend):
-    """(worker processes, items in flight per worker, worker mode, threads per worker)."""
-    n = int(n_workers)
-    if n < 1:
-        raise ValueError(f"n_workers must be 1 or more, not {n_workers!r}")
-    if backend not in ("process", "thread"):
-        raise ValueError(f"backend must be 'process' or 'thread', not {backend!r}")
-    if ref["is_async"]:
-        # Coroutines: all at once in one interpreter (one per 1,024: the protocol's limit).
-        # A second process did not help at 500 x asyncio.sleep(0.1): one event loop keeps up.
-        procs = -(-n // _MAX_PIPELINE)
-        return procs, -(-n // procs), "async", 1
-    if backend == "thread":
-        procs = -(-n // _MAX_PIPELINE)
-        per = -(-n // procs)
-        return procs, per, "thread", per
-    return n, _PROCESS_PIPELINE, "process", 1
-
-
-#: The keyword arguments beyond the seed's: pararun's options.
-_KNOWN_OPTIONS = frozenset(
-    ["retries", "timeout", "rate", "failures_path", "progress", "pipeline", "args"]
-)
-
-
-def _quoted(names):
-    """Names quoted as Python writes them."""
-    return [repr(n) for n in names]
-
-
-def _start(func, iterable, n_workers, backend, cache_path, key_field, total, records, options,
-           feed=True):
-    from . import _func, _run
-
-    unknown = sorted(set(options) - _KNOWN_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(_quoted(unknown))}; pararun's options are "
-            f"{', '.join(sorted(_KNOWN_OPTIONS))}"
-        )
-    ref = _func.reference(func)
-    procs, pipeline, mode, threads = _plan(ref, n_workers, backend)
-    if mode == "process" and options.get("timeout") is not None:
-        # pararun times an item from when it is sent; items queued behind a slow one in a
-        # one-at-a-time worker would be charged for its time.
-        pipeline = 1
-    pipeline = options.pop("pipeline", None) or pipeline
-    argv, env = _run.command(ref, n_workers=procs, pipeline=pipeline, mode=mode, threads=threads,
-                             cache_path=cache_path, key_field=key_field, total=total,
-                             records=records, **options)
-    run = _run.Run(argv, env, records)
-    if feed:
-        run.start_feeder(iterable, key_field)
-    return run
-
+PathLike = Union[str, "os.PathLike[str]"]
 
 _OPTIONS_DOC = """
-    Keyword-only options (pararun's flags):
+    Keyword-only options:
+        quiet: True hides pararun's own lines on stderr (the summary, failures, the bar; what
+            func prints too). Failures are still in the returned summary and failures_path.
+        desc: a line printed on stderr before the run starts, naming it (pararun's bar has no
+            label of its own yet).
+        n_jobs: joblib's and mpire's name for n_workers; -1 is every CPU, -2 all but one.
+        initializer, initargs: `initializer(*initargs)` runs once in each worker process
+            before its first item (in each thread of a backend="thread" worker; once, awaited
+            if it is a coroutine function, in an async worker): load a model there, keep it in
+            a global. If it raises, the run stops at once and InitializerError carries its
+            traceback.
+        max_tasks_per_worker: a process worker becomes a fresh interpreter (same pid, nothing
+            lost or re-run) after this many items, for memory that grows in long runs
+            (backend="process" with a plain function only).
+        raise_on_failure: raise ItemsFailed (carrying the summary) at the end if items failed.
         retries: retry a failed item this many more times (--retries).
         timeout: seconds (or "2m") an item may take: then func is interrupted (a coroutine
             cancelled; a thread is left to finish) and the item fails, "timed out" (--timeout,
@@ -105,19 +67,38 @@ _OPTIONS_DOC = """
         pipeline: items in flight per worker process (--pipeline). The default suits most
             work: 32 per process for map, n_workers in all for coroutines and threads. More
             (256) speeds up many tiny items; 1 spreads long, uneven items best.
-        args: more pararun flags, as a list of strings (`["--fsync", "always"]`).
+        chunksize: Pool's and joblib's name, accepted as `pipeline` when that is not given:
+            pararun sends items one by one (batched into big writes), never in fixed chunks,
+            so what chunksize tunes there is how many items a worker holds at once.
+        args: more pararun flags, as a list of strings (`["--fsync", "always"]`). Flags that
+            would hide the records (-q, --no-records) are refused by imap, dropped (with a
+            note, quiet=True taking their place) by map and aio_map.
 """
 
 
-def map(func, iterable, n_workers=4, backend="process", cache_path=None, key_field="id",
-        save_frequency=1000, total=None, **options):
-    """Run `func` on every item of `iterable` with `n_workers` at once; return None.
+def _opts(**kw):
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def map(func: Callable[[Any], Any], iterable: Iterable[Any], n_workers: int = 4,
+        backend: str = "process", cache_path: Optional[PathLike] = None, key_field: str = "id",
+        save_frequency: int = 1000, total: Optional[int] = None, *, quiet: bool = False,
+        desc: Optional[str] = None, n_jobs: Optional[int] = None,
+        initializer: Optional[Callable[..., Any]] = None, initargs: Sequence[Any] = (),
+        max_tasks_per_worker: Optional[int] = None, raise_on_failure: bool = False,
+        retries: Optional[int] = None, timeout: Union[float, str, None] = None,
+        rate: Union[float, str, None] = None, failures_path: Optional[PathLike] = None,
+        progress: Optional[bool] = None, pipeline: Optional[int] = None,
+        chunksize: Optional[int] = None, args: Sequence[str] = ()) -> Optional[Summary]:
+    """Run `func` on every item of `iterable` with `n_workers` at once; return a Summary.
 
     The seed library's call, unchanged: `func` gets one item and returns its result; with
     `cache_path`, every result is appended to that JSONL file the moment it is ready, and an
     item whose key is already in it is skipped, so a run that was killed picks up where it
-    stopped. Like the seed, map returns None: the results are in the cache (use `imap` to get
-    them in your program as they finish).
+    stopped. The Summary says what the run did (`done`, `cached`, `failed`, `retried`,
+    `elapsed`, and `failures`: the first 100 failed items' key, exception type and message);
+    a program that ignores it, as the seed's did None, is unaffected. Get the results with
+    `imap`, or afterwards with `pararun.load(cache_path)`.
 
     - `iterable` is read lazily, from a thread, in bounded memory (a generator of 100M items
       is fine). Items must be JSON values: dicts, lists, strings, numbers, booleans, None.
@@ -126,16 +107,19 @@ def map(func, iterable, n_workers=4, backend="process", cache_path=None, key_fie
       if it has one (`{"url": u}` by `u`), else by the whole dict. A result's `key_field`, if
       it has one, must be its item's key; the record in the cache is the result with the key
       first (a result that is not a dict becomes `{key_field: key, "result": result}`).
-    - `func` must be importable by name: defined with `def` at the top level of a module or of
-      the script being run (with or without an `if __name__ == "__main__":` guard; without
-      one, each worker runs the script's top level up to this call). A lambda, a closure or a
-      local function raises TypeError.
+    - `func`: a function defined with `def` at the top level of a module or of the script
+      being run goes to the workers by name (without an `if __name__ == "__main__":` guard,
+      each worker runs the script's top level up to this call). Any other callable (a lambda,
+      a closure, a functools.partial, a bound method, a function defined in a notebook, a
+      REPL or `python -c`) is pickled by value with cloudpickle; one that cannot be pickled
+      raises TypeError naming it.
     - `backend="process"` runs `n_workers` worker processes; `"thread"` runs one worker
       process with `n_workers` threads (for blocking I/O). A coroutine function runs as
       aio_map would run it.
     - An exception in `func` fails that item alone: pararun reports it on stderr (and in
-      `failures_path`) with the traceback's tail, the run goes on, and the item runs again
-      next time. A worker that crashes is replaced.
+      `failures_path`) starting with the exception line (`ValueError: bad item 997`) and the
+      traceback's last frames; the run goes on, and the item runs again next time. A worker
+      that crashes is replaced.
     - `save_frequency` is accepted for compatibility and does nothing: every result is
       written to the cache at once, so there is no buffer to lose.
     - `total` sets the progress bar's total (the bar counts cached items too).
@@ -147,67 +131,96 @@ def map(func, iterable, n_workers=4, backend="process", cache_path=None, key_fie
     """
     if _state.skip_call():
         return None
-    run = _start(func, iterable, n_workers, backend, cache_path, key_field, total, False, options)
-    run.wait()
-    return None
+    from . import _api
+
+    opts = _opts(quiet=quiet, desc=desc, initializer=initializer, initargs=initargs,
+                 max_tasks_per_worker=max_tasks_per_worker, retries=retries, timeout=timeout,
+                 rate=rate, failures_path=failures_path, progress=progress, pipeline=pipeline,
+                 chunksize=chunksize, args=args)
+    run = _api.start(func, iterable, n_workers=_api.workers(n_workers, n_jobs),
+                     backend=backend, cache_path=cache_path, key_field=key_field, total=total,
+                     for_imap=False, opts=opts)
+    if run.proc.stdout is None:
+        run.wait()
+    else:
+        for _ in _api.records(run, parse=False):
+            pass
+    return _ended(run.summary, raise_on_failure)
 
 
-def imap(func, iterable, n_workers=4, backend="process", cache_path=None, key_field="id",
-         save_frequency=1000, total=None, **options):
+def _ended(summary, raise_on_failure):
+    if raise_on_failure and summary.failed:
+        raise ItemsFailed(summary)
+    return summary
+
+
+def imap(func: Callable[[Any], Any], iterable: Iterable[Any], n_workers: int = 4,
+         backend: str = "process", cache_path: Optional[PathLike] = None, key_field: str = "id",
+         save_frequency: int = 1000, total: Optional[int] = None, *, ordered: bool = False,
+         include_cached: bool = False, return_exceptions: bool = False, quiet: bool = False,
+         desc: Optional[str] = None, n_jobs: Optional[int] = None,
+         initializer: Optional[Callable[..., Any]] = None, initargs: Sequence[Any] = (),
+         max_tasks_per_worker: Optional[int] = None, retries: Optional[int] = None,
+         timeout: Union[float, str, None] = None, rate: Union[float, str, None] = None,
+         failures_path: Optional[PathLike] = None, progress: Optional[bool] = None,
+         pipeline: Optional[int] = None, chunksize: Optional[int] = None,
+         args: Sequence[str] = ()) -> Iterator[Union[Dict[str, Any], Failure]]:
     """Like map, but yield each new record (a dict: the result, with its key) as it finishes,
     in completion order.
 
-    Items already in the cache are skipped and not yielded (read the cache for them). Leaving
+    - `ordered=True` yields the new records in input order instead (pararun's --keep-order:
+      a record waits for those before it).
+    - `include_cached=True` also yields the record of each item the cache already has (as
+      the iterable reaches it), so a resumed run yields every item's result. The cache's
+      records are read into memory first.
+    - `return_exceptions=True` also yields a Failure (key, exc_type, message, traceback,
+      reason) for each item that failed, after its last attempt, with the next record or at
+      the end.
+
+    Without include_cached, items already in the cache are skipped and not yielded. Leaving
     the loop early (break, an exception) stops the run cleanly: finished results stay cached.
     """
     if _state.skip_call():
         return iter(())
-    run = _start(func, iterable, n_workers, backend, cache_path, key_field, total, True, options)
-    return _records(run)
+    from . import _api
+
+    opts = _opts(quiet=quiet, desc=desc, initializer=initializer, initargs=initargs,
+                 max_tasks_per_worker=max_tasks_per_worker, retries=retries, timeout=timeout,
+                 rate=rate, failures_path=failures_path, progress=progress, pipeline=pipeline,
+                 chunksize=chunksize, args=args, ordered=ordered)
+    hits = []
+    if include_cached:
+        iterable = _api.with_cached(iterable, cache_path, key_field, hits)
+    run = _api.start(func, iterable, n_workers=_api.workers(n_workers, n_jobs),
+                     backend=backend, cache_path=cache_path, key_field=key_field, total=total,
+                     for_imap=True, opts=opts)
+    stream = _api.records(run, failures=[] if return_exceptions else None)
+    return _with_hits(stream, hits) if include_cached else stream
 
 
-def _records(run):
-    import json
-
-    out = run.proc.stdout
-    loads = json.loads
-    finished = False
-    try:
-        for line in out:
-            yield loads(line)
-        finished = True
-    except KeyboardInterrupt:  # one clean stop, then this same KeyboardInterrupt, once
-        run.interrupt()
-        _drain(run)
-        run.reap()
-        raise
-    finally:
-        if not finished and not run.interrupted:
-            run._restore_signals()
-            run.terminate()
-            run.close_stdin()
-            _drain(run)
-            run.reap()
-    if finished:
-        run.wait()
+def _with_hits(stream, hits):
+    """The run's records, and the cached ones the feeder found, as they come."""
+    for record in stream:
+        while hits:
+            yield hits.pop(0)
+        yield record
+    while hits:
+        yield hits.pop(0)
 
 
-def _drain(run):
-    """Reads and drops what pararun still prints, so that it is never blocked on stdout."""
-    while True:
-        try:
-            for _ in run.proc.stdout:
-                pass
-            return
-        except KeyboardInterrupt:
-            run.interrupt()
-        except (OSError, ValueError):
-            return
-
-
-async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
-                  save_frequency=1000, total=None, **options):
-    """Run `func` on every item of `iterable`, `n_workers` at once; return None when done.
+async def aio_map(func: Callable[[Any], Any], iterable: Union[Iterable[Any], AsyncIterable[Any]],
+                  n_workers: int = 10, cache_path: Optional[PathLike] = None,
+                  key_field: str = "id", save_frequency: int = 1000,
+                  total: Optional[int] = None, *, quiet: bool = False,
+                  desc: Optional[str] = None, n_jobs: Optional[int] = None,
+                  initializer: Optional[Callable[..., Any]] = None, initargs: Sequence[Any] = (),
+                  raise_on_failure: bool = False, retries: Optional[int] = None,
+                  timeout: Union[float, str, None] = None, rate: Union[float, str, None] = None,
+                  failures_path: Optional[PathLike] = None, progress: Optional[bool] = None,
+                  pipeline: Optional[int] = None, chunksize: Optional[int] = None,
+                  args: Sequence[str] = ()) -> Optional[Summary]:
+    """Run `func` on every item of `iterable`, `n_workers` at once; return a Summary when
+    done.
 
     The seed library's async call, unchanged. `func` is a coroutine function (`async def`):
     the items run as tasks in one worker process (one per 1,024), up to `n_workers` at once,
@@ -216,103 +229,23 @@ async def aio_map(func, iterable, n_workers=10, cache_path=None, key_field="id",
     iterable; it is read lazily. The event loop stays free while the run goes on.
 
     Everything else is as in `map`: keys, the cache (each result written at once;
-    `save_frequency` does nothing), failures, Ctrl-C, and the keyword options.
+    `save_frequency` does nothing), failures, the Summary, Ctrl-C, and the keyword options.
     """
-    import asyncio as _asyncio
-
     if _state.skip_call():
         return None
-    is_async_iter = hasattr(iterable, "__aiter__")
-    run = _start(func, iterable, n_workers, "thread", cache_path, key_field, total, False,
-                 options, feed=not is_async_iter)
-    loop = _asyncio.get_running_loop()
-    feeder = _asyncio.ensure_future(_afeed(run, iterable, key_field)) if is_async_iter else None
-    try:
-        code = await loop.run_in_executor(None, run.proc.wait)
-    except (_asyncio.CancelledError, KeyboardInterrupt):
-        run.interrupt()
-        if feeder is not None:
-            feeder.cancel()
-        while True:
-            try:
-                await _asyncio.shield(loop.run_in_executor(None, run.proc.wait))
-                break
-            except (_asyncio.CancelledError, KeyboardInterrupt):
-                run.interrupt()
-        run._restore_signals()
-        raise
-    if feeder is not None:
-        await feeder
-    run.finish(code)
-    return None
+    from . import _aio, _api
+
+    opts = _opts(quiet=quiet, desc=desc, initializer=initializer, initargs=initargs,
+                 retries=retries, timeout=timeout, rate=rate, failures_path=failures_path,
+                 progress=progress, pipeline=pipeline, chunksize=chunksize, args=args)
+    summary = await _aio.aio_run(func, iterable, n_workers=_api.workers(n_workers, n_jobs),
+                                 cache_path=cache_path, key_field=key_field, total=total,
+                                 opts=opts)
+    return _ended(summary, raise_on_failure)
 
 
-async def _afeed(run, aiterable, key_field):
-    """Feeds an async iterable's items to pararun from the event loop: big writes, done by one
-    thread in order, and a timer so that an iterable waiting on I/O never holds back items it
-    already gave."""
-    import asyncio as _asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import _run
-
-    loop = _asyncio.get_running_loop()
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pararun-writer")
-    parts = []
-    size = 0
-    timer = None
-    last = None
-    broken = []
-
-    def write(data):
-        if broken:
-            return
-        try:
-            _run._write_all(run.stdin_fd, data)
-        except OSError as e:  # pararun stopped reading: it is stopping, and says why
-            broken.append(e)
-
-    def flush():
-        nonlocal parts, size, timer, last
-        if timer is not None:
-            timer.cancel()
-            timer = None
-        if not parts:
-            return last
-        parts.append("")
-        data = "\n".join(parts).encode()
-        parts, size = [], 0
-        last = loop.run_in_executor(writer, write, data)
-        return last
-
-    try:
-        try:
-            async for item in aiterable:
-                if broken:
-                    break
-                parts.append(_run.encode(item, key_field))
-                size += len(parts[-1])
-                if size >= _run._BATCH_BYTES:
-                    await flush()
-                elif timer is None:
-                    timer = loop.call_later(_run._BATCH_SECONDS, flush)
-        except _asyncio.CancelledError:
-            raise
-        except BaseException as e:
-            # The iterable raised, or an item is not JSON: the items it gave before still
-            # run, and aio_map raises `e` once they are done.
-            run.error = e
-        pending = flush()
-        if pending is not None:
-            await pending
-    finally:
-        if timer is not None:
-            timer.cancel()
-        writer.shutdown(wait=True)
-        run.close_stdin()
-
-
-def serve(func, key_field="id", threads=None):
+def serve(func: Callable[[Any], Any], key_field: str = "id",
+          threads: Optional[int] = None) -> None:
     """Make this program a `pararun --persistent` worker that runs `func` on each item:
 
         # work.py
@@ -336,12 +269,14 @@ def serve(func, key_field="id", threads=None):
     (the item fails with the traceback on stderr, and pararun starts a new worker). What
     `func` prints goes to stderr. Returns when pararun closes stdin.
     """
-    from . import _worker
+    from . import _serve
 
-    _worker.serve(func, key_field, threads)
+    _serve.serve(func, key_field, threads)
 
 
-# The options' description, shared by these docstrings (a docstring must be a literal).
-map.__doc__ += _OPTIONS_DOC
-imap.__doc__ += _OPTIONS_DOC
-aio_map.__doc__ += _OPTIONS_DOC
+# The options' description, shared by these docstrings (a docstring must be a literal). Under
+# `python -OO` docstrings are None, and so stay.
+for _f in (map, imap, aio_map):
+    if _f.__doc__:
+        _f.__doc__ += _OPTIONS_DOC
+del _f

@@ -18,44 +18,64 @@ def _lookup(obj, qualname):
 
 
 def reference(func):
-    """What a worker needs to import `func`: its module (or the main script's path) and its
-    qualified name. Raises TypeError for what a worker cannot import: a lambda, a closure, a
-    local function, a partial, a callable object."""
+    """What a worker needs to run `func`: its module (or the main script's path) and its
+    qualified name when workers can import it; otherwise (a lambda, a closure, a partial, a
+    bound method, a function defined in a notebook or `python -c`) the function itself, pickled
+    by value with cloudpickle as joblib does. Raises TypeError for what is neither importable
+    nor picklable, naming it."""
     if not callable(func):
         raise TypeError(f"func must be a function, not {type(func).__name__}")
-    qualname = getattr(func, "__qualname__", None)
-    module = getattr(func, "__module__", None)
-    what = "define it with `def` at the top level of a module or of your script, and pass it by name"
-    if not isinstance(qualname, str) or not isinstance(module, str):
-        raise TypeError(
-            f"func {func!r} has no importable name (it is not a plain function): pararun runs it "
-            f"in worker processes, which import it by name; {what}"
-        )
     import inspect
 
-    if inspect.ismethod(func):
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "func", None))  # a functools.partial of a coroutine function
+    named = _by_name(func)
+    if named is None:
+        return {"pickled": pickled(func, "func"), "is_async": is_async, "from_main": False,
+                "main_path": None}
+    named["is_async"] = is_async
+    return named
+
+
+def pickled(obj, what):
+    """`obj` pickled by value with cloudpickle (bytes), or TypeError naming what failed."""
+    try:
+        import cloudpickle
+    except ImportError:
         raise TypeError(
-            f"func {qualname!r} is a bound method: pararun runs func in worker processes, which "
-            f"import it by name and have no instance to bind it to; use a function defined "
-            f"with `def` at the top level (a staticmethod or classmethod also works)"
-        )
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        kind = "a lambda" if "<lambda>" in qualname else "a closure or a function defined inside another"
+            f"{what} {obj!r} cannot be imported by name by the worker processes (a lambda, a "
+            f"closure, or defined in a notebook or `python -c`), and sending it by value "
+            f"needs cloudpickle: `pip install cloudpickle`, or define it at the top level of a "
+            f"module"
+        ) from None
+    try:
+        return cloudpickle.dumps(obj)
+    except Exception as e:
         raise TypeError(
-            f"func {qualname!r} is {kind}: pararun runs func in worker processes, which import "
-            f"it by name, so it cannot be {kind}; {what}"
-        )
+            f"{what} {obj!r} cannot be sent to the worker processes: pickling it failed with "
+            f"{type(e).__name__}: {e} (something it refers to, such as a lock, a file or a "
+            f"socket, cannot be pickled); create that inside the function or in an "
+            f"initializer= instead"
+        ) from None
+
+
+def _by_name(func):
+    """The reference by which a worker imports `func`, or None when it cannot."""
+    import inspect
+
+    qualname = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if not isinstance(qualname, str) or not isinstance(module, str):
+        return None  # a partial, a callable object
+    if inspect.ismethod(func) or "<lambda>" in qualname or "<locals>" in qualname:
+        return None
     mod = sys.modules.get(module)
     try:
         found = _lookup(mod, qualname)
     except AttributeError:
         found = None
     if found is not func and found != func:
-        raise TypeError(
-            f"func {module}.{qualname} is not what that name holds in its module (was it "
-            f"decorated without functools.wraps, or rebound?): pararun's workers import func "
-            f"by name; {what}"
-        )
+        return None  # decorated without functools.wraps, or rebound: not what the name holds
     main_path = None
     from_main = module in ("__main__", MAIN_ALIAS)  # the latter: a run started inside a worker
     if from_main:
@@ -65,20 +85,11 @@ def reference(func):
             module = name  # `python -m package.module`: importable under its own name
         else:
             path = getattr(mod, "__file__", None)
-            if not path or not os.path.isfile(path):
-                raise TypeError(
-                    f"func {qualname!r} was defined in an interactive session or with "
-                    f"`python -c` or a script read from stdin, which worker processes cannot "
-                    f"import; put it in a file"
-                )
+            if not path or not os.path.isfile(path) or not path.endswith(".py"):
+                return None  # a notebook, a REPL, `python -c`, a script read from stdin
             main_path = os.path.abspath(path)
-    return {
-        "module": module,
-        "qualname": qualname,
-        "main_path": main_path,
-        "from_main": from_main,
-        "is_async": inspect.iscoroutinefunction(func),
-    }
+    return {"module": module, "qualname": qualname, "main_path": main_path,
+            "from_main": from_main}
 
 
 def load(ref):
@@ -86,7 +97,12 @@ def load(ref):
     MAIN_ALIAS, so its `if __name__ == "__main__":` block stays out; a script without that guard
     calls pararun at its top level, where StopImport ends the import (the functions defined
     above the call are then in the module). A script run as `python -m pkg.mod` is imported
-    under its own name, the same way."""
+    under its own name, the same way. A function sent by value is unpickled."""
+    if ref.get("pickled_path"):
+        import pickle
+
+        with open(ref["pickled_path"], "rb") as f:
+            return pickle.load(f)
     if ref["main_path"] is not None:
         spec = importlib.util.spec_from_file_location(MAIN_ALIAS, ref["main_path"])
     elif ref.get("from_main"):

@@ -73,8 +73,10 @@ def _rate(value):
 
 
 def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, total, records,
-            retries=None, timeout=None, rate=None, failures_path=None, progress=None, args=()):
-    """The argv and environment of the pararun process for one run."""
+            retries=None, timeout=None, rate=None, failures_path=None, progress=None, args=(),
+            keep_order=False, worker_extra=None):
+    """The argv and environment of the pararun process for one run; `worker_extra` joins the
+    spec the worker reads (its initializer, max_tasks)."""
     argv = [_binary.find_binary(), "--persistent", "--protocol", "concurrent", "--format", "jsonl",
             "-j", str(n_workers), "--pipeline", str(pipeline), "--key-field", key_field]
     if cache_path is not None:
@@ -95,6 +97,8 @@ def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, t
         argv += ["--rate", _rate(rate)]
     if failures_path is not None:
         argv += ["--failures", os.fspath(failures_path)]
+    if keep_order:
+        argv.append("--keep-order")
     if progress is True:
         argv.append("--progress")
     elif progress is False:
@@ -109,6 +113,7 @@ def command(ref, *, n_workers, pipeline, mode, threads, cache_path, key_field, t
         "ref": ref, "key_field": key_field, "mode": mode, "threads": threads,
         "timeout": None if timeout is None else seconds(timeout),
         "sys_path": [p if p else os.getcwd() for p in sys.path], "argv": sys.argv,
+        **(worker_extra or {}),
     })
     return argv, env
 
@@ -151,13 +156,16 @@ def _child_setup(parent):
 class Run:
     """A started pararun process."""
 
-    def __init__(self, argv, env, records):
+    def __init__(self, argv, env, records, stderr=None):
         self.proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if records else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if records else subprocess.DEVNULL, stderr=stderr,
             preexec_fn=lambda parent=os.getpid(): _child_setup(parent),
         )
         self.stdin_fd = self.proc.stdin.fileno()
+        self.started = time.monotonic()
+        self.fed = 0  # items given to pararun, for the summary
+        self.on_finish = None  # called by finish before it raises (the summary's checks)
         self.error = None
         self.interrupted = False
         self._old_tstp = None
@@ -226,6 +234,7 @@ class Run:
             try:
                 for item in iterable:
                     push(encode(item, key_field))
+                    self.fed += 1
             except BaseException as e:
                 if batch.failed is not None:
                     raise  # the write to pararun failed, not the iterable
@@ -296,6 +305,8 @@ class Run:
             self.feeder.join(timeout=1.0)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        if self.on_finish is not None:
+            self.on_finish(code)
         if self.interrupted:
             raise KeyboardInterrupt
         if self.error is not None:

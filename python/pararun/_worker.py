@@ -12,7 +12,8 @@ import sys
 import traceback
 
 from . import _codec
-from ._state import ENV, WRAP
+from ._core import Core, ItemTimeout
+from ._state import ENV
 
 _dumps = _codec.dumps
 _loads = json.loads
@@ -23,117 +24,6 @@ def _write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _tail(exc, limit=2000):
-    """An exception's traceback for an error answer, without this module's frames: the
-    exception line and the frames just above it, within `limit` characters."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
-    text = "".join(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
-                   + traceback.format_exception_only(type(exc), exc)).rstrip()
-    if len(text) > limit:
-        text = "..." + text[-limit:]
-    return text
-
-
-class ItemTimeout(BaseException):
-    """Raised in func when its item's timeout is up (a BaseException, so that func's own
-    `except Exception` does not swallow it)."""
-
-
-class Core:
-    """Turns requests into answers for one function."""
-
-    def __init__(self, func, key_field, timeout=None):
-        self.func = func
-        self.key_field = key_field
-        self.timeout = timeout
-
-    def unwrap(self, item):
-        """The user's item and its key (None when it has none)."""
-        if type(item) is dict:
-            kf = self.key_field
-            if kf in item:
-                if len(item) == 2 and WRAP in item:
-                    return item[WRAP], item[kf]
-                return item, item[kf]
-            return item, None
-        return item, item
-
-    def result(self, rid, key, result):
-        """The answer for a result, or an error answer if it cannot be a record."""
-        kf = self.key_field
-        if type(result) is dict and kf in result and key is not None:
-            rk = result[kf]
-            if rk is not key and not (type(rk) is type(key) and rk == key):
-                if rk != key or isinstance(rk, bool) != isinstance(key, bool):
-                    return self.error_text(
-                        rid,
-                        f"func returned {kf}={rk!r} for the item keyed {key!r}: a result must "
-                        f"name its own item's key, or leave {kf!r} out (pararun adds it)",
-                    )
-                result = dict(result)
-                result[kf] = key
-        try:
-            return '{"pararun_id":%d,"result":%s}\n' % (rid, _dumps(result))
-        except (TypeError, ValueError) as e:
-            return self.error_text(rid, f"func's result is not JSON: {type(e).__name__}: {e}")
-
-    def error_text(self, rid, message):
-        return _dumps({"pararun_id": rid, "error": message}) + "\n"
-
-    def error(self, rid, exc):
-        return self.error_text(rid, _tail(exc))
-
-    def answer(self, request):
-        """Runs a sync function on one request."""
-        rid = request["pararun_id"]
-        item = request["item"]
-        if type(item) is dict and len(item) != 2:  # the common case: a dict with its key
-            key = item.get(self.key_field)
-        else:
-            item, key = self.unwrap(item)
-        try:
-            result = self.func(item)
-        except Exception as e:
-            return self.error(rid, e)
-        except (SystemExit, KeyboardInterrupt) as e:
-            return self.escaped(rid, e)
-        return self.result(rid, key, result)
-
-    def escaped(self, rid, exc):
-        """The error answer for SystemExit or KeyboardInterrupt raised in func: the item's own
-        doing, so it fails that item alone, like any exception, and the worker goes on."""
-        if isinstance(exc, SystemExit):
-            what = f"func raised SystemExit (sys.exit({exc.code!r}))"
-        else:
-            what = "func raised KeyboardInterrupt"
-        return self.error_text(
-            rid, f"{what}: that fails this item alone, and the worker goes on\n{_tail(exc)}")
-
-    def timed_answer(self, request):
-        """answer, with the item's timeout enforced by SIGALRM."""
-        import signal
-
-        rid = request["pararun_id"]
-        item, key = self.unwrap(request["item"])
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        try:
-            result = self.func(item)
-        except ItemTimeout:
-            return self.timed_out(rid)
-        except Exception as e:
-            return self.error(rid, e)
-        except (SystemExit, KeyboardInterrupt) as e:
-            return self.escaped(rid, e)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        return self.result(rid, key, result)
-
-    def timed_out(self, rid):
-        # "reason" makes pararun record the failure as a timeout, not as an error.
-        message = f"timed out after {self.timeout:g}s (timeout={self.timeout:g})"
-        return _dumps({"pararun_id": rid, "error": message, "reason": "timeout"}) + "\n"
 
 
 def _private_stdio():
@@ -163,7 +53,7 @@ class _Stopped(BaseException):
     """SIGTERM from pararun (a clean stop): answer what is done, then exit."""
 
 
-def run_sync(core, rfd, wfd, rest=b"", answer=None):
+def run_sync(core, rfd, wfd, rest=b"", answer=None, max_tasks=None):
     """Concurrent protocol (or serve's ordered one), one item at a time. Each answer is written
     before the next item starts, so that an item which ends the process (`os._exit`, a crash)
     cannot take the answers before it along: pararun has read them all when it sees the worker
@@ -198,7 +88,12 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
                     break
                 continue
             body, buf = buf[:end], buf[end + 1:]
-            for request in _parse(body):
+            requests = _parse(body)
+            for i, request in enumerate(requests):
+                if max_tasks is not None:
+                    if max_tasks <= 0:  # renewed when there is more to do, not at the end
+                        _renew(rfd, wfd, requests[i:], buf)
+                    max_tasks -= 1
                 data = answer(request).encode()
                 try:
                     _write_all(wfd, data)
@@ -208,7 +103,7 @@ def run_sync(core, rfd, wfd, rest=b"", answer=None):
         os._exit(1 if isinstance(e, _Exit) else 0)
 
 
-async def run_async(core, rfd, wfd, threads, rest=b""):
+async def run_async(core, rfd, wfd, threads, rest=b"", init=None, spec=None):
     """Concurrent protocol, many items at once: a task per request for a coroutine function,
     or a pool of `threads` threads for a plain one. Answers that finish in the same turn of
     the event loop go out in one write."""
@@ -216,9 +111,15 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
     import inspect
     from concurrent.futures import ThreadPoolExecutor
 
+    from . import _init
+
     loop = asyncio.get_running_loop()
     is_async = inspect.iscoroutinefunction(core.func)
-    pool = None if is_async else ThreadPoolExecutor(max_workers=max(1, threads))
+    if init is not None and is_async:
+        await _init.run_async_or_stop(init, spec)  # once, before the first item
+    pool = None if is_async else ThreadPoolExecutor(
+        max_workers=max(1, threads),
+        initializer=None if init is None else _init.run_or_stop, initargs=(init, spec))
     pending = []
 
     def flush():
@@ -230,21 +131,7 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
         rid, key = flight.pop(fut)
         if not pending:
             loop.call_soon(flush)
-        try:
-            result = fut.result()
-        except asyncio.TimeoutError as e:
-            pending.append(core.timed_out(rid) if timeout else core.error(rid, e))
-            return
-        except _Escaped as e:  # a coroutine's, see _guarded
-            pending.append(core.escaped(rid, e.__cause__))
-            return
-        except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
-            pending.append(core.escaped(rid, e))
-            return
-        except (Exception, asyncio.CancelledError) as e:
-            pending.append(core.error(rid, e))
-            return
-        pending.append(core.result(rid, key, result))
+        pending.append(_answer_of(core, fut, rid, key, timeout))
 
     reader = asyncio.StreamReader(limit=1 << 30)
     if rest:
@@ -282,7 +169,7 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
                 else:
                     fut = loop.run_in_executor(pool, func, item)
             except Exception as e:
-                pending.append(core.error(rid, e))
+                pending.append(core.error(rid, key, e))
                 if len(pending) == 1:
                     loop.call_soon(flush)
                 continue
@@ -296,6 +183,23 @@ async def run_async(core, rfd, wfd, threads, rest=b""):
         flush()
     if pool is not None:
         pool.shutdown(wait=False)
+
+
+def _answer_of(core, fut, rid, key, timeout):
+    """The answer for a finished task or thread future of run_async."""
+    import asyncio
+
+    try:
+        result = fut.result()
+    except asyncio.TimeoutError as e:
+        return core.timed_out(rid, key) if timeout else core.error(rid, key, e)
+    except _Escaped as e:  # a coroutine's, see _guarded
+        return core.escaped(rid, key, e.__cause__)
+    except (SystemExit, KeyboardInterrupt) as e:  # a thread's, kept by its future
+        return core.escaped(rid, key, e)
+    except (Exception, asyncio.CancelledError) as e:
+        return core.error(rid, key, e)
+    return core.result(rid, key, result)
 
 
 class _Escaped(Exception):
@@ -312,11 +216,18 @@ async def _guarded(coro):
 
 
 def main():
-    """Entry point of a worker that pararun started for the library."""
-    spec = json.loads(os.environ.pop(ENV))
+    """Entry point of a worker that pararun started for the library (or that replaced itself
+    after max_tasks_per_worker items, see _renew)."""
+    from . import _init
+
+    raw = os.environ.pop(ENV)
+    spec = json.loads(raw)
     sys.path[:] = spec["sys_path"]
     sys.argv[:] = spec["argv"]
-    rfd, wfd = _private_stdio()
+    rfd, wfd, rest = _init.renewed_stdio()
+    if rfd is None:
+        rfd, wfd = _private_stdio()
+    _init.remember(raw)
     from . import _func
 
     try:
@@ -325,67 +236,26 @@ def main():
         message = "".join(traceback.format_exception_only(type(e), e)).strip()
         sys.stderr.write(f"pararun worker: cannot load func: {message}\n")
         func = _Broken(message)
-    core = Core(func, spec["key_field"], spec.get("timeout"))
+    core = Core(func, spec["key_field"], spec.get("timeout"), spec.get("errors_path"))
+    init = _init.initializer(spec)
     if spec["mode"] == "process" and not spec["ref"]["is_async"]:
-        run_sync(core, rfd, wfd)
+        if init is not None:
+            _init.run_or_stop(init, spec)
+        run_sync(core, rfd, wfd, rest, max_tasks=spec.get("max_tasks"))
     else:
         import asyncio
 
-        asyncio.run(run_async(core, rfd, wfd, spec["threads"]))
+        asyncio.run(run_async(core, rfd, wfd, spec["threads"], rest, init, spec))
 
 
-def serve(func, key_field, threads):
-    """pararun.serve: the protocol is the first request's."""
-    rfd, wfd = _private_stdio()
-    rest = b""
-    while b"\n" not in rest:
-        chunk = os.read(rfd, 1 << 20)
-        if not chunk:
-            break
-        rest += chunk
-    if not rest.strip():
-        return
-    first = rest.split(b"\n", 1)[0]
-    try:
-        head = _loads(first)
-    except ValueError:
-        head = None
-    core = Core(func, key_field)
-    import asyncio
-    import inspect
+def _renew(rfd, wfd, requests, buf):
+    """max_tasks_per_worker: this process has run its share, so it becomes a fresh one (exec,
+    same pid and pipes, so pararun sees no exit and loses no item), carrying the requests it
+    read and has not run."""
+    from . import _init
 
-    is_async = inspect.iscoroutinefunction(func)
-    if type(head) is dict and "pararun_id" in head and "item" in head:
-        if is_async or threads:
-            asyncio.run(run_async(core, rfd, wfd, threads or 1, rest))
-        else:
-            run_sync(core, rfd, wfd, rest)
-        return
-    run_sync(core, rfd, wfd, rest, _ordered(core, is_async))
-
-
-def _ordered(core, is_async):
-    """The ordered protocol's answer to one item: its result, echoing the item's key. An
-    exception ends the worker: the protocol has no error answer, so pararun fails the item
-    (with the traceback's end on stderr) and starts a new worker."""
-    import asyncio
-
-    run = asyncio.new_event_loop().run_until_complete if is_async else None
-    func, kf = core.func, core.key_field
-
-    def answer(item):
-        key = item if type(item) is not dict else item.get(kf)
-        try:
-            result = run(func(item)) if is_async else func(item)
-            if type(result) is dict and kf not in result and key is not None:
-                result = {kf: key, **result}
-            return _dumps(result) + "\n"
-        except BaseException:
-            traceback.print_exc()
-            sys.stderr.flush()
-            raise _Exit() from None
-
-    return answer
+    left = b"".join(_dumps(r).encode() + b"\n" for r in requests) + buf
+    _init.exec_fresh(rfd, wfd, left)
 
 
 class _Exit(Exception):

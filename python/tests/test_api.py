@@ -12,25 +12,13 @@ from conftest import read_jsonl
 
 def test_map_returns_none_and_caches(workdir):
     items = ({"id": i} for i in range(200))
-    assert pararun.map(helpers.square, items, n_workers=2, cache_path="c.jsonl") is None
+    summary = pararun.map(helpers.square, items, n_workers=2, cache_path="c.jsonl")
+    assert (summary.done, summary.cached, summary.failed) == (200, 0, 0)
     records = read_jsonl("c.jsonl")
     assert sorted(r["id"] for r in records) == list(range(200))
     assert all(r["sq"] == r["id"] ** 2 for r in records)
     # the key field comes first in each record, as pararun writes them
     assert all(list(r)[0] == "id" for r in records)
-
-
-def test_lambda_closure_and_local_function_are_refused():
-    def local(item):
-        return item
-
-    for func in (lambda item: item, local):
-        with pytest.raises(TypeError, match="top level of a module"):
-            pararun.map(func, [1, 2])
-    with pytest.raises(TypeError, match="top level"):
-        list(pararun.imap(lambda x: x, [1]))
-    with pytest.raises(TypeError, match="top level"):
-        asyncio.run(pararun.aio_map(lambda x: x, [1]))
 
 
 def test_exception_fails_the_item_and_the_run_goes_on(workdir, capfd):
@@ -137,7 +125,7 @@ def test_aio_map_runs_many_coroutines_in_one_process(workdir):
 
     import time
     started = time.monotonic()
-    assert asyncio.run(main()) is None
+    assert asyncio.run(main()).done == 300
     took = time.monotonic() - started
     assert len(read_jsonl("c.jsonl")) == 300
     assert took < 10.0, took  # 2 waves of 0.2 s, where one at a time takes 60 s
@@ -267,15 +255,6 @@ def test_a_crash_fails_only_the_item_that_crashed(workdir):
                 failures_path="f.jsonl", progress=False)
     assert sorted(r["id"] for r in read_jsonl("c.jsonl")) == [0, 1, 2]
     assert [f["key"] for f in read_jsonl("f.jsonl")] == [3]
-
-
-def test_a_bound_method_is_refused_with_what_to_do():
-    class Holder:
-        def method(self, item):
-            return item
-
-    with pytest.raises(TypeError, match="bound method"):
-        pararun.map(Holder().method, [1])
 
 
 def test_map_from_several_threads_at_once(workdir):
