@@ -114,6 +114,8 @@ class Core:
             return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
             return self.escaped(rid, key, e)
+        except BaseException as e:  # GeneratorExit, a bare BaseException: this item's alone
+            return self.error(rid, key, e)
         return self.result(rid, key, result)
 
     def escaped(self, rid, key, exc):
@@ -141,6 +143,8 @@ class Core:
             return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
             return self.escaped(rid, key, e)
+        except BaseException as e:
+            return self.error(rid, key, e)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         return self.result(rid, key, result)

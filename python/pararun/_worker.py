@@ -199,6 +199,8 @@ def _answer_of(core, fut, rid, key, timeout):
         return core.escaped(rid, key, e)
     except (Exception, asyncio.CancelledError) as e:
         return core.error(rid, key, e)
+    except BaseException as e:  # GeneratorExit, a bare BaseException: still this item's alone
+        return core.error(rid, key, e)
     return core.result(rid, key, result)
 
 

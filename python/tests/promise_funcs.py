@@ -17,6 +17,10 @@ def ends_on_two(item):
             os._exit(3)
         if how == "KeyboardInterrupt":
             raise KeyboardInterrupt
+        if how == "GeneratorExit":
+            raise GeneratorExit
+        if how == "BaseException":
+            raise BaseException("base")
     return {"pid": os.getpid()}
 
 

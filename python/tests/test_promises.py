@@ -51,6 +51,20 @@ def test_sys_exit_and_keyboard_interrupt_in_func_fail_that_item_alone(workdir, h
     assert len({r["pid"] for r in records}) == 1, records
 
 
+@pytest.mark.parametrize("how", ["GeneratorExit", "BaseException"])
+@pytest.mark.parametrize("backend", ["process", "thread", "async"])
+def test_any_base_exception_in_func_fails_that_item_alone_and_the_run_ends(workdir, how, backend):
+    # Before: a BaseException that is none of SystemExit, KeyboardInterrupt and CancelledError
+    # was never answered on the thread and async backends, and the run waited for ever.
+    kw = dict(cache_path="c.jsonl", failures_path="f.jsonl", timeout=30)
+    if backend == "async":
+        asyncio.run(pararun.aio_map(promise_funcs.aends_on_two, _items(how), **kw))
+    else:
+        pararun.map(promise_funcs.ends_on_two, _items(how), n_workers=1, backend=backend, **kw)
+    failure, _ = _check_item_two_alone(workdir)
+    assert failure["reason"] == "exit" and how in failure["detail"], failure
+
+
 def test_keyboard_interrupt_in_a_coroutine_fails_that_item_alone(workdir):
     asyncio.run(pararun.aio_map(promise_funcs.aends_on_two, _items("KeyboardInterrupt"),
                                 cache_path="c.jsonl", failures_path="f.jsonl"))
