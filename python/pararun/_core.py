@@ -24,6 +24,11 @@ def _tail(exc, limit=2000, frames_kept=4):
     return text
 
 
+class WorkerSignal(BaseException):
+    """The worker's own control flow raised from a signal handler while func runs (pararun's
+    SIGTERM): never func's doing, so never an item's answer; it ends the worker."""
+
+
 class ItemTimeout(BaseException):
     """Raised in func when its item's timeout is up (a BaseException, so that func's own
     `except Exception` does not swallow it)."""
@@ -114,6 +119,8 @@ class Core:
             return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
             return self.escaped(rid, key, e)
+        except WorkerSignal:
+            raise
         except BaseException as e:  # GeneratorExit, a bare BaseException: this item's alone
             return self.error(rid, key, e)
         return self.result(rid, key, result)
@@ -143,6 +150,8 @@ class Core:
             return self.error(rid, key, e)
         except (SystemExit, KeyboardInterrupt) as e:
             return self.escaped(rid, key, e)
+        except WorkerSignal:
+            raise
         except BaseException as e:
             return self.error(rid, key, e)
         finally:

@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from . import _codec
-from ._core import Core, ItemTimeout
+from ._core import Core, ItemTimeout, WorkerSignal
 from ._state import ENV
 
 _dumps = _codec.dumps
@@ -49,7 +49,7 @@ def _parse(body):
         return [_loads(line) for line in body.split(b"\n") if line.strip()]
 
 
-class _Stopped(BaseException):
+class _Stopped(WorkerSignal):
     """SIGTERM from pararun (a clean stop): answer what is done, then exit."""
 
 
@@ -199,6 +199,8 @@ def _answer_of(core, fut, rid, key, timeout):
         return core.escaped(rid, key, e)
     except (Exception, asyncio.CancelledError) as e:
         return core.error(rid, key, e)
+    except WorkerSignal:
+        raise
     except BaseException as e:  # GeneratorExit, a bare BaseException: still this item's alone
         return core.error(rid, key, e)
     return core.result(rid, key, result)
