@@ -135,38 +135,14 @@ impl Wire for Concurrent {
     /// An over-long answer goes to the item its leading id names, if that is in flight (or
     /// expired: a late answer, dropped); any other shows nothing about whose answer it is.
     fn oversized(&mut self, head: &[u8], s: &Settings, worker: Option<&Worker>) -> bool {
-        let Some(id) = leading_id(head) else {
-            return false;
-        };
-        if let Some(sent) = self.flight.remove(&id) {
-            answer(
-                worker,
-                sent.request,
-                sent.at,
-                Reply::Oversized(s.max_output),
-            );
-            return true;
-        }
-        self.expired.remove(&id)
+        leading_id(head).is_some_and(|id| self.fail_oversized(id, s, worker))
     }
 
     const NAMES_BY_ID: bool = true;
 
     /// `{"result": ..., "pararun_id": 7}`: the id at the end names the item.
     fn oversized_tail(&mut self, tail: &[u8], s: &Settings, worker: Option<&Worker>) -> bool {
-        let Some(id) = trailing_id(tail) else {
-            return false;
-        };
-        if let Some(sent) = self.flight.remove(&id) {
-            answer(
-                worker,
-                sent.request,
-                sent.at,
-                Reply::Oversized(s.max_output),
-            );
-            return true;
-        }
-        self.expired.remove(&id)
+        trailing_id(tail).is_some_and(|id| self.fail_oversized(id, s, worker))
     }
 
     fn take_all(&mut self, mut each: impl FnMut(Request, Instant)) {
@@ -177,6 +153,23 @@ impl Wire for Concurrent {
 
     fn new_worker(&mut self) {
         self.expired.clear();
+    }
+}
+
+impl Concurrent {
+    /// The item `id` names fails for its over-long answer, if it is in flight (or expired: a
+    /// late answer, dropped); whether the id named one at all.
+    fn fail_oversized(&mut self, id: u64, s: &Settings, worker: Option<&Worker>) -> bool {
+        if let Some(sent) = self.flight.remove(&id) {
+            answer(
+                worker,
+                sent.request,
+                sent.at,
+                Reply::Oversized(s.max_output),
+            );
+            return true;
+        }
+        self.expired.remove(&id)
     }
 }
 
