@@ -4,7 +4,9 @@
 
 use proptest::prelude::*;
 
-use super::{key_hash, plain_run};
+use std::ops::Range;
+
+use super::{key_hash, plain_run, scalar_fields};
 use crate::base::key::{key_of_object, Key};
 
 /// The key hash by the full parse, as a cache load computes it; `None` for a damaged line.
@@ -327,5 +329,85 @@ proptest! {
     )) {
         let naive = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
         prop_assert_eq!(plain_run(&bytes), naive.unwrap_or(bytes.len()));
+    }
+}
+
+// The scalar-only objects of workers' answers (`scalar_fields`).
+
+fn read(line: &str) -> Option<Vec<(String, String)>> {
+    let fields = scalar_fields(line.as_bytes(), 16)?;
+    let text = |r: Range<usize>| line[r].to_owned();
+    Some(
+        fields
+            .into_iter()
+            .map(|f| (text(f.name), text(f.value)))
+            .collect(),
+    )
+}
+
+#[test]
+fn scalar_objects_are_read() {
+    let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    assert_eq!(
+        read(r#" { "id" : -0.5e+3 ,"s":"a b","t":true,"f":false,"n":null} "#),
+        Some(vec![
+            pair("id", "-0.5e+3"),
+            pair("s", "\"a b\""),
+            pair("t", "true"),
+            pair("f", "false"),
+            pair("n", "null")
+        ])
+    );
+    assert_eq!(read("{}"), Some(vec![]));
+}
+
+#[test]
+fn anything_else_is_left_to_serde() {
+    for line in [
+        "",
+        "{",
+        "}",
+        "[]",
+        "{}x",
+        "{,}",
+        r#"{"a":1,}"#,
+        r#"{"a" 1}"#,
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":-}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":truex}"#,
+        r#"{"a":[1]}"#,
+        r#"{"a":{}}"#,
+        r#"{"a":1,"a":2}"#,
+        r#"{a:1}"#,
+        "{\"a\":\"x\u{1}\"}",
+        r#"{"a":1 "b":2}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":NaN}"#,
+    ] {
+        assert!(read(line).is_none(), "{line:?}");
+    }
+}
+
+proptest! {
+    /// Whatever it accepts, serde_json accepts as the same fields.
+    #[test]
+    fn it_accepts_only_json(tokens in prop::collection::vec(prop::sample::select(vec![
+        "{", "}", ",", ":", " ", "\"a\"", "\"b\"", "\"", "1", "-0.5e3", "01", "1.", "-",
+        "2E-1", "true", "nul", "null", "x", "[", "]",
+    ]), 0..12)) {
+        let line = tokens.concat();
+        if let Some(fields) = read(&line) {
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| TestCaseError::fail(format!("{line:?}: {e}")))?;
+            let map = value.as_object().unwrap();
+            prop_assert_eq!(map.len(), fields.len());
+            for (name, text) in fields {
+                prop_assert_eq!(map[&name].to_string(), text);
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! A persistent worker's answer, parsed once.
 //!
 //! Most answers are small JSON objects of scalars (strings without escapes, numbers, `true`,
-//! `false`, `null`). Those are checked by hand against JSON's grammar (`flat.rs`) without
+//! `false`, `null`). Those are checked by hand against JSON's grammar (`base::scan::scalar_fields`) without
 //! building a `Value`: only where each top-level field starts and ends is kept, and the record
 //! is written from the answer's own bytes. Building the `Value` (a map, a string per key and
 //! per number) was a third of pararun's work per item on trivial workers.
@@ -15,7 +15,6 @@
 //! enforces serde_json's nesting limit; copied raw, neither would hold).
 
 pub mod echo;
-mod flat;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,7 +24,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::base::record::{make_record, put_json};
-use flat::{scalar_fields, Field};
+use crate::base::scan::{scalar_fields, Field};
 
 /// Objects with more fields take the `Value` path (telling duplicates apart is quadratic here).
 const MAX_FLAT: usize = 16;
