@@ -100,8 +100,8 @@ fn an_open_file_limit_with_no_room_for_a_child_is_a_setup_error() {
 
 /// The limit lowered while `jobs` children run (so that -j was fitted to a larger one): each
 /// item that cannot start then fails as `spawn`, naming the limit, and the run ends with every
-/// item accounted for. Below 64 children are spawned directly; from 64 by the spawner thread,
-/// whose pipes then cannot be received (the case that hung).
+/// item accounted for, at a low -j and at one where 0.2.0 spawned from a thread of its own
+/// (whose pipes then could not be received: the case that hung).
 fn out_of_descriptors_mid_run(jobs: usize) {
     let env = TestEnv::new();
     // Few enough that their failures fit in the stderr pipe, which is read only at the end.
@@ -153,7 +153,7 @@ fn out_of_descriptors_spawning_directly_fails_the_items_as_spawn() {
 }
 
 #[test]
-fn out_of_descriptors_from_the_spawner_fails_the_items_and_the_run_ends() {
+fn out_of_descriptors_at_a_high_j_fails_the_items_and_the_run_ends() {
     out_of_descriptors_mid_run(64);
 }
 

@@ -75,8 +75,8 @@ fn a_thousand_jobs_at_once_run_without_running_out_of_descriptors() {
 #[test]
 fn children_spawned_for_a_high_j_end_as_they_would_at_a_low_one() {
     let env = TestEnv::new();
-    // From -j 64, children come from the spawner thread and are reaped by pararun itself:
-    // exit codes, signals, timeouts and stdin all reach the report as with a low -j.
+    // At a high -j exit codes, signals, timeouts and stdin all reach the report as with a low
+    // one (0.2.0 spawned these from a thread of its own and reaped them itself).
     let items = "ok\ncode\nsignal\nhang\nstdin\n";
     let script = "read line; case $line in code) exit 3;; signal) kill -9 $$;; \
                   hang) exec sleep 60;; esac; echo \"{\\\"got\\\":\\\"$line\\\"}\"";

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::process::sys::{open_file_limit, DESCRIPTORS_PER_CHILD};
 
 /// Descriptors kept free for what a run opens beside its children: the cache, the failures
-/// file, the runtime's epoll and wake-ups, the spawner's socket, `/proc` scans, a count of the
+/// file, the runtime's epoll and wake-ups, `/proc` scans, a count of the
 /// input on a thread of its own.
 const RESERVED: u64 = 16;
 

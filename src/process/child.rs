@@ -23,7 +23,6 @@ use tokio::sync::watch;
 use super::group::Group;
 use super::holders;
 use super::pipes::{lock, pump_stderr, read_capped, Captured, Tail};
-use super::spawner::Spawner;
 use super::{reached, sleep_until, Ending, Stop, Watchdog, DRAIN};
 use crate::report::progress::Progress;
 
@@ -79,10 +78,9 @@ pub async fn run(
     mut stop: watch::Receiver<Stop>,
     progress: &Progress,
     guard: Option<(Arc<Watchdog>, usize)>,
-    spawner: Option<&Spawner>,
 ) -> io::Result<Finished> {
     let start = Instant::now();
-    let (mut group, stdin, stdout, stderr) = start_child(&job, spawner, guard.clone()).await?;
+    let (mut group, stdin, stdout, stderr) = start_child(&job, guard.clone())?;
     let inodes: Vec<u64> = [holders::pipe_inode(&stdout), holders::pipe_inode(&stderr)]
         .into_iter()
         .flatten()
@@ -224,34 +222,16 @@ async fn supervise<F: std::ops::DerefMut<Target: Future<Output = bool>>>(
     ending
 }
 
-/// Spawns the job's child, from the spawner thread when there is one, and takes charge of its
-/// group.
-async fn start_child(
+/// Spawns the job's child and takes charge of its group.
+fn start_child(
     job: &Job,
-    spawner: Option<&Spawner>,
     guard: Option<(Arc<Watchdog>, usize)>,
 ) -> io::Result<(Group, Option<ChildStdin>, ChildStdout, ChildStderr)> {
-    let Some(spawner) = spawner else {
-        let mut child = command(&job.argv, &job.env, job.stdin.is_some()).spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        return Ok((Group::new(child, guard)?, stdin, stdout, stderr));
-    };
-    let spawned = spawner
-        .spawn(&job.argv, &job.env, job.stdin.is_some())
-        .await?;
-    // The group first: were a pipe to fail to register, dropping it kills and reaps the child.
-    let group = Group::of_raw(spawned.pid, guard);
-    let (stdin, stdout, stderr) = (
-        spawned
-            .stdin
-            .map(|fd| ChildStdin::from_std(std::process::ChildStdin::from(fd)))
-            .transpose()?,
-        ChildStdout::from_std(std::process::ChildStdout::from(spawned.stdout))?,
-        ChildStderr::from_std(std::process::ChildStderr::from(spawned.stderr))?,
-    );
-    Ok((group, stdin, stdout, stderr))
+    let mut child = command(&job.argv, &job.env, job.stdin.is_some()).spawn()?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    Ok((Group::new(child, guard)?, stdin, stdout, stderr))
 }
 
 /// A child's command: its own process group, stdout and stderr piped, stdin piped or

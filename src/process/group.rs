@@ -22,17 +22,11 @@ use tokio::sync::watch;
 
 use super::{reached, Stop, Watchdog};
 
-/// The leader of a group, as it was spawned.
-pub enum Leader {
-    /// Spawned by tokio, which reaps it (in the background, if it is dropped unreaped).
-    Tokio(Child),
-    /// Spawned by the spawner thread ([`super::spawner`]): reaped here.
-    Raw(Pid),
-}
-
 /// A spawned child that leads its own process group, not reaped yet.
 pub struct Group {
-    child: Option<Leader>,
+    /// The leader, spawned by tokio, which reaps it (in the background, if it is dropped
+    /// unreaped).
+    child: Option<Child>,
     pid: Pid,
     exit: Option<AsyncFd<OwnedFd>>,
     guard: Option<(Arc<Watchdog>, usize)>,
@@ -46,15 +40,10 @@ impl Group {
             .id()
             .ok_or_else(|| io::Error::other("the child has no pid"))?;
         let pid = Pid::from_raw(raw as i32).ok_or_else(|| io::Error::other("pid 0"))?;
-        Ok(Group::of(Leader::Tokio(child), pid, guard))
+        Ok(Group::of(child, pid, guard))
     }
 
-    /// Takes charge of a child the spawner thread started in a group of its own.
-    pub fn of_raw(pid: Pid, guard: Option<(Arc<Watchdog>, usize)>) -> Group {
-        Group::of(Leader::Raw(pid), pid, guard)
-    }
-
-    fn of(leader: Leader, pid: Pid, guard: Option<(Arc<Watchdog>, usize)>) -> Group {
+    fn of(leader: Child, pid: Pid, guard: Option<(Arc<Watchdog>, usize)>) -> Group {
         if let Some((dog, slot)) = &guard {
             dog.set(*slot, pid.as_raw_nonzero().get());
         }
@@ -139,9 +128,7 @@ impl Group {
         self.signal(Signal::KILL);
         self.release();
         match self.child.take() {
-            Some(Leader::Tokio(mut child)) => child.wait().await,
-            // It has exited, so this does not block.
-            Some(Leader::Raw(pid)) => reap_raw(pid),
+            Some(mut child) => child.wait().await,
             None => Err(io::Error::other("the child was reaped already")),
         }
     }
@@ -161,36 +148,5 @@ impl Drop for Group {
             self.signal(Signal::KILL);
             self.release();
         }
-        if let Some(Leader::Raw(pid)) = self.child.take() {
-            // Ours to reap: in the background once it has died of the SIGKILL, or here when
-            // there is no runtime left to do it.
-            let exit = self.exit.take();
-            let reap = async move {
-                match exit {
-                    Some(fd) => drop(fd.readable().await),
-                    None => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-                let _ = reap_raw(pid);
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(reap)),
-                Err(_) => drop(reap_raw(pid)),
-            }
-        }
     }
-}
-
-/// Reaps a leader the spawner thread started, waiting for it if it has not exited.
-fn reap_raw(pid: Pid) -> io::Result<ExitStatus> {
-    use std::os::unix::process::ExitStatusExt;
-    let status = rustix::process::waitid(WaitId::Pid(pid), WaitIdOptions::EXITED)?
-        .ok_or_else(|| io::Error::other("no status for the child"))?;
-    // The wait status the kernel would give waitpid: the code in the high byte, or the
-    // signal in the low bits.
-    let raw = match (status.exit_status(), status.terminating_signal()) {
-        (Some(code), _) => (code & 0xff) << 8,
-        (None, Some(signal)) => signal | if status.dumped() { 0x80 } else { 0 },
-        (None, None) => 0,
-    };
-    Ok(ExitStatus::from_raw(raw))
 }

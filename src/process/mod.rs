@@ -27,7 +27,6 @@ pub mod owner;
 pub mod pipeline;
 pub mod pipes;
 pub mod program;
-pub mod spawner;
 pub mod sweep;
 pub mod sys;
 pub mod watchdog;

@@ -1,6 +1,6 @@
 //! Launch: turning a prepared job into a running child (a task of its own) or a request to the
 //! slot's persistent worker, and bringing each attempt back when it ends. It owns everything
-//! that runs: the tasks, the pipelines and the items on them, the spawner, the watchdog's
+//! that runs: the tasks, the pipelines and the items on them, the watchdog's
 //! handle and the channel that tells running items to stop.
 
 use std::collections::HashMap;
@@ -17,7 +17,6 @@ use crate::config::Config;
 use crate::input::Item;
 use crate::job::{self, Launch};
 use crate::process::pipeline::{AnswerTo, Answered, Answers, Pipeline, Request, Settings};
-use crate::process::spawner::{Spawner, SPAWNER_FROM_JOBS};
 use crate::process::{self, Finished, Job, Limits, Stop, Watchdog};
 use crate::report::progress::Progress;
 use crate::report::Failure;
@@ -35,9 +34,6 @@ pub(super) struct Launcher<'a> {
     pipelines: Vec<Option<Pipeline>>,
     /// Items sent to a worker and not answered yet, by ordinal.
     on_workers: HashMap<u64, Started, BuildHasherDefault<OrdinalHasher>>,
-    /// With many jobs at once, the thread that spawns per-item children from a small
-    /// descriptor table (`process::spawner`).
-    spawner: Option<Arc<Spawner>>,
     /// Where every pipeline sends its answers, tagged with the item's ordinal.
     answers_tx: Answers,
     answers: mpsc::UnboundedReceiver<(u64, io::Result<Answered>)>,
@@ -126,19 +122,10 @@ impl<'a> Launcher<'a> {
             tasks: JoinSet::new(),
             pipelines: Vec::new(),
             on_workers: HashMap::default(),
-            spawner: None,
             answers_tx,
             answers,
             watchdog: watchdog.map(Arc::new),
             stop_tx: watch::channel(Stop::Run).0,
-        }
-    }
-
-    /// From `-j 64`, per-item children are spawned by a thread of their own.
-    pub(super) fn start_spawner(&mut self) {
-        if !self.cfg.launch.persistent && self.cfg.launch.jobs >= SPAWNER_FROM_JOBS {
-            // Without it (no unshare under a seccomp filter), children are spawned directly.
-            self.spawner = Spawner::start().ok().map(Arc::new);
         }
     }
 
@@ -175,10 +162,8 @@ impl<'a> Launcher<'a> {
         let progress = self.progress.clone();
         let program = job.argv[0].clone();
         let guard = self.watchdog.clone().map(|dog| (dog, started.slot));
-        let spawner = self.spawner.clone();
         self.tasks.spawn(async move {
-            let spawner = spawner.as_deref();
-            let ran = process::run(job, limits, stop, &progress, guard, spawner).await;
+            let ran = process::run(job, limits, stop, &progress, guard).await;
             started.ended(program, Attempt::Process(ran))
         });
     }

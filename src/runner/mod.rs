@@ -102,7 +102,6 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self, signals: Signals, input: InputFeed, started: Instant) -> Exit {
         let has_cache = self.sink.has_cache();
         let mut wakers = Wakers::new(self.cfg, &self.progress, has_cache, signals, input).await;
-        self.launch.start_spawner();
         loop {
             if self.launch.idle()
                 && (self.shutdown.stopping() || (!wakers.input_open && self.admission.no_retries()))
