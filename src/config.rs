@@ -94,6 +94,11 @@ pub struct FaultsConfig {
     pub max_failures: Option<u64>,
     /// Skip an item once the `failures` file holds this many failed attempts of it.
     pub give_up_after: Option<u32>,
+    /// The exit code by which a per-item child says the service throttled it (75,
+    /// `EX_TEMPFAIL`): the item goes back to the queue without using up an attempt.
+    pub throttle_exit_code: i32,
+    /// How many throttles one item may take before it fails as `throttled`.
+    pub max_throttled: u32,
 }
 
 /// What the user is shown (`--help`'s Output).
@@ -170,6 +175,8 @@ impl Config {
                 failures: None,
                 max_failures: None,
                 give_up_after: None,
+                throttle_exit_code: 75,
+                max_throttled: 100,
             },
             output: OutputConfig {
                 quiet: false,

@@ -273,6 +273,8 @@ fn faults_config(faults: FaultArgs, max_failures: Option<u64>) -> FaultsConfig {
         failures: faults.failures,
         max_failures,
         give_up_after: faults.give_up_after,
+        throttle_exit_code: faults.throttle_exit_code,
+        max_throttled: faults.max_throttled,
     }
 }
 

@@ -1,8 +1,9 @@
 //! Admission: the one place that decides when the next item may start. It owns what a start
 //! waits for: a free seat ([`Seats`]), the `--rate` budget (GCRA), the retries waiting and
 //! their cap, and the `-k` window. [`Admission::may_start`] weighs them all, and every start
-//! takes its seat through [`Admission::admit`]; a new reason to hold starts (an adaptive limit,
-//! a memory check, a shared pause) is one more condition in `may_start`.
+//! takes its seat through [`Admission::admit`]. The shared pause after a throttle
+//! ([`Pause`]) holds every start in `may_start` too; a new reason to hold starts (an adaptive
+//! limit, a memory check) is one more condition there.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::pause::{Pause, Throttle};
 use super::retry::Retry;
 use super::seats::Seats;
 use crate::config::{Config, Rate};
@@ -31,6 +33,8 @@ pub(super) struct Admission {
     /// With `-k`, how far ahead of stdout items may be taken from the input.
     window: Window,
     max_failures: Option<u64>,
+    /// After a throttle, no start (retries included) until the pause is over.
+    pause: Pause,
 }
 
 /// With `-k`, how far ahead of stdout items may be taken from the input: at most a window of
@@ -119,6 +123,7 @@ impl Admission {
             retry_cap: (cfg.seats() * 4).max(64),
             window,
             max_failures: cfg.faults.max_failures,
+            pause: Pause::new(),
         }
     }
 
@@ -198,8 +203,30 @@ impl Admission {
             .map(|Reverse(retry)| retry)
     }
 
-    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    /// An item was throttled: every start pauses (see [`Pause::throttled`]).
+    pub(super) fn throttled(
+        &mut self,
+        ordinal: u64,
+        after: Option<Duration>,
+        noise: u64,
+    ) -> Throttle {
+        self.pause.throttled(ordinal, after, noise)
+    }
+
+    /// An item is settled: its throttles are forgotten, and a success resets the backoff.
+    pub(super) fn settled(&mut self, ordinal: u64, succeeded: bool) {
+        self.pause.settled(ordinal, succeeded);
+    }
+
+    /// The moment the next start is allowed, if that is still to come: the end of a shared
+    /// pause, or `--rate`'s next token, whichever is later. (A pause waits like the rate: input
+    /// is still received, so the end of the input is seen.)
     fn rate_wait(&self) -> Option<Instant> {
+        self.token_wait().max(self.pause.until())
+    }
+
+    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    fn token_wait(&self) -> Option<Instant> {
         let rate = self.rate?;
         let allowed = self
             .rate_tat

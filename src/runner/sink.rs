@@ -16,7 +16,7 @@ use super::writer::{Report, Writer};
 use crate::cache::CacheWriter;
 use crate::config::Config;
 use crate::input::Item;
-use crate::report::failures::retry_message;
+use crate::report::failures::{retry_message, throttle_message};
 use crate::report::output::{Output, RawStdout};
 use crate::report::progress::Progress;
 use crate::report::repeats::{Repeats, Show};
@@ -248,6 +248,22 @@ impl ResultSink {
     ) {
         let note = retry_message(item, failure, &self.input_name, attempts, delay);
         self.progress.line(note.as_bytes());
+    }
+
+    /// A throttle is counted, and said on stderr when it paused starts for longer than they
+    /// were (`paused`); `after` is the `retry_after` the service gave, if any.
+    pub(super) fn throttled(
+        &self,
+        item: &FailedItem<'_>,
+        failure: &Failure,
+        paused: Option<Duration>,
+        after: Option<Duration>,
+    ) {
+        Stats::bump(&self.stats.throttled);
+        if let Some(paused) = paused {
+            let note = throttle_message(item, failure, &self.input_name, paused, after);
+            self.progress.line(note.as_bytes());
+        }
     }
 
     /// The failure's line on stderr, unless its bad-input reason has repeated enough to be

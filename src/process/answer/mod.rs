@@ -16,6 +16,7 @@
 
 pub mod echo;
 mod flat;
+pub mod throttle;
 
 use std::borrow::Cow;
 use std::fmt;
