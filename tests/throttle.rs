@@ -192,3 +192,71 @@ fn a_workers_throttled_answer_is_a_throttle_in_both_protocols() {
         );
     }
 }
+
+/// An HTTP server on 127.0.0.1 that answers each item's first request 429 with
+/// `Retry-After: 1`, and the next one 200 with the item back; it prints its port.
+const SERVER: &str = r#"
+import http.server, json, sys
+seen = set()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        key = json.loads(body)["id"]
+        if key in seen:
+            self.send_response(200); out = json.dumps({"id": key, "served": True}).encode()
+        else:
+            seen.add(key); self.send_response(429); self.send_header("Retry-After", "1")
+            out = b"too many requests"
+        self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[test]
+fn the_curl_wrapper_turns_a_429_and_its_retry_after_into_a_throttle() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return crate::util::skipped("the curl wrapper", "no curl");
+    }
+    env.write("server.py", SERVER);
+    let mut server = std::process::Command::new("python3")
+        .arg(env.path("server.py"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let wrapper = format!("{}/examples/call_api.sh", env!("CARGO_MANIFEST_DIR"));
+    let started = std::time::Instant::now();
+    let out = env
+        .cmd()
+        .env("API_URL", &format!("http://127.0.0.1:{}/", port.trim()))
+        .args(["-j", "2", "--retries", "0", "--cache", "c.jsonl"])
+        .args(["--", "sh", wrapper.as_str(), "<>"])
+        .stdin("{\"id\": 1}\n{\"id\": 2}\n")
+        .run();
+    let _ = server.kill();
+    let _ = server.wait();
+    out.success()
+        .stderr_has("new starts paused for 1.0s (the retry_after it gave)");
+    let mut records = env.json_lines("c.jsonl");
+    records.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(
+        records,
+        [
+            json!({"id": 1, "served": true}),
+            json!({"id": 2, "served": true})
+        ]
+    );
+    assert!(started.elapsed().as_secs_f64() >= 1.0, "the pause was kept");
+}
