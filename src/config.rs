@@ -58,6 +58,9 @@ pub struct LaunchConfig {
     pub protocol: Protocol,
     /// Start at most this many items per unit of time.
     pub rate: Option<Rate>,
+    /// `-j` is a ceiling: the number running at once is halved on a throttle and grows back
+    /// after successes (AIMD).
+    pub adaptive: bool,
 }
 
 /// How a result is taken and kept (`--help`'s Results and cache).
@@ -158,6 +161,7 @@ impl Config {
                 pipeline: DEFAULT_PIPELINE,
                 protocol: Protocol::Ordered,
                 rate: None,
+                adaptive: false,
             },
             results: ResultsConfig {
                 cache: None,

@@ -110,6 +110,11 @@ pub(super) struct CommandArgs {
     #[arg(hide_short_help = true, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
     pub(super) burst: u32,
 
+    /// Make -j a ceiling: halve the number running at once when the service throttles, and
+    /// raise it by one after a full window of successes (see --throttle-exit-code).
+    #[arg(hide_short_help = true, long)]
+    pub(super) adaptive: bool,
+
     /// Print each command that would run (after skipping cached keys), shell-quoted, one per
     /// line; run nothing and write nothing.
     #[arg(long)]

@@ -236,6 +236,7 @@ impl Cli {
                     interval,
                     burst: self.command.burst,
                 }),
+                adaptive: self.command.adaptive,
             },
             results: results_config(self.results),
             faults: faults_config(self.faults, max_failures),

@@ -30,6 +30,8 @@ pub struct Stats {
     pub given_up: AtomicU64,
     /// Attempts the service throttled (each went back to the queue, no retry used).
     pub throttled: AtomicU64,
+    /// With `--adaptive`, the limit on items running at once, once it has changed (0 before).
+    pub limit: AtomicU64,
 }
 
 impl Stats {
@@ -88,6 +90,10 @@ impl Stats {
         let throttled = Self::get(&self.throttled);
         if throttled > 0 {
             line += &format!(", {throttled} throttled");
+        }
+        let limit = Self::get(&self.limit);
+        if limit > 0 {
+            line += &format!(", at most {limit} at once at the end (--adaptive)");
         }
         if let Some(path) = records_file {
             line += &format!("; records in {}", path.display());

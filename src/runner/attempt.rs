@@ -59,7 +59,10 @@ impl Runner<'_> {
                 self.sink.unfinished(ordinal);
             }
             Outcome::Record(record) => {
-                self.admission.settled(ordinal, true);
+                if let Some(limit) = self.admission.settled(ordinal, true) {
+                    self.sink
+                        .limit_changed(limit, "after a window of successes");
+                }
                 self.sink.record(ordinal, item, record);
             }
             Outcome::Unfinished => self.sink.unfinished(ordinal),
@@ -83,6 +86,9 @@ impl Runner<'_> {
         after: Option<Duration>,
     ) {
         let throttle = self.admission.throttled(ordinal, after, item.seq);
+        if let Some(limit) = throttle.cut {
+            self.sink.limit_changed(limit, "halved on a throttle");
+        }
         let max = self.cfg.faults.max_throttled;
         if throttle.count > max {
             failure.detail += &format!(
@@ -104,7 +110,7 @@ impl Runner<'_> {
             self.sink.unfinished(ordinal);
             return;
         }
-        // Due at once: the pause holds it with every other start, and it goes first after.
+        // Due at once: the pause holds it with every other start.
         self.admission.retry(Retry {
             due: Instant::now(),
             ordinal,

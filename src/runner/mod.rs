@@ -29,6 +29,7 @@ use wait::{LoopEvent, Wakers};
 mod admission;
 mod attempt;
 mod launch;
+mod limit;
 mod pause;
 mod printer;
 mod retry;

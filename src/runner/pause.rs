@@ -28,6 +28,9 @@ pub(super) struct Throttle {
     pub(super) count: u32,
     /// The pause it set, when it put the end of the pause later than it was.
     pub(super) extended: Option<Duration>,
+    /// With `--adaptive`, the limit on items running at once, when this throttle cut it
+    /// (admission fills it in).
+    pub(super) cut: Option<usize>,
 }
 
 impl Pause {
@@ -68,6 +71,7 @@ impl Pause {
         Throttle {
             count,
             extended: later.then_some(wait),
+            cut: None,
         }
     }
 

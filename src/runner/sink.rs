@@ -266,6 +266,14 @@ impl ResultSink {
         }
     }
 
+    /// With `--adaptive`, the limit on items running at once changed to `limit`: said on
+    /// stderr, and kept for the summary.
+    pub(super) fn limit_changed(&self, limit: usize, why: &str) {
+        self.stats.limit.store(limit as u64, Ordering::Relaxed);
+        let note = format!("pararun: --adaptive: at most {limit} running at once ({why})");
+        self.progress.line(note.as_bytes());
+    }
+
     /// The failure's line on stderr, unless its bad-input reason has repeated enough to be
     /// only counted (`report::repeats`).
     fn report_failure(&mut self, item: &FailedItem<'_>, failure: &Failure) {
