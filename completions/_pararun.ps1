@@ -47,7 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'pararun' -ScriptBlock {
             [CompletionResult]::new('--max-failures', '--max-failures', [CompletionResultType]::ParameterName, 'After N failed items start nothing new, let running ones finish, and exit 1')
             [CompletionResult]::new('--give-up-after', '--give-up-after', [CompletionResultType]::ParameterName, 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures')
             [CompletionResult]::new('--throttle-exit-code', '--throttle-exit-code', [CompletionResultType]::ParameterName, 'The exit code by which a child says "throttled, slow down" (75 is EX_TEMPFAIL)')
-            [CompletionResult]::new('--max-throttled', '--max-throttled', [CompletionResultType]::ParameterName, 'Fail an item as `throttled` once it has been throttled N times')
+            [CompletionResult]::new('--max-throttled', '--max-throttled', [CompletionResultType]::ParameterName, 'Fail an item as `throttled` when it is throttled more than N times')
             [CompletionResult]::new('--total', '--total', [CompletionResultType]::ParameterName, 'The number of items, for the bar''s ETA [default: counted in the background when the input is a regular file]')
             [CompletionResult]::new('--log-interval', '--log-interval', [CompletionResultType]::ParameterName, 'When stderr is not a terminal, print a plain progress line this often')
             [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)')

@@ -44,7 +44,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --max-failures 'After N failed items start nothing new, let running ones finish, and exit 1'
             cand --give-up-after 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures'
             cand --throttle-exit-code 'The exit code by which a child says "throttled, slow down" (75 is EX_TEMPFAIL)'
-            cand --max-throttled 'Fail an item as `throttled` once it has been throttled N times'
+            cand --max-throttled 'Fail an item as `throttled` when it is throttled more than N times'
             cand --total 'The number of items, for the bar''s ETA [default: counted in the background when the input is a regular file]'
             cand --log-interval 'When stderr is not a terminal, print a plain progress line this often'
             cand --stdin 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)'

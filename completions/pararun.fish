@@ -54,7 +54,7 @@ complete -c pararun -n "__fish_pararun_needs_command" -l failures -d 'Append one
 complete -c pararun -n "__fish_pararun_needs_command" -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l give-up-after -d 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l throttle-exit-code -d 'The exit code by which a child says "throttled, slow down" (75 is EX_TEMPFAIL)' -r
-complete -c pararun -n "__fish_pararun_needs_command" -l max-throttled -d 'Fail an item as `throttled` once it has been throttled N times' -r
+complete -c pararun -n "__fish_pararun_needs_command" -l max-throttled -d 'Fail an item as `throttled` when it is throttled more than N times' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l total -d 'The number of items, for the bar\'s ETA [default: counted in the background when the input is a regular file]' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'

@@ -227,7 +227,7 @@ pub(super) struct FaultArgs {
     #[arg(hide_short_help = true, long, default_value_t = 75, value_name = "CODE", value_parser = clap::value_parser!(i32).range(1..=255))]
     pub(super) throttle_exit_code: i32,
 
-    /// Fail an item as `throttled` once it has been throttled N times.
+    /// Fail an item as `throttled` when it is throttled more than N times.
     #[arg(hide_short_help = true, long, default_value_t = 100, value_name = "N")]
     pub(super) max_throttled: u32,
 }
