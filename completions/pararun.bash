@@ -53,7 +53,7 @@ _pararun() {
 
     case "${cmd}" in
         pararun)
-            opts="-i -j -q -k -h -V --input --format --key-field --max-line-bytes --shard --jobs --stdin --shell --persistent --pipeline --protocol --rate --burst --dry-run --cache --capture --max-output-bytes --fsync --lock-wait --conflict-exit-code --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --give-up-after --quiet --keep-order --tag --records --no-records --progress --no-progress --total --timestamps --no-timestamps --log-interval --help --version status failures merge check help"
+            opts="-i -j -q -k -h -V --input --format --key-field --max-line-bytes --shard --jobs --stdin --shell --persistent --pipeline --protocol --rate --burst --adaptive --dry-run --cache --capture --max-output-bytes --fsync --lock-wait --conflict-exit-code --retries --retry-delay --timeout --kill-after --failures --max-failures --halt-on-error --give-up-after --throttle-exit-code --max-throttled --quiet --keep-order --tag --records --no-records --progress --no-progress --total --timestamps --no-timestamps --log-interval --help --version status failures merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,6 +200,14 @@ _pararun() {
                     return 0
                     ;;
                 --give-up-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --throttle-exit-code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-throttled)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pararun_global_optspecs
-    string join \n i/input= format= key-field= max-line-bytes= shard= j/jobs= stdin shell persistent pipeline= protocol= rate= burst= dry-run cache= capture= max-output-bytes= fsync= lock-wait= conflict-exit-code= retries= retry-delay= timeout= kill-after= failures= max-failures= halt-on-error give-up-after= q/quiet k/keep-order tag records no-records progress no-progress total= timestamps no-timestamps log-interval= h/help V/version
+    string join \n i/input= format= key-field= max-line-bytes= shard= j/jobs= stdin shell persistent pipeline= protocol= rate= burst= adaptive dry-run cache= capture= max-output-bytes= fsync= lock-wait= conflict-exit-code= retries= retry-delay= timeout= kill-after= failures= max-failures= halt-on-error give-up-after= throttle-exit-code= max-throttled= q/quiet k/keep-order tag records no-records progress no-progress total= timestamps no-timestamps log-interval= h/help V/version
 end
 
 function __fish_pararun_needs_command
@@ -53,11 +53,14 @@ complete -c pararun -n "__fish_pararun_needs_command" -l kill-after -d 'Grace be
 complete -c pararun -n "__fish_pararun_needs_command" -l failures -d 'Append one JSON line per failed item to FILE (key, line, item, reason, stderr tail...)' -r -F
 complete -c pararun -n "__fish_pararun_needs_command" -l max-failures -d 'After N failed items start nothing new, let running ones finish, and exit 1' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l give-up-after -d 'Skip an item once the --failures file records N failed attempts of it, across runs, so that an item that always fails stops failing every run (cron mails). Needs --failures' -r
+complete -c pararun -n "__fish_pararun_needs_command" -l throttle-exit-code -d 'The exit code by which a child says "throttled, slow down" (75 is EX_TEMPFAIL)' -r
+complete -c pararun -n "__fish_pararun_needs_command" -l max-throttled -d 'Fail an item as `throttled` when it is throttled more than N times' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l total -d 'The number of items, for the bar\'s ETA [default: counted in the background when the input is a regular file]' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l log-interval -d 'When stderr is not a terminal, print a plain progress line this often' -r
 complete -c pararun -n "__fish_pararun_needs_command" -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
 complete -c pararun -n "__fish_pararun_needs_command" -l shell -d 'Run the command through `sh -c` even when given as several words'
 complete -c pararun -n "__fish_pararun_needs_command" -l persistent -d 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout'
+complete -c pararun -n "__fish_pararun_needs_command" -l adaptive -d 'Make -j a ceiling: halve the number running at once when the service throttles, and raise it by one after a full window of successes (see --throttle-exit-code)'
 complete -c pararun -n "__fish_pararun_needs_command" -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
 complete -c pararun -n "__fish_pararun_needs_command" -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
 complete -c pararun -n "__fish_pararun_needs_command" -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'

@@ -58,6 +58,9 @@ pub struct LaunchConfig {
     pub protocol: Protocol,
     /// Start at most this many items per unit of time.
     pub rate: Option<Rate>,
+    /// `-j` is a ceiling: the number running at once is halved on a throttle and grows back
+    /// after successes (AIMD).
+    pub adaptive: bool,
 }
 
 /// How a result is taken and kept (`--help`'s Results and cache).
@@ -94,6 +97,11 @@ pub struct FaultsConfig {
     pub max_failures: Option<u64>,
     /// Skip an item once the `failures` file holds this many failed attempts of it.
     pub give_up_after: Option<u32>,
+    /// The exit code by which a per-item child says the service throttled it (75,
+    /// `EX_TEMPFAIL`): the item goes back to the queue without using up an attempt.
+    pub throttle_exit_code: i32,
+    /// How many throttles one item may take before it fails as `throttled`.
+    pub max_throttled: u32,
 }
 
 /// What the user is shown (`--help`'s Output).
@@ -153,6 +161,7 @@ impl Config {
                 pipeline: DEFAULT_PIPELINE,
                 protocol: Protocol::Ordered,
                 rate: None,
+                adaptive: false,
             },
             results: ResultsConfig {
                 cache: None,
@@ -170,6 +179,8 @@ impl Config {
                 failures: None,
                 max_failures: None,
                 give_up_after: None,
+                throttle_exit_code: 75,
+                max_throttled: 100,
             },
             output: OutputConfig {
                 quiet: false,

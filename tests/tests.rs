@@ -32,6 +32,7 @@ mod slurm;
 mod status;
 mod stopped;
 mod terminal;
+mod throttle;
 mod throughput;
 mod unattended;
 mod worker_lies;

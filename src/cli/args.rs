@@ -110,6 +110,11 @@ pub(super) struct CommandArgs {
     #[arg(hide_short_help = true, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
     pub(super) burst: u32,
 
+    /// Make -j a ceiling: halve the number running at once when the service throttles, and
+    /// raise it by one after a full window of successes (see --throttle-exit-code).
+    #[arg(hide_short_help = true, long)]
+    pub(super) adaptive: bool,
+
     /// Print each command that would run (after skipping cached keys), shell-quoted, one per
     /// line; run nothing and write nothing.
     #[arg(long)]
@@ -214,6 +219,17 @@ pub(super) struct FaultArgs {
     /// delete their lines from the failures file.
     #[arg(hide_short_help = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(super) give_up_after: Option<u32>,
+
+    /// The exit code by which a child says "throttled, slow down" (75 is EX_TEMPFAIL).
+    ///
+    /// The item goes back to the queue without using up --retries, and new starts pause:
+    /// for the `{"retry_after": SECONDS}` the child may print, else a backoff from 1s to 1m.
+    #[arg(hide_short_help = true, long, default_value_t = 75, value_name = "CODE", value_parser = clap::value_parser!(i32).range(1..=255))]
+    pub(super) throttle_exit_code: i32,
+
+    /// Fail an item as `throttled` when it is throttled more than N times.
+    #[arg(hide_short_help = true, long, default_value_t = 100, value_name = "N")]
+    pub(super) max_throttled: u32,
 }
 
 #[derive(Debug, Args)]

@@ -236,6 +236,7 @@ impl Cli {
                     interval,
                     burst: self.command.burst,
                 }),
+                adaptive: self.command.adaptive,
             },
             results: results_config(self.results),
             faults: faults_config(self.faults, max_failures),
@@ -273,6 +274,8 @@ fn faults_config(faults: FaultArgs, max_failures: Option<u64>) -> FaultsConfig {
         failures: faults.failures,
         max_failures,
         give_up_after: faults.give_up_after,
+        throttle_exit_code: faults.throttle_exit_code,
+        max_throttled: faults.max_throttled,
     }
 }
 

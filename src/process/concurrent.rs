@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::answer::throttle::retry_after;
 use super::answer::{raw_fields, Answer};
 use super::owner::{Overdue, Wire};
 use super::pipeline::{answer, Request, Settings};
@@ -223,8 +224,15 @@ fn parse_answer(capture: Capture, line: &[u8]) -> Result<(u64, Reply), (String, 
     };
     if let Some(error) = map.remove("error") {
         // A worker that enforces its own time limit says so, and the failure is a timeout.
-        let timeout = map.get("reason").and_then(Value::as_str) == Some("timeout");
-        return Ok((id, Reply::Refused(text_of(error), timeout)));
+        let reason = map.get("reason").and_then(Value::as_str);
+        if reason == Some("throttled") {
+            let after = map.get("retry_after").and_then(retry_after);
+            return Ok((id, Reply::Throttled(text_of(error), after)));
+        }
+        return Ok((
+            id,
+            Reply::Refused(text_of(error), reason == Some("timeout")),
+        ));
     }
     match map.remove("result") {
         Some(Value::String(text)) if capture == Capture::Text => {
@@ -323,6 +331,12 @@ mod tests {
         assert!(matches!(
             parse_answer(Capture::Json, line),
             Ok((5, Reply::Refused(m, true))) if m == "too slow"
+        ));
+        let line =
+            br#"{"pararun_id": 6, "error": "429", "reason": "throttled", "retry_after": 2.5}"#;
+        assert!(matches!(
+            parse_answer(Capture::Json, line),
+            Ok((6, Reply::Throttled(m, Some(d)))) if m == "429" && d.as_millis() == 2500
         ));
     }
 

@@ -63,6 +63,10 @@ pub enum Reply {
     /// With `--protocol concurrent`: the worker answered this item with an error message;
     /// `true` when it says the item timed out (`"reason": "timeout"`).
     Refused(String, bool),
+    /// With `--protocol concurrent`: the worker answered this item with an error whose
+    /// `"reason"` is `"throttled"`: the service said to slow down, after `retry_after` if it
+    /// gave one. The worker keeps its other items.
+    Throttled(String, Option<std::time::Duration>),
     /// The worker is out of step: with `--protocol concurrent` it answered an id it was not
     /// asked (or twice); with the ordered protocol an answer named another item. Nothing shows
     /// which item its answers belong to, so this, the item the answer is taken for, fails.

@@ -28,6 +28,8 @@ pub enum Reason {
     BadInput,
     /// The child could not be started at all.
     Spawn,
+    /// The service throttled the item more than `--max-throttled` times.
+    Throttled,
 }
 
 impl Reason {
@@ -40,6 +42,7 @@ impl Reason {
             Reason::BadOutput => "bad-output",
             Reason::BadInput => "bad-input",
             Reason::Spawn => "spawn",
+            Reason::Throttled => "throttled",
         }
     }
 
@@ -121,6 +124,30 @@ pub fn failure_message(item: &FailedItem<'_>, failure: &Failure, input: &str) ->
         msg += &format!("; stderr ends: {}", escape(last));
     }
     msg
+}
+
+/// The line saying a throttle paused every start, and for how long.
+pub fn throttle_message(
+    item: &FailedItem<'_>,
+    failure: &Failure,
+    input: &str,
+    paused: Duration,
+    after: Option<Duration>,
+) -> String {
+    let key = item
+        .key
+        .map_or_else(|| "?".into(), |k| excerpt(&k.to_string()).into_owned());
+    let why = match after {
+        Some(_) => "the retry_after it gave",
+        None => "backoff, no retry_after given",
+    };
+    format!(
+        "pararun: item {key} ({input}:{}) throttled: {}; new starts paused for {} ({why}), then \
+         it runs again (no retry used)",
+        item.seq,
+        failure.detail,
+        super::text::human_duration(paused)
+    )
 }
 
 /// The stderr line for a failed attempt that will be retried: key, line, attempt `i/N`, the

@@ -28,6 +28,10 @@ pub struct Stats {
     pub unfinished: AtomicU64,
     /// Items skipped because the failures file holds too many failed attempts of them.
     pub given_up: AtomicU64,
+    /// Attempts the service throttled (each went back to the queue, no retry used).
+    pub throttled: AtomicU64,
+    /// With `--adaptive`, the limit on items running at once, once it has changed (0 before).
+    pub limit: AtomicU64,
 }
 
 impl Stats {
@@ -82,6 +86,14 @@ impl Stats {
         let retries = Self::get(&self.retries);
         if retries > 0 {
             line += &format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" });
+        }
+        let throttled = Self::get(&self.throttled);
+        if throttled > 0 {
+            line += &format!(", {throttled} throttled");
+        }
+        let limit = Self::get(&self.limit);
+        if limit > 0 {
+            line += &format!(", at most {limit} at once at the end (--adaptive)");
         }
         if let Some(path) = records_file {
             line += &format!("; records in {}", path.display());

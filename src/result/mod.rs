@@ -14,6 +14,7 @@ use crate::process::{Ending, Finished};
 use crate::report::{escape, human_duration, Failure, Reason};
 
 use crate::process::answer::echo::{loose_key, same_key};
+use crate::process::answer::throttle::retry_after_in;
 use crate::process::answer::Answer;
 
 #[cfg(test)]
@@ -26,6 +27,11 @@ pub enum Outcome {
     Record(String),
     /// A failure, maybe to be retried.
     Failed(Failure),
+    /// The service said to slow down (`--throttle-exit-code`, or a worker's `"reason":
+    /// "throttled"`): the item goes back to the queue without using up an attempt, and
+    /// starts pause for `retry_after` when given. The failure says what happened, should
+    /// the item be throttled past `--max-throttled`.
+    Throttled(Failure, Option<Duration>),
     /// Cut short by a shutdown: neither done nor failed.
     Unfinished,
 }
@@ -53,6 +59,12 @@ pub fn judge_process(cfg: &Config, item: &Item, finished: Finished) -> Outcome {
         if finished.ending == Ending::Stopped {
             return Outcome::Unfinished;
         }
+        let code = finished.status.code();
+        if code == Some(cfg.faults.throttle_exit_code) {
+            let after = retry_after_in(&finished.stdout);
+            let detail = format!("exit code {} (throttled)", cfg.faults.throttle_exit_code);
+            return Outcome::Throttled(base(Reason::Throttled, detail), after);
+        }
         let (reason, detail) = status_failure(finished.status);
         return Outcome::Failed(base(reason, detail));
     }
@@ -71,25 +83,33 @@ pub fn judge_reply(
     stderr_tail: String,
     duration: Duration,
 ) -> Outcome {
-    let failure = |reason, detail: String, status: Option<ExitStatus>| {
-        Outcome::Failed(Failure {
-            reason,
-            detail,
-            code: status.and_then(|s| s.code()),
-            signal: status.and_then(|s| s.signal()),
-            stderr_tail: stderr_tail.clone(),
-            duration,
-        })
+    let failed = |reason, detail: String, status: Option<ExitStatus>| Failure {
+        reason,
+        detail,
+        code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        stderr_tail: stderr_tail.clone(),
+        duration,
+    };
+    let failure = |reason, detail, status| Outcome::Failed(failed(reason, detail, status));
+    let throttled = |(message, after): (String, Option<Duration>)| {
+        let detail = format!("the worker answered throttled: {}", escape(&message));
+        Outcome::Throttled(failed(Reason::Throttled, detail, None), after)
+    };
+    let judged = |answer: Answer| match answer.throttle() {
+        Some(throttle) => throttled(throttle),
+        None => match judge_result(cfg, item, answer) {
+            Ok(record) => Outcome::Record(record),
+            Err(why) => failure(Reason::BadOutput, why, None),
+        },
     };
     match reply {
-        Reply::Answer(line) => match judge_answer(cfg, item, &line) {
-            Ok(record) => Outcome::Record(record),
+        Reply::Answer(line) => match answer_of(cfg, &line) {
+            Ok(answer) => judged(answer),
             Err(why) => failure(Reason::BadOutput, why, None),
         },
-        Reply::Result(answer) => match judge_result(cfg, item, answer) {
-            Ok(record) => Outcome::Record(record),
-            Err(why) => failure(Reason::BadOutput, why, None),
-        },
+        Reply::Result(answer) => judged(answer),
+        Reply::Throttled(message, after) => throttled((message, after)),
         Reply::Extra(line) => failure(
             Reason::BadOutput,
             format!(
@@ -168,11 +188,11 @@ fn too_much_output(cap: u64) -> String {
     )
 }
 
-/// A worker's answer line made into the item's record, or why it cannot be.
-fn judge_answer(cfg: &Config, item: &Item, line: &[u8]) -> Result<String, String> {
+/// A worker's answer line read as its result, or why it cannot be.
+fn answer_of(cfg: &Config, line: &[u8]) -> Result<Answer, String> {
     let value = result_of(cfg.results.capture, line)
         .map_err(|why| format!("the worker's answer is unusable, so it is restarted: {why}"))?;
-    judge_result(cfg, item, Answer::from_value(value))
+    Ok(Answer::from_value(value))
 }
 
 /// A worker's parsed result made into the item's record, or why it cannot be.

@@ -1,8 +1,9 @@
 //! Admission: the one place that decides when the next item may start. It owns what a start
 //! waits for: a free seat ([`Seats`]), the `--rate` budget (GCRA), the retries waiting and
 //! their cap, and the `-k` window. [`Admission::may_start`] weighs them all, and every start
-//! takes its seat through [`Admission::admit`]; a new reason to hold starts (an adaptive limit,
-//! a memory check, a shared pause) is one more condition in `may_start`.
+//! takes its seat through [`Admission::admit`]. The shared pause after a throttle
+//! ([`Pause`]) and `--adaptive`'s limit ([`Limit`]) hold every start in `may_start` too; a new
+//! reason to hold starts (a memory check) is one more condition there.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::limit::Limit;
+use super::pause::{Pause, Throttle};
 use super::retry::Retry;
 use super::seats::Seats;
 use crate::config::{Config, Rate};
@@ -31,6 +34,10 @@ pub(super) struct Admission {
     /// With `-k`, how far ahead of stdout items may be taken from the input.
     window: Window,
     max_failures: Option<u64>,
+    /// After a throttle, no start (retries included) until the pause is over.
+    pause: Pause,
+    /// With `--adaptive`, how many items may run at once (at most `-j`).
+    limit: Option<Limit>,
 }
 
 /// With `-k`, how far ahead of stdout items may be taken from the input: at most a window of
@@ -119,12 +126,16 @@ impl Admission {
             retry_cap: (cfg.seats() * 4).max(64),
             window,
             max_failures: cfg.faults.max_failures,
+            pause: Pause::new(),
+            // With workers, every item in flight on them counts: -j times --pipeline at most.
+            limit: cfg.launch.adaptive.then(|| Limit::new(cfg.seats())),
         }
     }
 
     /// The one decision of when the next item may start: every start waits for this gate.
     pub(super) fn may_start(&self, held: &Held) -> Gate {
-        let seat = !held.stopping && self.seats.any();
+        let seat =
+            !held.stopping && self.seats.any() && self.limit.as_ref().is_none_or(Limit::allows);
         let input_room = seat
             && self.retries.len() < self.retry_cap
             && held.backlog < self.retry_cap
@@ -148,12 +159,18 @@ impl Admission {
             self.seats.put_back(slot);
             return None;
         }
+        if let Some(limit) = &mut self.limit {
+            limit.started();
+        }
         Some(slot)
     }
 
     /// The admitted start did not launch (its item could not be prepared): its seat is free.
     pub(super) fn withdraw(&mut self, slot: usize) {
         self.seats.put_back(slot);
+        if let Some(limit) = &mut self.limit {
+            limit.withdrawn();
+        }
     }
 
     /// The admitted start launched: with `--rate`, it is taken out of the budget.
@@ -171,6 +188,9 @@ impl Admission {
     /// The item in `slot` is done; `took` is how long its worker took over it, if it answered.
     pub(super) fn done(&mut self, slot: usize, took: Option<Duration>) {
         self.seats.done(slot, took);
+        if let Some(limit) = &mut self.limit {
+            limit.ended();
+        }
     }
 
     /// Queues an item to start again once due.
@@ -198,8 +218,36 @@ impl Admission {
             .map(|Reverse(retry)| retry)
     }
 
-    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    /// An item was throttled: every start pauses (see [`Pause::throttled`]); with
+    /// `--adaptive`, the limit on items running at once is cut too (`Throttle::cut`).
+    pub(super) fn throttled(
+        &mut self,
+        ordinal: u64,
+        after: Option<Duration>,
+        noise: u64,
+    ) -> Throttle {
+        let mut throttle = self.pause.throttled(ordinal, after, noise);
+        throttle.cut = self.limit.as_mut().and_then(Limit::throttled);
+        throttle
+    }
+
+    /// An item is settled: its throttles are forgotten, and a success resets the backoff.
+    /// With `--adaptive`, a success may raise the limit: the new one, if it did.
+    pub(super) fn settled(&mut self, ordinal: u64, succeeded: bool) -> Option<usize> {
+        self.pause.settled(ordinal, succeeded);
+        let limit = self.limit.as_mut().filter(|_| succeeded)?;
+        limit.succeeded()
+    }
+
+    /// The moment the next start is allowed, if that is still to come: the end of a shared
+    /// pause, or `--rate`'s next token, whichever is later. (A pause waits like the rate: input
+    /// is still received, so the end of the input is seen.)
     fn rate_wait(&self) -> Option<Instant> {
+        self.token_wait().max(self.pause.until())
+    }
+
+    /// With `--rate`, the moment the next start is allowed, if that is still to come.
+    fn token_wait(&self) -> Option<Instant> {
         let rate = self.rate?;
         let allowed = self
             .rate_tat
@@ -275,6 +323,29 @@ mod tests {
         let gate = a.may_start(&held(false, 0, 0));
         assert!(!gate.input_now() && gate.input_room());
         assert!(gate.rate_wait().is_some());
+    }
+
+    #[test]
+    fn a_throttle_pauses_every_start_and_adaptive_holds_past_its_limit() {
+        let mut cfg = config(4);
+        cfg.launch.adaptive = true;
+        let mut a = admission(&cfg, &Arc::default(), false);
+        for _ in 0..4 {
+            a.admit(0).unwrap();
+        }
+        a.done(1, None);
+        let throttle = a.throttled(9, Some(Duration::from_secs(3600)), 0);
+        assert_eq!(throttle.cut, Some(2));
+        let gate = a.may_start(&held(false, 0, 0));
+        // Three still run, over the new limit of two: nothing starts, pause or not.
+        assert!(!gate.input_now() && gate.rate_wait().is_none());
+        a.done(2, None);
+        a.done(3, None);
+        let gate = a.may_start(&held(false, 0, 0));
+        assert!(
+            !gate.input_now() && gate.rate_wait().is_some(),
+            "the pause holds it"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One attempt through the components: admission gives it a seat, launch runs it, and its end
 //! is judged and routed to the sink (a record, a failure) or back to admission (a retry).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::launch::{Attempt, Ended, Started};
 use super::retry::{retry_delay, Retry};
@@ -58,10 +58,66 @@ impl Runner<'_> {
                 drop(record);
                 self.sink.unfinished(ordinal);
             }
-            Outcome::Record(record) => self.sink.record(ordinal, item, record),
+            Outcome::Record(record) => {
+                if let Some(limit) = self.admission.settled(ordinal, true) {
+                    self.sink
+                        .limit_changed(limit, "after a window of successes");
+                }
+                self.sink.record(ordinal, item, record);
+            }
             Outcome::Unfinished => self.sink.unfinished(ordinal),
             Outcome::Failed(failure) => self.retry_or_fail(ordinal, item, attempt, failure),
+            Outcome::Throttled(failure, after) => {
+                self.throttled(ordinal, item, attempt, failure, after);
+            }
         }
+    }
+
+    /// The service throttled the item: every start pauses, and the item goes back to the
+    /// queue on the same attempt (a throttle is not a failure: it uses up no `--retries` and
+    /// counts toward neither `--max-failures` nor `--give-up-after`), unless it has been
+    /// throttled past `--max-throttled`, when it fails as `throttled`.
+    fn throttled(
+        &mut self,
+        ordinal: u64,
+        item: Item,
+        attempt: u32,
+        mut failure: Failure,
+        after: Option<Duration>,
+    ) {
+        let throttle = self.admission.throttled(ordinal, after, item.seq);
+        if let Some(limit) = throttle.cut {
+            self.sink.limit_changed(limit, "halved on a throttle");
+        }
+        let max = self.cfg.faults.max_throttled;
+        if throttle.count > max {
+            failure.detail += &format!(
+                ", throttled {} times, past --max-throttled {max}; raise --max-throttled, or \
+                 lower -j or --rate",
+                throttle.count
+            );
+            self.admission.settled(ordinal, false);
+            self.fail(ordinal, &failed_item(&item, attempt), &failure);
+            return;
+        }
+        self.sink.throttled(
+            &failed_item(&item, attempt),
+            &failure,
+            throttle.extended,
+            after,
+        );
+        if self.shutdown.stopping() {
+            self.sink.unfinished(ordinal);
+            return;
+        }
+        // Due at once: the pause holds it with every other start.
+        self.admission.retry(Retry {
+            due: Instant::now(),
+            ordinal,
+            item,
+            attempt,
+            resent: true,
+        });
     }
 
     /// A failed attempt runs again after a delay, when its reason allows, attempts are left
@@ -83,6 +139,7 @@ impl Runner<'_> {
                 resent: false,
             });
         } else {
+            self.admission.settled(ordinal, false);
             self.fail(ordinal, &failed_item(&item, attempt), &failure);
         }
     }

@@ -29,6 +29,8 @@ use wait::{LoopEvent, Wakers};
 mod admission;
 mod attempt;
 mod launch;
+mod limit;
+mod pause;
 mod printer;
 mod retry;
 mod seats;

@@ -16,7 +16,7 @@ use super::writer::{Report, Writer};
 use crate::cache::CacheWriter;
 use crate::config::Config;
 use crate::input::Item;
-use crate::report::failures::retry_message;
+use crate::report::failures::{retry_message, throttle_message};
 use crate::report::output::{Output, RawStdout};
 use crate::report::progress::Progress;
 use crate::report::repeats::{Repeats, Show};
@@ -247,6 +247,30 @@ impl ResultSink {
         delay: Duration,
     ) {
         let note = retry_message(item, failure, &self.input_name, attempts, delay);
+        self.progress.line(note.as_bytes());
+    }
+
+    /// A throttle is counted, and said on stderr when it paused starts for longer than they
+    /// were (`paused`); `after` is the `retry_after` the service gave, if any.
+    pub(super) fn throttled(
+        &self,
+        item: &FailedItem<'_>,
+        failure: &Failure,
+        paused: Option<Duration>,
+        after: Option<Duration>,
+    ) {
+        Stats::bump(&self.stats.throttled);
+        if let Some(paused) = paused {
+            let note = throttle_message(item, failure, &self.input_name, paused, after);
+            self.progress.line(note.as_bytes());
+        }
+    }
+
+    /// With `--adaptive`, the limit on items running at once changed to `limit`: said on
+    /// stderr, and kept for the summary.
+    pub(super) fn limit_changed(&self, limit: usize, why: &str) {
+        self.stats.limit.store(limit as u64, Ordering::Relaxed);
+        let note = format!("pararun: --adaptive: at most {limit} running at once ({why})");
         self.progress.line(note.as_bytes());
     }
 

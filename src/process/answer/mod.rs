@@ -15,6 +15,7 @@
 //! enforces serde_json's nesting limit; copied raw, neither would hold).
 
 pub mod echo;
+pub mod throttle;
 
 use std::borrow::Cow;
 use std::fmt;
