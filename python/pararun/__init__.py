@@ -26,7 +26,7 @@ from typing import (Any, AsyncIterable, Callable, Dict, Iterable, Iterator, Opti
 
 from . import _state
 from ._cache import load, read
-from ._state import PararunError
+from ._state import PararunError, Throttled
 from ._summary import Failure, InitializerError, ItemsFailed, Summary
 
 # The rest is imported when a run starts: a worker process imports this package too, and
@@ -34,7 +34,7 @@ from ._summary import Failure, InitializerError, ItemsFailed, Summary
 
 __version__ = "0.2.0"
 __all__ = ["map", "aio_map", "imap", "serve", "read", "load", "Summary", "Failure",
-           "ItemsFailed", "InitializerError", "PararunError"]
+           "ItemsFailed", "InitializerError", "PararunError", "Throttled"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 

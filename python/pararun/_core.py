@@ -5,7 +5,7 @@ import os
 import traceback
 
 from . import _codec
-from ._state import WRAP
+from ._state import Throttled, WRAP
 
 _dumps = _codec.dumps
 
@@ -103,7 +103,17 @@ class Core:
             pass  # the summary misses it; pararun still reports the failure
 
     def error(self, rid, key, exc):
+        if isinstance(exc, Throttled):
+            return self.throttled(rid, key, exc)
         return self.error_text(rid, key, _tail(exc))
+
+    def throttled(self, rid, key, exc):
+        """The answer for `raise pararun.Throttled(...)`: not a failure (nothing is noted), a
+        request to pararun to send the item again after a pause."""
+        answer = {"pararun_id": rid, "error": str(exc) or "throttled", "reason": "throttled"}
+        if exc.retry_after is not None:
+            answer["retry_after"] = float(exc.retry_after)
+        return _dumps(answer) + "\n"
 
     def answer(self, request):
         """Runs a sync function on one request."""

@@ -11,6 +11,17 @@ class PararunError(RuntimeError):
     locked cache, ...); its message is on stderr above."""
 
 
+class Throttled(Exception):
+    """Raise it from func when the service it calls said "slow down" (HTTP 429 or 503): the
+    item goes back to the queue without using up a retry, and pararun pauses every new start
+    for `retry_after` seconds (or a short backoff when it is None). See docs/recipes.md,
+    "Calling an API"."""
+
+    def __init__(self, retry_after=None, message="throttled"):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StopImport(BaseException):
     """Raised by map/aio_map/imap while a worker imports the user's main script: it aborts the
     import at the call, once the functions defined above it are in the module. A BaseException,

@@ -50,3 +50,18 @@ def big_on_four(item):
         return {"blob": "x" * item["size"]}
     _failed(4)
     return {"pid": os.getpid()}
+
+
+def throttles_once(item):
+    """Item 2 says "slow down" once (as a 429 would), then succeeds."""
+    import pararun
+
+    if item["id"] == 2 and not os.path.exists("throttled.once"):
+        open("throttled.once", "w").close()
+        raise pararun.Throttled(retry_after=0.3)
+    return {"ok": True}
+
+
+async def athrottles_once(item):
+    await asyncio.sleep(0)
+    return throttles_once(item)
