@@ -50,7 +50,7 @@ set edit:completion:arg-completer[pararun] = {|@words|
             cand --stdin 'Write the item''s input line to the child''s stdin (otherwise stdin is /dev/null)'
             cand --shell 'Run the command through `sh -c` even when given as several words'
             cand --persistent 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout'
-            cand --adaptive 'Make -j a ceiling: halve the number running at once when the service throttles, and raise it by one after a full window of successes (see --throttle-exit-code)'
+            cand --adaptive 'Make -j a ceiling: start at 1 and double while nothing is throttled, then cut the number running at once on a throttle and raise it by one after a window of successes'
             cand --dry-run 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
             cand --halt-on-error 'Stop at the first failed item (the same as --max-failures 1)'
             cand -q 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'

@@ -60,7 +60,7 @@ complete -c pararun -n "__fish_pararun_needs_command" -l log-interval -d 'When s
 complete -c pararun -n "__fish_pararun_needs_command" -l stdin -d 'Write the item\'s input line to the child\'s stdin (otherwise stdin is /dev/null)'
 complete -c pararun -n "__fish_pararun_needs_command" -l shell -d 'Run the command through `sh -c` even when given as several words'
 complete -c pararun -n "__fish_pararun_needs_command" -l persistent -d 'Start COMMAND once per slot as a long-lived worker: each item goes to a free worker as one line on its stdin (the JSON line, or a JSON string for lines input), and the worker answers with one JSON line on stdout'
-complete -c pararun -n "__fish_pararun_needs_command" -l adaptive -d 'Make -j a ceiling: halve the number running at once when the service throttles, and raise it by one after a full window of successes (see --throttle-exit-code)'
+complete -c pararun -n "__fish_pararun_needs_command" -l adaptive -d 'Make -j a ceiling: start at 1 and double while nothing is throttled, then cut the number running at once on a throttle and raise it by one after a window of successes'
 complete -c pararun -n "__fish_pararun_needs_command" -l dry-run -d 'Print each command that would run (after skipping cached keys), shell-quoted, one per line; run nothing and write nothing'
 complete -c pararun -n "__fish_pararun_needs_command" -l halt-on-error -d 'Stop at the first failed item (the same as --max-failures 1)'
 complete -c pararun -n "__fish_pararun_needs_command" -s q -l quiet -d 'Print no result records on stdout and no summary or progress on stderr (--no-records hides only the records)'

@@ -58,7 +58,7 @@ pub struct LaunchConfig {
     pub protocol: Protocol,
     /// Start at most this many items per unit of time.
     pub rate: Option<Rate>,
-    /// `-j` is a ceiling: the number running at once is halved on a throttle and grows back
+    /// `-j` is a ceiling: the number running at once starts at 1, is cut on a throttle and grows back
     /// after successes (AIMD).
     pub adaptive: bool,
 }

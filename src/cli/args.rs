@@ -110,8 +110,8 @@ pub(super) struct CommandArgs {
     #[arg(hide_short_help = true, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "rate")]
     pub(super) burst: u32,
 
-    /// Make -j a ceiling: halve the number running at once when the service throttles, and
-    /// raise it by one after a full window of successes (see --throttle-exit-code).
+    /// Make -j a ceiling: start at 1 and double while nothing is throttled, then cut the number
+    /// running at once on a throttle and raise it by one after a window of successes.
     #[arg(hide_short_help = true, long)]
     pub(super) adaptive: bool,
 

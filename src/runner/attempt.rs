@@ -60,8 +60,7 @@ impl Runner<'_> {
             }
             Outcome::Record(record) => {
                 if let Some(limit) = self.admission.settled(ordinal, true) {
-                    self.sink
-                        .limit_changed(limit, "after a window of successes");
+                    self.sink.limit_changed(limit, "raised after successes");
                 }
                 self.sink.record(ordinal, item, record);
             }
@@ -87,7 +86,7 @@ impl Runner<'_> {
     ) {
         let throttle = self.admission.throttled(ordinal, after, item.seq);
         if let Some(limit) = throttle.cut {
-            self.sink.limit_changed(limit, "halved on a throttle");
+            self.sink.limit_changed(limit, "cut on a throttle");
         }
         let max = self.cfg.faults.max_throttled;
         if throttle.count > max {

@@ -1,12 +1,15 @@
-//! `--adaptive` (admission's): how many items may run at once, with `-j` as the ceiling. AIMD,
-//! as in TCP: the limit halves on a throttle, at most once per round (the items that were in
-//! flight at the last cut must end first, since they were started under the old limit), and
-//! grows by one after a full window of successes with no throttle. Each probe past what the
-//! service takes costs everyone a shared pause, so probes are rare: the window is the limit's
-//! worth of items, doubled each time a raise is followed by a cut before it has lasted a window.
+//! `--adaptive` (admission's): how many items may run at once, with `-j` as the ceiling.
+//!
+//! As in TCP, it starts slow: at 1, doubled after each clean round, until the first throttle,
+//! which halves it. From then on it grows by one after a full window of successes with no
+//! throttle. A throttle cuts it at most once per round (the items in flight at the last cut
+//! were started under the old limit). Each probe past what the service takes costs everyone a
+//! shared pause (`Retry-After`), so the benchmark (`scripts/bench/throttle.py`), not the
+//! textbook, sets the rest: a probe that fails (a throttle right after a raise) takes the limit
+//! back down by one, to the level that held, and makes the next probe wait eight times longer.
 
 /// The largest factor the window is stretched by after failed probes.
-const MAX_PATIENCE: usize = 16;
+const MAX_PATIENCE: usize = 4096;
 
 /// The adaptive limit on items running at once.
 pub(super) struct Limit {
@@ -22,13 +25,15 @@ pub(super) struct Limit {
     patience: usize,
     /// The last change was a raise that has not yet lasted a full window.
     probing: bool,
+    /// No throttle yet: the limit doubles after each clean round.
+    slow_start: bool,
 }
 
 impl Limit {
-    /// A limit that starts at the ceiling, `-j`.
+    /// A limit under the ceiling `-j`, starting at 1.
     pub(super) fn new(ceiling: usize) -> Limit {
         Limit {
-            limit: ceiling.max(1),
+            limit: 1,
             ceiling: ceiling.max(1),
             running: 0,
             ended_since_cut: 0,
@@ -36,6 +41,7 @@ impl Limit {
             clean: 0,
             patience: 1,
             probing: false,
+            slow_start: true,
         }
     }
 
@@ -72,11 +78,16 @@ impl Limit {
         if self.ended_since_cut < self.round {
             return None;
         }
-        if self.probing {
-            self.patience = (self.patience * 2).min(MAX_PATIENCE);
-            self.probing = false;
+        self.limit = match (std::mem::take(&mut self.slow_start), self.probing) {
+            // A probe one past what held: back to what held, and probe far less often.
+            (false, true) => {
+                self.patience = (self.patience * 8).min(MAX_PATIENCE);
+                self.limit - 1
+            }
+            _ => self.limit / 2,
         }
-        self.limit = (self.limit / 2).max(1);
+        .max(1);
+        self.probing = false;
         self.ended_since_cut = 0;
         // The items still running, and this one: all were started under the old limit.
         self.round = self.running + 1;
@@ -86,6 +97,14 @@ impl Limit {
     /// An attempt succeeded: the new limit, when this raised it.
     pub(super) fn succeeded(&mut self) -> Option<usize> {
         self.clean += 1;
+        if self.slow_start {
+            if self.clean < self.limit || self.limit >= self.ceiling {
+                return None;
+            }
+            self.clean = 0;
+            self.limit = (self.limit * 2).min(self.ceiling);
+            return Some(self.limit);
+        }
         if self.clean < self.limit * self.patience {
             return None;
         }
@@ -113,37 +132,65 @@ mod tests {
         }
     }
 
+    /// Ends `n` attempts that succeeded; the raises they made.
+    fn succeed(l: &mut Limit, n: usize) -> Vec<usize> {
+        (0..n)
+            .filter_map(|_| {
+                l.ended();
+                l.succeeded()
+            })
+            .collect()
+    }
+
     #[test]
-    fn halves_once_per_round_then_grows_after_a_clean_window() {
-        let mut l = Limit::new(8);
-        run(&mut l, 8);
-        assert!(!l.allows());
+    fn starts_slow_then_halves_once_per_round() {
+        let mut l = Limit::new(64);
+        assert_eq!(l.get(), 1);
+        // Doubled after each clean round: 1, 2, 4, 8, 16.
+        let mut raises = Vec::new();
+        for _ in 0..4 {
+            let n = l.get();
+            run(&mut l, n);
+            raises.extend(succeed(&mut l, n));
+        }
+        assert_eq!(raises, [2, 4, 8, 16]);
+        run(&mut l, 16);
         l.ended();
-        assert_eq!(l.throttled(), Some(4));
-        // The other seven were started under the old limit: their throttles do not cut again.
-        for _ in 0..7 {
+        assert_eq!(l.throttled(), Some(8));
+        // The other fifteen were started under the old limit: their throttles do not cut again.
+        for _ in 0..15 {
             l.ended();
             assert_eq!(l.throttled(), None);
         }
-        assert_eq!(l.get(), 4);
-        run(&mut l, 4);
-        assert!(!l.allows());
-        // Four clean successes raise it by one.
-        let raised: Vec<_> = (0..4).map(|_| l.succeeded()).collect();
-        assert_eq!(raised, [None, None, None, Some(5)]);
-        // A cut right after a raise makes the next window twice as long.
-        for _ in 0..4 {
-            l.ended();
-        }
-        assert_eq!(l.throttled(), Some(2));
-        assert_eq!((0..4).filter_map(|_| l.succeeded()).count(), 1);
-        assert_eq!(l.get(), 3);
+        assert_eq!(l.get(), 8);
+        // From now on one more after a window of eight successes.
+        run(&mut l, 8);
+        assert_eq!(succeed(&mut l, 8), [9]);
+    }
+
+    #[test]
+    fn a_failed_probe_steps_back_by_one_and_waits_eight_times_longer() {
+        let mut l = Limit::new(64);
+        run(&mut l, 1);
+        l.ended();
+        assert_eq!(l.throttled(), Some(1));
+        // Window of 1: a raise to 2, which is throttled at once: back to 1.
+        run(&mut l, 1);
+        assert_eq!(succeed(&mut l, 1), [2]);
+        run(&mut l, 1);
+        l.ended();
+        assert_eq!(l.throttled(), Some(1));
+        // The next probe takes eight successes, not one.
+        run(&mut l, 8);
+        assert_eq!(succeed(&mut l, 7), Vec::<usize>::new());
+        assert_eq!(succeed(&mut l, 1), [2]);
     }
 
     #[test]
     fn never_passes_the_ceiling_nor_goes_under_one() {
         let mut l = Limit::new(2);
-        assert_eq!((0..10).filter_map(|_| l.succeeded()).count(), 0);
+        run(&mut l, 10);
+        assert_eq!(succeed(&mut l, 10), [2]);
         l.ended();
         assert_eq!(l.throttled(), Some(1));
         l.ended();
