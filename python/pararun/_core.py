@@ -29,7 +29,7 @@ class WorkerSignal(BaseException):
     SIGTERM): never func's doing, so never an item's answer; it ends the worker."""
 
 
-class ItemTimeout(BaseException):
+class ItemTimeout(WorkerSignal):
     """Raised in func when its item's timeout is up (a BaseException, so that func's own
     `except Exception` does not swallow it)."""
 
@@ -123,6 +123,11 @@ class Core:
             key = item.get(self.key_field)
         else:
             item, key = self.unwrap(item)
+        return self.call(rid, key, item)
+
+    def call(self, rid, key, item):
+        """func on one item, and its answer: a result, or the error of whatever it raised
+        (every exception is that item's alone, but the worker's own signals, which end it)."""
         try:
             result = self.func(item)
         except Exception as e:
@@ -153,20 +158,11 @@ class Core:
         item, key = self.unwrap(request["item"])
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
-            result = self.func(item)
-        except ItemTimeout:
+            return self.call(rid, key, item)
+        except ItemTimeout:  # a WorkerSignal: call lets it through
             return self.timed_out(rid, key)
-        except Exception as e:
-            return self.error(rid, key, e)
-        except (SystemExit, KeyboardInterrupt) as e:
-            return self.escaped(rid, key, e)
-        except WorkerSignal:
-            raise
-        except BaseException as e:
-            return self.error(rid, key, e)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        return self.result(rid, key, result)
 
     def timed_out(self, rid, key):
         # "reason" makes pararun record the failure as a timeout, not as an error.

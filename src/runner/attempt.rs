@@ -105,18 +105,9 @@ impl Runner<'_> {
             throttle.extended,
             after,
         );
-        if self.shutdown.stopping() {
-            self.sink.unfinished(ordinal);
-            return;
-        }
-        // Due at once: the pause holds it with every other start.
-        self.admission.retry(Retry {
-            due: Instant::now(),
-            ordinal,
-            item,
-            attempt,
-            resent: true,
-        });
+        // Sent again on the same attempt, due at once: the pause holds it with every other
+        // start (in a shutdown it is unfinished).
+        self.resend(ordinal, item, attempt);
     }
 
     /// A failed attempt runs again after a delay, when its reason allows, attempts are left
